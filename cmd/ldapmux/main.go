@@ -1,0 +1,46 @@
+// Command ldapmux is an LDAP directory proxy: it speaks LDAPv3 to clients and
+// forwards every operation to one of several backend directory servers,
+// chosen per operation by health and a load-balancing algorithm.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: ldapmux <command> [flags]
+
+commands:
+  serve -config FILE         run the proxy until SIGINT/SIGTERM
+  check-config -config FILE  validate a configuration (exit 0 when valid, 2 otherwise)
+  demo                       run three local slapd replicas with ldapmux in front
+  example-config             print a complete, commented configuration
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a subcommand and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "check-config":
+		return checkConfig(args[1:], stdout, stderr)
+	case "demo":
+		return demo(args[1:], stdout, stderr)
+	case "example-config":
+		return exampleConfig(stdout)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "ldapmux: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ldapmux/ldapmux/internal/app"
+	"github.com/ldapmux/ldapmux/internal/config"
+)
+
+// serve runs the proxy until SIGINT or SIGTERM, then drains.
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "ldapmux serve: -config FILE is required (see: ldapmux example-config)")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		printConfigError(stderr, *path, err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(cfg, log)
+	if err == nil {
+		err = a.Start(ctx)
+	}
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	<-ctx.Done()
+	log.Info("shutting down", "grace-period", cfg.ShutdownGracePeriod.D())
+	drain, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGracePeriod.D())
+	defer cancel()
+	a.Shutdown(drain)
+	log.Info("stopped")
+	return 0
+}
+
+// newLogger builds the process logger from the log settings.
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// checkConfig validates a configuration and lists every problem.
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "ldapmux check-config: -config FILE is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		printConfigError(stderr, *path, err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d listeners, %d servers)\n", *path, len(cfg.Listen), len(cfg.Servers))
+	return 0
+}
+
+func printConfigError(w io.Writer, path string, err error) {
+	var problems config.Problems
+	if errors.As(err, &problems) {
+		fmt.Fprintf(w, "%s: %d problem(s):\n", path, len(problems))
+		for _, p := range problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+		return
+	}
+	fmt.Fprintf(w, "ldapmux: %v\n", err)
+}
+
+func exampleConfig(w io.Writer) int {
+	w.Write(config.Example)
+	return 0
+}
+
+var _ = os.Stdout

@@ -1,0 +1,174 @@
+// Package config loads and validates the ldapmux configuration file.
+//
+// The file is YAML with kebab-case keys. Every problem in it is reported at
+// once, each with its key path and line, e.g.
+//
+//	servers[1].address (line 7): missing port
+//
+// In the types below, a zero value means "use the default"; Load and Parse
+// fill in defaults after validating what the file gives. Example holds a
+// complete, commented configuration.
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Example is a complete, commented example configuration using every key.
+//
+//go:embed example.yaml
+var Example []byte
+
+// Config is the whole ldapmux configuration.
+type Config struct {
+	// Listen lists the addresses ldapmux accepts LDAP clients on; at least
+	// one is required.
+	Listen []Listener `yaml:"listen"`
+	// Servers lists the upstream directory servers, in preference order; at
+	// least one is required.
+	Servers []Server `yaml:"servers"`
+	// ServiceAccount is the identity of the pooled upstream connections.
+	ServiceAccount ServiceAccount `yaml:"service-account"`
+	// Pool sizes and maintains the upstream connection pools.
+	Pool Pool `yaml:"pool"`
+	// LoadBalancing chooses the server for each operation.
+	LoadBalancing LoadBalancing `yaml:"load-balancing"`
+	// Limits protects ldapmux from oversized or excessive clients.
+	Limits Limits `yaml:"limits"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// ShutdownGracePeriod is how long in-flight operations get to finish
+	// after SIGTERM. Default 10s.
+	ShutdownGracePeriod Duration `yaml:"shutdown-grace-period"`
+
+	// Dir is the absolute directory of the configuration file, set by Load
+	// (empty after Parse). It is not read from the file.
+	Dir string `yaml:"-"`
+}
+
+// Listener is an address ldapmux accepts LDAP clients on.
+type Listener struct {
+	// Address is host:port, required. The host may be empty to listen on
+	// all interfaces; port 0 picks a free port.
+	Address string `yaml:"address"`
+}
+
+// Server is an upstream directory server.
+type Server struct {
+	// Name identifies the server in logs and metrics; required, unique,
+	// made of letters, digits, '.', '_' and '-'.
+	Name string `yaml:"name"`
+	// Address is host:port, required; the port must be 1-65535.
+	Address string `yaml:"address"`
+	// Location is an optional free-form place, such as a site or zone.
+	Location string `yaml:"location"`
+	// Weight is the server's share of operations under the weighted
+	// algorithms. Default 1; at least 1.
+	Weight int `yaml:"weight"`
+}
+
+// ServiceAccount is the simple-bind identity of the pooled connections.
+// Exactly one of Password, PasswordFile and PasswordEnv must be set; after
+// Load or Parse, Password holds the resolved secret.
+type ServiceAccount struct {
+	// BindDN is the DN to bind as; required.
+	BindDN string `yaml:"bind-dn"`
+	// Password is the password itself.
+	Password Secret `yaml:"password"`
+	// PasswordFile is a file holding the password, read at load time with
+	// trailing newlines trimmed. A relative path is relative to the
+	// configuration file's directory (to the working directory after Parse).
+	PasswordFile string `yaml:"password-file"`
+	// PasswordEnv is the name of an environment variable holding the
+	// password, read at load time.
+	PasswordEnv string `yaml:"password-env"`
+}
+
+// Pool sizes and maintains the connection pools kept to each server.
+type Pool struct {
+	// ConnectionsPerServer is the number of multiplexed connections for
+	// operations other than client binds. Default 4; 1-1024.
+	ConnectionsPerServer int `yaml:"connections-per-server"`
+	// BindConnectionsPerServer is the number of connections used to check
+	// client binds. Default 2; 1-1024.
+	BindConnectionsPerServer int `yaml:"bind-connections-per-server"`
+	// MaxConnectionAge is how long a connection lives before it is recycled
+	// (reopened in server preference order). Default 5m; at least 1s.
+	MaxConnectionAge Duration `yaml:"max-connection-age"`
+	// IdleCheckInterval is how often idle connections are probed with a
+	// light read of the root DSE. Default 10s.
+	IdleCheckInterval Duration `yaml:"idle-check-interval"`
+	// ConnectTimeout bounds opening and binding a connection. Default 2s.
+	ConnectTimeout Duration `yaml:"connect-timeout"`
+	// OperationTimeout is how long to wait for a server's response before
+	// abandoning the operation upstream and answering the client.
+	// Default 30s.
+	OperationTimeout Duration `yaml:"operation-timeout"`
+}
+
+// KnownAlgorithms lists the load-balancing algorithms, the default first.
+var KnownAlgorithms = []string{"failover", "fewest-operations", "round-robin", "weighted", "health-weighted"}
+
+// LoadBalancing chooses the server for each operation.
+type LoadBalancing struct {
+	// Algorithm is one of KnownAlgorithms. Default "failover": the first
+	// healthy server in preference order.
+	Algorithm string `yaml:"algorithm"`
+}
+
+// Limits protects ldapmux from oversized or excessive clients.
+type Limits struct {
+	// MaxPDUSize is the largest LDAP message accepted from a client or
+	// server. Default 16MiB; at least 1KiB.
+	MaxPDUSize ByteSize `yaml:"max-pdu-size"`
+	// MaxClientConnections caps concurrent client connections.
+	// Default 10000.
+	MaxClientConnections int `yaml:"max-client-connections"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+	// AccessLog logs one line per operation. Default false.
+	AccessLog bool `yaml:"access-log"`
+}
+
+// Load reads, validates and completes the configuration file at path.
+// Problems with the configuration are returned as Problems; I/O errors are
+// wrapped with the prefix "config: ".
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return parse(data, dir)
+}
+
+// Parse validates and completes a configuration given as YAML. It behaves
+// like Load, with relative paths in the configuration taken relative to the
+// working directory. Problems with the configuration are returned as
+// Problems.
+func Parse(data []byte) (*Config, error) {
+	return parse(data, "")
+}
+
+// ServerByName returns the index in Servers of the server with the given
+// name, and whether there is one.
+func (c *Config) ServerByName(name string) (int, bool) {
+	for i, s := range c.Servers {
+		if s.Name == name {
+			return i, true
+		}
+	}
+	return -1, false
+}

@@ -1,0 +1,128 @@
+// Package e2e tests ldapmux end to end: real slapd replicas behind a real
+// proxy, driven by go-ldap and by OpenLDAP's command-line clients.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapmux/ldapmux/internal/app"
+	"github.com/ldapmux/ldapmux/internal/config"
+	"github.com/ldapmux/ldapmux/internal/slapdtest"
+)
+
+// proxyConfig renders a configuration for the cluster; extra is appended
+// YAML (e.g. pool settings) and may be empty.
+func proxyConfig(c *slapdtest.Cluster, extra string) string {
+	var b strings.Builder
+	b.WriteString("listen:\n  - address: 127.0.0.1:0\nservers:\n")
+	for _, r := range c.Replicas {
+		fmt.Fprintf(&b, "  - name: ds%d\n    address: %s\n", r.ID, r.Addr)
+	}
+	fmt.Fprintf(&b, "service-account:\n  bind-dn: %s\n  password: %s\n", slapdtest.ServiceDN, slapdtest.ServicePassword)
+	b.WriteString(extra)
+	return b.String()
+}
+
+// startProxy runs ldapmux in front of the cluster and returns its address.
+func startProxy(t *testing.T, c *slapdtest.Cluster, extra string) (*app.App, string) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(proxyConfig(c, extra)))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	a, err := app.New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	})
+	return a, a.Addrs()[0]
+}
+
+// testLogger logs to the test output when LDAPMUX_TEST_LOG is set.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("LDAPMUX_TEST_LOG") == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// dial connects a go-ldap client to addr.
+func dial(t testing.TB, addr string) *ldap.Conn {
+	t.Helper()
+	conn, err := ldap.DialURL("ldap://"+addr, ldap.DialWithDialer(dialer()))
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	conn.SetTimeout(20 * time.Second)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// bindAs dials addr and binds with a simple bind.
+func bindAs(t testing.TB, addr, dn, password string) *ldap.Conn {
+	t.Helper()
+	conn := dial(t, addr)
+	if err := conn.Bind(dn, password); err != nil {
+		t.Fatalf("bind as %s: %v", dn, err)
+	}
+	return conn
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// opCount reads one operation counter of a replica's cn=monitor.
+func opCount(t testing.TB, r *slapdtest.Replica, op string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	counts, err := r.OperationCounts(ctx)
+	if err != nil {
+		t.Fatalf("monitor of replica %d: %v", r.ID, err)
+	}
+	return counts[op]
+}
+
+// searchDNs runs a search and returns the entry DNs.
+func searchDNs(conn *ldap.Conn, base, filter string, attrs ...string) ([]*ldap.Entry, error) {
+	res, err := conn.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil))
+	if err != nil {
+		return nil, err
+	}
+	return res.Entries, nil
+}
+
+func dialer() *net.Dialer { return &net.Dialer{Timeout: 5 * time.Second} }

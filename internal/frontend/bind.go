@@ -1,0 +1,45 @@
+package frontend
+
+import (
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+	"github.com/ldapmux/ldapmux/internal/proxy"
+)
+
+// bind checks a client's credentials on a backend bind connection. Once the
+// backend accepts them, the client's next operations carry its DN; a failed
+// bind leaves the client anonymous (RFC 4511, 4.2.1).
+func (s *Session) bind(msg ldapwire.Message) {
+	br, err := ldapwire.ParseBind(msg.Body)
+	switch {
+	case err != nil:
+		s.reply(msg, ldapwire.ProtocolError, "malformed bind request")
+	case br.Version != 3:
+		s.ident.Store(proxy.Anonymous)
+		s.reply(msg, ldapwire.ProtocolError, "only LDAP version 3 is supported")
+	case br.Auth == ldapwire.AuthSASL:
+		s.reply(msg, ldapwire.AuthMethodNotSupported, "SASL binds are not supported by ldapmux; use a simple bind")
+	case br.Auth != ldapwire.AuthSimple:
+		s.reply(msg, ldapwire.AuthMethodNotSupported, "unknown authentication choice")
+	case len(br.Name) == 0 && len(br.Password) == 0:
+		s.ident.Store(proxy.Anonymous)
+		s.reply(msg, ldapwire.Success, "")
+	case len(br.Password) == 0:
+		// RFC 4513, 5.1.2: a DN without a password must not authenticate.
+		s.ident.Store(proxy.Anonymous)
+		s.reply(msg, ldapwire.UnwillingToPerform, "unauthenticated bind (DN with an empty password) refused")
+	default:
+		s.forwardBind(msg, string(br.Name))
+	}
+}
+
+// forwardBind sends a simple bind to a backend and sets the identity from its result.
+func (s *Session) forwardBind(msg ldapwire.Message, dn string) {
+	ident := proxy.NewIdentity(dn)
+	s.start(msg, func(code int) {
+		if code == ldapwire.Success {
+			s.ident.Store(ident)
+		} else {
+			s.ident.Store(proxy.Anonymous)
+		}
+	})
+}

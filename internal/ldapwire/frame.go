@@ -1,0 +1,108 @@
+package ldapwire
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DefaultMaxMessageSize bounds one LDAPMessage unless configured otherwise.
+const DefaultMaxMessageSize = 16 << 20
+
+// ErrTooLarge is wrapped when a message announces a length above the limit.
+var ErrTooLarge = errors.New("LDAP message too large")
+
+// Reader frames LDAPMessages from a byte stream. The slice returned by Next
+// stays valid until the following call: callers copy what they keep.
+type Reader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+	hdr [6]byte
+}
+
+// NewReader frames messages of at most max bytes (0 means DefaultMaxMessageSize).
+func NewReader(r io.Reader, max int) *Reader {
+	if max <= 0 {
+		max = DefaultMaxMessageSize
+	}
+	return &Reader{r: bufio.NewReaderSize(r, 16<<10), max: max}
+}
+
+// Next returns the next complete message (tag, length and content).
+// io.EOF is returned only at a clean message boundary; a stream cut inside a
+// message gives io.ErrUnexpectedEOF.
+func (fr *Reader) Next() ([]byte, error) {
+	header, size, err := fr.readHeader()
+	if err != nil {
+		return nil, err
+	}
+	total := len(header) + size
+	if cap(fr.buf) < total {
+		fr.buf = make([]byte, total, growSize(total))
+	}
+	fr.buf = fr.buf[:total]
+	copy(fr.buf, header)
+	if _, err := io.ReadFull(fr.r, fr.buf[len(header):]); err != nil {
+		return nil, unexpected(err)
+	}
+	fr.shrink()
+	return fr.buf, nil
+}
+
+// growSize rounds allocations up so steady traffic reuses one buffer.
+func growSize(n int) int {
+	if n < 4096 {
+		return 4096
+	}
+	return n
+}
+
+// shrink drops a buffer that one large message grew far beyond the usual size.
+func (fr *Reader) shrink() {
+	if cap(fr.buf) > 1<<20 && len(fr.buf) < 64<<10 {
+		fr.buf = nil
+	}
+}
+
+// readHeader reads the SEQUENCE tag and length octets and returns them with
+// the content length. The returned header aliases a small internal array.
+func (fr *Reader) readHeader() ([]byte, int, error) {
+	tag, err := fr.r.ReadByte()
+	if err != nil {
+		return nil, 0, err
+	}
+	if tag != tagSequence {
+		return nil, 0, malformed("message starts with tag 0x%02x, want SEQUENCE (0x30)", tag)
+	}
+	hdr := fr.hdr[:]
+	hdr[0] = tag
+	n := 1
+	for {
+		b, err := fr.r.ReadByte()
+		if err != nil {
+			return nil, 0, unexpected(err)
+		}
+		hdr[n] = b
+		n++
+		length, used, err := parseLength(hdr[1:n])
+		if err != nil {
+			return nil, 0, err
+		}
+		if used == 0 {
+			continue
+		}
+		if length > fr.max {
+			return nil, 0, fmt.Errorf("ldapwire: %w: %d bytes announced, limit %d", ErrTooLarge, length, fr.max)
+		}
+		return hdr[:n], length, nil
+	}
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

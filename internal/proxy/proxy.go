@@ -1,0 +1,114 @@
+// Package proxy forwards one client operation at a time to a backend server:
+// it asks the router for candidates, sends the raw request on a pooled
+// connection with the client's identity attached, streams the responses back
+// and retries reads on the next candidate when a server fails.
+package proxy
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/backend"
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+	"github.com/ldapmux/ldapmux/internal/route"
+)
+
+// Identity is who a client is bound as, with the Proxied Authorization
+// control that carries it on shared connections.
+type Identity struct {
+	DN      string // "" for anonymous
+	control []byte
+}
+
+// Anonymous is the identity of clients that have not bound.
+var Anonymous = NewIdentity("")
+
+// NewIdentity prepares the identity of a client bound as dn.
+func NewIdentity(dn string) *Identity {
+	authzID := ""
+	if dn != "" {
+		authzID = "dn:" + dn
+	}
+	return &Identity{DN: dn, control: ldapwire.ProxiedAuthzControl(authzID)}
+}
+
+// Sink receives the responses of one client operation, already carrying the
+// client's message ID. Send takes ownership of frame and must not block.
+type Sink interface {
+	Send(frame []byte)
+}
+
+// HealthReporter hears about failed operations (passive health).
+type HealthReporter interface {
+	OperationFailed(s *backend.Server, err error)
+}
+
+// Outcome describes how an operation ended, for logs and metrics.
+type Outcome struct {
+	Server    string // backend that answered, "" when none
+	Algorithm string
+	Code      int  // result code sent to the client, -1 when none
+	Attempts  int  // servers tried
+	Failover  bool // answered by another server than the first candidate
+	Elapsed   time.Duration
+}
+
+// Observer hears about every forwarded operation.
+type Observer interface {
+	Forwarded(req *Request, out Outcome)
+}
+
+// Config holds the forwarding parameters.
+type Config struct {
+	OperationTimeout time.Duration
+	ConnectTimeout   time.Duration
+	MaxAttempts      int // servers tried for one operation; default 3
+}
+
+// Proxy forwards operations. Its router can be replaced at run time.
+type Proxy struct {
+	cfg      Config
+	registry *backend.Registry
+	router   atomic.Pointer[route.Router]
+	health   HealthReporter
+	observer Observer
+	log      *slog.Logger
+}
+
+// New builds a Proxy.
+func New(cfg Config, reg *backend.Registry, router *route.Router, health HealthReporter, obs Observer, log *slog.Logger) *Proxy {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	p := &Proxy{cfg: cfg, registry: reg, health: health, observer: obs, log: log}
+	p.router.Store(router)
+	return p
+}
+
+// SetRouter replaces the routing rules for operations that start afterwards.
+func (p *Proxy) SetRouter(r *route.Router) { p.router.Store(r) }
+
+// Request is one client operation to forward. Raw is owned by the request.
+type Request struct {
+	Msg      ldapwire.Message
+	Identity *Identity
+	Route    route.Operation
+	Sink     Sink
+	ConnID   uint64
+	// OnBindResult, for binds, hears the result code before the client does,
+	// so that the new identity applies to the client's next operation.
+	OnBindResult func(code int)
+}
+
+// isRead reports whether an operation may be sent again to another server
+// after its connection failed: it changes nothing on the server.
+func isRead(req *Request) bool {
+	switch req.Msg.OpTag {
+	case ldapwire.OpSearchRequest, ldapwire.OpCompareRequest, ldapwire.OpBindRequest:
+		return true
+	case ldapwire.OpExtendedRequest:
+		return string(req.Msg.ExtendedOID()) == ldapwire.OIDWhoAmI
+	}
+	return false
+}
