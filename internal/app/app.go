@@ -8,15 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/ldapmux/ldapmux/internal/backend"
-	"github.com/ldapmux/ldapmux/internal/balancer"
 	"github.com/ldapmux/ldapmux/internal/config"
 	"github.com/ldapmux/ldapmux/internal/frontend"
 	"github.com/ldapmux/ldapmux/internal/health"
 	"github.com/ldapmux/ldapmux/internal/proxy"
-	"github.com/ldapmux/ldapmux/internal/route"
 )
 
 // App is one running proxy.
@@ -66,32 +63,6 @@ func (a *App) poolConfig() backend.PoolConfig {
 		BindDN: a.cfg.ServiceAccount.BindDN, Password: a.cfg.ServiceAccount.Password.Reveal(),
 		MaxPDU: int(a.cfg.Limits.MaxPDUSize),
 	}
-}
-
-// newChecker gives every server the default check.
-func (a *App) newChecker() *health.Checker {
-	targets := make([]*health.Target, len(a.servers))
-	checks := make([][]health.Check, len(a.servers))
-	for i, s := range a.servers {
-		targets[i] = health.NewTarget(s, a.cfg.ServiceAccount.BindDN, a.cfg.ServiceAccount.Password.Reveal())
-		checks[i] = []health.Check{health.RootDSE{}}
-	}
-	timeout := min(a.cfg.Pool.OperationTimeout.D(), 5*time.Second)
-	hc := health.Config{Frequency: time.Second, Timeout: timeout}
-	return health.NewChecker(hc, a.registry, targets, checks, a.log)
-}
-
-// newRouter builds the routing rules from the load-balancing settings.
-func (a *App) newRouter() (*route.Router, error) {
-	order := make([]int, len(a.servers))
-	for i := range order {
-		order[i] = i
-	}
-	switch a.cfg.LoadBalancing.Algorithm {
-	case "failover", "":
-		return &route.Router{Default: balancer.Failover{Servers: order}}, nil
-	}
-	return nil, fmt.Errorf("app: load-balancing algorithm %q is not available yet", a.cfg.LoadBalancing.Algorithm)
 }
 
 // Start opens the listeners and starts health checks and serving.

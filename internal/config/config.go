@@ -44,6 +44,12 @@ type Config struct {
 	// after SIGTERM. Default 10s.
 	ShutdownGracePeriod Duration `yaml:"shutdown-grace-period"`
 
+	// Routing: locations, named algorithms, criteria routes and affinity
+	// (see routing.go).
+	Routing `yaml:",inline"`
+	// Health: checks and their schedule (see health.go).
+	Health `yaml:",inline"`
+
 	// Dir is the absolute directory of the configuration file, set by Load
 	// (empty after Parse). It is not read from the file.
 	Dir string `yaml:"-"`
@@ -68,6 +74,8 @@ type Server struct {
 	// Weight is the server's share of operations under the weighted
 	// algorithms. Default 1; at least 1.
 	Weight int `yaml:"weight"`
+	// ServerHealth holds per-server health-check settings (see health.go).
+	ServerHealth `yaml:",inline"`
 }
 
 // ServiceAccount is the simple-bind identity of the pooled connections.

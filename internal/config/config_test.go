@@ -431,7 +431,7 @@ service-account: {bind-dn: 'cn=x', password: y}
 `
 	checkProblems(t, src, []Problem{{"servers[1].wieght", 7, "unknown key (did you mean weight?)"}})
 	cfg = mustParse(t, strings.Replace(src, "wieght", "weight", 1))
-	if s := cfg.Servers[1]; s != (Server{"ds2", "b:1", "east", 3}) {
+	if s := cfg.Servers[1]; s.Name != "ds2" || s.Address != "b:1" || s.Location != "east" || s.Weight != 3 {
 		t.Errorf("merged server = %+v", s)
 	}
 }

@@ -117,6 +117,8 @@ func (c *Config) validate(v *validator) {
 	c.Limits.validate(v, "limits")
 	v.oneOf("log.level", "level", c.Log.Level, logLevels)
 	v.oneOf("log.format", "format", c.Log.Format, logFormats)
+	c.validateRouting(v)
+	c.validateHealth(v)
 }
 
 func validateListeners(v *validator, ls []Listener) {
@@ -203,6 +205,8 @@ func (c *Config) setDefaults() {
 	setDefault(&c.Log.Level, defaultLogLevel)
 	setDefault(&c.Log.Format, defaultLogFormat)
 	setDefault(&c.ShutdownGracePeriod, defaultShutdownGracePeriod)
+	c.setRoutingDefaults()
+	c.setHealthDefaults()
 }
 
 func (p *Pool) setDefaults() {
