@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapmux/ldapmux/internal/slapdtest"
+)
+
+// failoverPool keeps failover fast and observable in tests.
+const failoverPool = `pool:
+  connections-per-server: 2
+  connect-timeout: 1s
+  operation-timeout: 2s
+  idle-check-interval: 1s
+`
+
+// readLoad runs base-object searches from several clients until stopped,
+// recording errors and the completion time of every successful read.
+type readLoad struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex // mu guards the fields below
+	errs       []error
+	successes  []time.Time
+	maxLatency time.Duration
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startReadLoad(t *testing.T, addr string, clients int) *readLoad {
+	l := &readLoad{stop: make(chan struct{})}
+	for c := 0; c < clients; c++ {
+		conn := dial(t, addr)
+		l.wg.Add(1)
+		go l.run(conn, c)
+	}
+	t.Cleanup(l.halt)
+	return l
+}
+
+func (l *readLoad) run(conn *ldap.Conn, c int) {
+	defer l.wg.Done()
+	for i := 0; ; i++ {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		start := time.Now()
+		dn := slapdtest.UserDN((c*31+i)%20 + 1)
+		_, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"uid"}, nil))
+		l.record(start, err)
+	}
+}
+
+func (l *readLoad) record(start time.Time, err error) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.failed.Add(1)
+		l.errs = append(l.errs, err)
+		return
+	}
+	l.ok.Add(1)
+	l.successes = append(l.successes, now)
+	l.maxLatency = max(l.maxLatency, now.Sub(start))
+}
+
+func (l *readLoad) halt() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
+}
+
+// firstSuccessAfter is the time from t0 to the first read completed after it
+// that started after it as well (approximated by completion order).
+func (l *readLoad) firstSuccessAfter(t0 time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.successes {
+		if s.After(t0) {
+			return s.Sub(t0)
+		}
+	}
+	return -1
+}
+
+// waitOps waits until the load completed n more reads.
+func (l *readLoad) waitOps(t *testing.T, n int64) {
+	target := l.ok.Load() + n
+	eventually(t, 30*time.Second, fmt.Sprintf("%d more reads", n), func() bool { return l.ok.Load() >= target })
+}
+
+func (l *readLoad) longest() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.maxLatency
+}
+
+func (l *readLoad) errors() []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]error(nil), l.errs...)
+}
+
+// TestFailoverOnKilledPrimary kills -9 the primary under a steady read load:
+// no read fails, and traffic returns to the primary once it is back.
+func TestFailoverOnKilledPrimary(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2})
+	primary, secondary := cluster.Replicas[0], cluster.Replicas[1]
+	_, addr := startProxy(t, cluster, failoverPool)
+	load := startReadLoad(t, addr, 8)
+	load.waitOps(t, 200)
+
+	killedAt := time.Now()
+	if err := primary.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	load.waitOps(t, 500)
+	t.Logf("kill -9 of the primary: first successful read %s later; %d reads failed", load.firstSuccessAfter(killedAt), load.failed.Load())
+	if errs := load.errors(); len(errs) > 0 {
+		t.Fatalf("%d reads failed during failover, first: %v", len(errs), errs[0])
+	}
+
+	restart(t, primary)
+	assertTrafficReturns(t, load, primary, secondary)
+}
+
+// TestFailoverOnHungPrimary stops (SIGSTOP) the primary: reads move to the
+// secondary within the operation timeout, and come back after SIGCONT.
+func TestFailoverOnHungPrimary(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2})
+	primary, secondary := cluster.Replicas[0], cluster.Replicas[1]
+	_, addr := startProxy(t, cluster, failoverPool)
+	load := startReadLoad(t, addr, 8)
+	load.waitOps(t, 200)
+
+	if err := primary.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { primary.Resume() })
+	before := opCount(t, secondary, "search")
+	load.waitOps(t, 300)
+	if got := opCount(t, secondary, "search") - before; got < 300 {
+		t.Fatalf("secondary served %d searches while the primary hung, want >= 300", got)
+	}
+	t.Logf("hung primary: longest read %s (operation-timeout 2s), %d reads failed", load.longest(), load.failed.Load())
+	if errs := load.errors(); len(errs) > 0 {
+		t.Fatalf("%d reads failed while the primary hung, first: %v", len(errs), errs[0])
+	}
+	if longest := load.longest(); longest > 5*time.Second {
+		t.Fatalf("a read took %s: failover must happen within the operation timeout plus a retry", longest)
+	}
+
+	if err := primary.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	assertTrafficReturns(t, load, primary, secondary)
+}
+
+func restart(t *testing.T, r *slapdtest.Replica) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertTrafficReturns waits until the primary serves the reads again and
+// the secondary only sees health checks.
+func assertTrafficReturns(t *testing.T, load *readLoad, primary, secondary *slapdtest.Replica) {
+	t.Helper()
+	eventually(t, 30*time.Second, "reads back on the primary", func() bool {
+		p0, s0 := opCount(t, primary, "search"), opCount(t, secondary, "search")
+		load.waitOps(t, 100)
+		p1, s1 := opCount(t, primary, "search"), opCount(t, secondary, "search")
+		return p1-p0 >= 100 && s1-s0 < 10
+	})
+	if errs := load.errors(); len(errs) > 0 {
+		t.Fatalf("%d reads failed, first: %v", len(errs), errs[0])
+	}
+}

@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapmux/ldapmux/internal/slapdtest"
+)
+
+// TestIdentityMatchesDirectAccess checks that every client sees through the
+// proxy exactly what it sees on slapd directly: never the service account's
+// rights, and the anonymous client exactly anonymous rights.
+func TestIdentityMatchesDirectAccess(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 5})
+	_, addr := startProxy(t, cluster, "")
+	direct := cluster.Replicas[0].Addr
+	identities := []struct{ name, dn, password string }{
+		{"anonymous", "", ""},
+		{"user", slapdtest.UserDN(1), slapdtest.UserPassword(1)},
+		{"application", slapdtest.AppDN, slapdtest.AppPassword},
+	}
+	for _, id := range identities {
+		t.Run(id.name, func(t *testing.T) {
+			viaProxy, onSlapd := connectAs(t, addr, id.dn, id.password), connectAs(t, direct, id.dn, id.password)
+			got, want := dumpTree(t, viaProxy), dumpTree(t, onSlapd)
+			if got != want {
+				t.Fatalf("through the proxy:\n%s\ndirectly:\n%s", got, want)
+			}
+			if strings.Contains(got, slapdtest.SecretDescription) {
+				t.Fatalf("%s sees data reserved to the service account:\n%s", id.name, got)
+			}
+			for _, line := range strings.Split(got, "\n") {
+				if strings.Contains(line, "userPassword=") && !strings.HasPrefix(line, id.dn+": ") {
+					t.Fatalf("%s sees another entry's password: %s", id.name, line)
+				}
+			}
+			if hasMail := strings.Contains(got, "mail="); hasMail != (id.dn != "") {
+				t.Fatalf("%s: mail visible = %v, want %v", id.name, hasMail, id.dn != "")
+			}
+		})
+	}
+}
+
+// connectAs dials addr and binds unless dn is empty.
+func connectAs(t *testing.T, addr, dn, password string) *ldap.Conn {
+	if dn == "" {
+		return dial(t, addr)
+	}
+	return bindAs(t, addr, dn, password)
+}
+
+// dumpTree renders everything an identity can read, sorted, as text.
+func dumpTree(t *testing.T, conn *ldap.Conn) string {
+	t.Helper()
+	entries, err := searchDNs(conn, slapdtest.BaseDN, "(objectClass=*)", "*")
+	if err != nil {
+		t.Fatalf("search: %v", err)
+	}
+	lines := make([]string, 0, len(entries))
+	for _, e := range entries {
+		var attrs []string
+		for _, a := range e.Attributes {
+			vals := slices.Clone(a.Values)
+			slices.Sort(vals)
+			attrs = append(attrs, fmt.Sprintf("%s=%s", a.Name, strings.Join(vals, "|")))
+		}
+		slices.Sort(attrs)
+		lines = append(lines, e.DN+": "+strings.Join(attrs, " "))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
