@@ -36,7 +36,13 @@ func proxyConfig(c *slapdtest.Cluster, extra string) string {
 // startProxy runs ldapmux in front of the cluster and returns its address.
 func startProxy(t *testing.T, c *slapdtest.Cluster, extra string) (*app.App, string) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(proxyConfig(c, extra)))
+	return startProxyYAML(t, proxyConfig(c, extra))
+}
+
+// startProxyYAML runs ldapmux with a complete configuration.
+func startProxyYAML(t *testing.T, yaml string) (*app.App, string) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
