@@ -1,5 +1,152 @@
 package main
 
-import "io"
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
 
-func demo(args []string, stdout, stderr io.Writer) int { return 1 }
+	"github.com/ldapmux/ldapmux/internal/app"
+	"github.com/ldapmux/ldapmux/internal/config"
+	"github.com/ldapmux/ldapmux/internal/slapdtest"
+)
+
+// demo starts three slapd replicas and the proxy in front of them, prints
+// commands to try, and cleans up on Ctrl-C.
+func demo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:1389", "address the proxy listens on")
+	firstPort := fs.Int("backend-port", 3891, "port of the first slapd replica (the others follow)")
+	replicas := fs.Int("replicas", 3, "number of slapd replicas")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	fmt.Fprintf(stdout, "Starting %d OpenLDAP slapd replicas on 127.0.0.1...\n", *replicas)
+	cluster, err := startDemoCluster(ctx, *replicas, *firstPort)
+	if err != nil {
+		fmt.Fprintf(stderr, "ldapmux demo: %v\n", err)
+		return 1
+	}
+	defer cluster.Close()
+
+	cfgPath := filepath.Join(cluster.Dir, "ldapmux.yaml")
+	a, err := startDemoProxy(ctx, cluster, *listen, cfgPath, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "ldapmux demo: %v\n", err)
+		return 1
+	}
+	printDemoHelp(stdout, cluster, a.Addrs()[0], cfgPath)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nStopping ldapmux and the replicas...")
+	drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.Shutdown(drain)
+	return 0
+}
+
+// startDemoCluster starts the replicas on fixed ports, or on free ones when
+// those are taken.
+func startDemoCluster(ctx context.Context, n, firstPort int) (*slapdtest.Cluster, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = firstPort + i
+	}
+	opts := slapdtest.Options{Replicas: n, Users: 100, Ports: ports}
+	c, err := slapdtest.Start(ctx, opts)
+	if err != nil && ctx.Err() == nil {
+		opts.Ports = nil
+		c, err = slapdtest.Start(ctx, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start slapd replicas: %w (is the slapd package installed? `make demo` installs it)", err)
+	}
+	return c, nil
+}
+
+// demoConfig is the configuration the demo runs with; it is also written
+// to disk so that it can be read and reused.
+const demoConfig = `# ldapmux demo configuration (written by ldapmux demo)
+listen:
+  - address: {{.Listen}}
+servers:
+{{- range .Replicas}}
+  - name: ds{{.ID}}
+    address: {{.Addr}}
+{{- end}}
+service-account:
+  bind-dn: {{.ServiceDN}}
+  password: {{.ServicePassword}}
+pool:
+  connections-per-server: 4
+  bind-connections-per-server: 2
+  max-connection-age: 5m
+  idle-check-interval: 10s
+  connect-timeout: 2s
+  operation-timeout: 5s
+load-balancing:
+  algorithm: failover
+`
+
+func startDemoProxy(ctx context.Context, c *slapdtest.Cluster, listen, path string, log *slog.Logger) (*app.App, error) {
+	var b strings.Builder
+	data := map[string]any{"Listen": listen, "Replicas": c.Replicas, "ServiceDN": slapdtest.ServiceDN, "ServicePassword": slapdtest.ServicePassword}
+	if err := template.Must(template.New("cfg").Parse(demoConfig)).Execute(&b, data); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	a, err := app.New(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return a, a.Start(ctx)
+}
+
+const demoHelp = `
+ldapmux is listening on {{.Addr}} in front of:
+{{- range .Replicas}}
+  ds{{.ID}}  {{.URL}}  (pid {{.PID}})
+{{- end}}
+Configuration: {{.Config}}
+
+Try it (users uid=user.1 .. uid=user.100, password password.N):
+
+  ldapsearch -x -H ldap://{{.Addr}} -b ou=people,dc=example,dc=com "(uid=user.1)"
+  ldapwhoami -x -H ldap://{{.Addr}} -D uid=user.1,ou=people,dc=example,dc=com -w password.1
+  ldapsearch -x -H ldap://{{.Addr}} -D uid=user.1,ou=people,dc=example,dc=com -w password.1 \
+      -b ou=people,dc=example,dc=com -E pr=10/noprompt "(uid=*)" mail
+  printf 'dn: cn=hello,ou=scratch,dc=example,dc=com\nobjectClass: organizationalRole\ncn: hello\n' | \
+      ldapadd -x -H ldap://{{.Addr}} -D {{.WriterDN}} -w {{.WriterPassword}}
+
+Watch failover: stop the primary, keep searching, then bring it back
+(traffic returns to ds1 by itself):
+
+  kill -STOP {{.PrimaryPID}}    # hung server: reads move on within the operation timeout (5s)
+  kill -CONT {{.PrimaryPID}}    # back: traffic returns to ds1
+
+Press Ctrl-C to stop ldapmux and the replicas (their files in {{.Dir}} are removed).
+`
+
+func printDemoHelp(w io.Writer, c *slapdtest.Cluster, addr, cfgPath string) {
+	data := map[string]any{"Addr": addr, "Replicas": c.Replicas, "Config": cfgPath, "Dir": c.Dir,
+		"PrimaryPID": c.Replicas[0].PID(), "WriterDN": slapdtest.WriterDN, "WriterPassword": slapdtest.WriterPassword}
+	template.Must(template.New("help").Parse(demoHelp)).Execute(w, data)
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/signal"
 	"syscall"
 
@@ -101,4 +100,3 @@ func exampleConfig(w io.Writer) int {
 	return 0
 }
 
-var _ = os.Stdout

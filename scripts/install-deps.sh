@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what ldapmux's demo and tests need from Debian's packages, when missing:
+# slapd (OpenLDAP server, without a system instance) and ldap-utils (its clients).
+set -euo pipefail
+
+missing=()
+[ -x /usr/sbin/slapd ] || missing+=(slapd)
+command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "Installing ${missing[*]} ..."
+echo "slapd slapd/no_configuration boolean true" | $sudo debconf-set-selections
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
