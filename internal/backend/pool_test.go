@@ -1,0 +1,291 @@
+package backend
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+)
+
+// fakeServer is a tiny LDAP server: it accepts binds, answers searches of
+// the root DSE at once unless told to hang, and records abandons.
+type fakeServer struct {
+	l        net.Listener
+	accepted atomic.Int64
+	abandons atomic.Int64
+	hang     atomic.Bool // stop answering searches
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func startFake(t *testing.T) *fakeServer {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{l: l}
+	t.Cleanup(f.close)
+	go f.accept()
+	return f
+}
+
+func (f *fakeServer) accept() {
+	for {
+		nc, err := f.l.Accept()
+		if err != nil {
+			return
+		}
+		f.accepted.Add(1)
+		f.mu.Lock()
+		f.conns = append(f.conns, nc)
+		f.mu.Unlock()
+		go f.serve(nc)
+	}
+}
+
+func (f *fakeServer) serve(nc net.Conn) {
+	r := ldapwire.NewReader(nc, 0)
+	for {
+		frame, err := r.Next()
+		if err != nil {
+			return
+		}
+		msg, _ := ldapwire.Parse(frame)
+		switch msg.OpTag {
+		case ldapwire.OpBindRequest:
+			nc.Write(ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, 0, ""))
+		case ldapwire.OpSearchRequest:
+			if !f.hang.Load() {
+				nc.Write(ldapwire.AppendResult(nil, msg.ID, ldapwire.OpSearchResultDone, 0, ""))
+			}
+		case ldapwire.OpAbandonRequest:
+			f.abandons.Add(1)
+		}
+	}
+}
+
+// dropAll closes every accepted connection (a server restart).
+func (f *fakeServer) dropAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		c.Close()
+	}
+	f.conns = nil
+}
+
+func (f *fakeServer) close() {
+	f.l.Close()
+	f.dropAll()
+}
+
+func testPool(t *testing.T, f *fakeServer, cfg PoolConfig) (*Pool, *fakeClock) {
+	clock := &fakeClock{now: time.Now()}
+	s := &Server{Name: "fake", Address: f.l.Addr().String()}
+	cfg.ConnectTimeout, cfg.OperationTimeout = time.Second, time.Second
+	if cfg.Conns == 0 {
+		cfg.Conns = 2
+	}
+	cfg.BindConns = max(cfg.BindConns, 1)
+	p := NewPool(s, cfg)
+	p.now = clock.Now
+	t.Cleanup(p.Close)
+	return p, clock
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// roundTrip sends a root DSE probe and waits for its answer.
+func roundTrip(t *testing.T, c *Conn) error {
+	h := &probeHandler{done: make(chan error, 1)}
+	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe); err != nil {
+		return err
+	}
+	select {
+	case err := <-h.done:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer from the fake server")
+		return nil
+	}
+}
+
+func TestPoolReusesConnections(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{Conns: 2, MaxAge: time.Hour})
+	for i := 0; i < 50; i++ {
+		c, err := p.OpConn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := roundTrip(t, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.accepted.Load(); n > 2 {
+		t.Fatalf("%d connections opened for sequential operations, want at most 2", n)
+	}
+}
+
+func TestPoolRecyclesOldConnections(t *testing.T) {
+	f := startFake(t)
+	p, clock := testPool(t, f, PoolConfig{Conns: 1, MaxAge: time.Minute})
+	first, err := p.OpConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	p.Tick()
+	select {
+	case <-first.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the expired connection was not closed")
+	}
+	second, err := p.OpConn(context.Background())
+	if err != nil || second == first {
+		t.Fatalf("want a new connection, got %v %v", second == first, err)
+	}
+	if st := p.Stats(); st.Recycled[OpConn] != 1 || st.Opened[OpConn] != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestPoolReplacesConnectionsThatFailTheIdleProbe(t *testing.T) {
+	f := startFake(t)
+	p, clock := testPool(t, f, PoolConfig{Conns: 1, MaxAge: time.Hour, IdleCheck: time.Second})
+	c, err := p.OpConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.hang.Store(true)
+	c.lastUsed.Store(clock.Now().Add(-time.Minute).UnixNano())
+	p.Tick()
+	if c.Err() == nil {
+		t.Fatal("a connection that did not answer its idle probe is still open")
+	}
+	f.hang.Store(false)
+	c2, err := p.OpConn(context.Background())
+	if err != nil || c2 == c {
+		t.Fatalf("want a replacement connection: %v", err)
+	}
+	if err := roundTrip(t, c2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAbandonUsesTheBackendMessageID(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{Conns: 1})
+	c, err := p.OpConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.hang.Store(true)
+	h := &probeHandler{done: make(chan error, 1)}
+	id, err := c.Send(h, ldapwire.AppendRootDSEProbe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Abandon(id) {
+		t.Fatal("operation was not pending")
+	}
+	if c.Abandon(id) {
+		t.Fatal("abandoned twice")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.abandons.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never received the abandon")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c.Inflight() != 0 {
+		t.Fatalf("in flight %d after abandon", c.Inflight())
+	}
+}
+
+func TestLostConnectionFailsPendingOperations(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{Conns: 1})
+	c, err := p.OpConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.hang.Store(true)
+	h := &probeHandler{done: make(chan error, 1)}
+	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe); err != nil {
+		t.Fatal(err)
+	}
+	f.dropAll()
+	select {
+	case err := <-h.done:
+		if err == nil {
+			t.Fatal("want an error for the lost operation")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("pending operation never failed")
+	}
+}
+
+func TestBindConnectionsAreLentOneAtATime(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{BindConns: 1})
+	c, err := p.BindConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := p.BindConn(ctx); err == nil {
+		t.Fatal("a second bind connection was lent beyond the limit")
+	}
+	p.ReleaseBind(c)
+	c2, err := p.BindConn(context.Background())
+	if err != nil || c2 != c {
+		t.Fatalf("want the released connection back: %v", err)
+	}
+	p.ReleaseBind(c2)
+}
+
+func TestMessageIDsSkipOutstandingOnes(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{Conns: 1})
+	c, err := p.OpConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.hang.Store(true)
+	c.mu.Lock()
+	c.nextID = ldapwire.MaxMessageID - 1
+	c.mu.Unlock()
+	seen := map[int32]bool{}
+	for i := 0; i < 4; i++ {
+		id, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id <= 0 || seen[id] {
+			t.Fatalf("bad or repeated message ID %d", id)
+		}
+		seen[id] = true
+	}
+}
