@@ -99,4 +99,3 @@ func exampleConfig(w io.Writer) int {
 	w.Write(config.Example)
 	return 0
 }
-

@@ -14,6 +14,7 @@ import (
 	"github.com/ldapmux/ldapmux/internal/frontend"
 	"github.com/ldapmux/ldapmux/internal/health"
 	"github.com/ldapmux/ldapmux/internal/proxy"
+	"github.com/ldapmux/ldapmux/internal/route"
 )
 
 // App is one running proxy.
@@ -24,6 +25,7 @@ type App struct {
 	registry  *backend.Registry
 	checker   *health.Checker
 	proxy     *proxy.Proxy
+	affinity  *route.AffinityTable // outlives routers rebuilt on reload
 	frontend  *frontend.Server
 	listeners []net.Listener
 

@@ -87,6 +87,7 @@ func testPool(t *testing.T, f *fakeServer, cfg PoolConfig) (*Pool, *fakeClock) {
 	clock := &fakeClock{now: time.Now()}
 	s := &Server{Name: "fake", Address: f.l.Addr().String()}
 	cfg.ConnectTimeout, cfg.OperationTimeout = time.Second, time.Second
+	cfg.BindDN, cfg.Password = "cn=service", "secret" // the bind round trip also means the fake has registered the connection
 	if cfg.Conns == 0 {
 		cfg.Conns = 2
 	}

@@ -48,19 +48,30 @@ type Server struct {
 	Weight   int
 
 	outstanding atomic.Int64
+	completed   atomic.Int64 // operations ended
+	busyNanos   atomic.Int64 // their total time in flight
 	pool        *Pool
 }
 
 // Outstanding is the number of operations in flight to this server.
 func (s *Server) Outstanding() int64 { return s.outstanding.Load() }
 
+// Completed is how many operations ended and their total time in flight
+// (passive health: the busyness check derives recent response times).
+func (s *Server) Completed() (n int64, total time.Duration) {
+	return s.completed.Load(), time.Duration(s.busyNanos.Load())
+}
+
 // Begin counts an operation as outstanding and returns the function that ends it.
 func (s *Server) Begin() (end func()) {
 	s.outstanding.Add(1)
+	start := time.Now()
 	var once atomic.Bool
 	return func() {
 		if once.CompareAndSwap(false, true) {
 			s.outstanding.Add(-1)
+			s.busyNanos.Add(int64(time.Since(start)))
+			s.completed.Add(1)
 		}
 	}
 }

@@ -64,7 +64,7 @@ func TestMinimalGetsDefaults(t *testing.T) {
 	got := mustParse(t, minimal)
 	want := &Config{
 		Listen:  []Listener{{Address: ":1389"}},
-		Servers: []Server{{Name: "ds1", Address: "ldap.example.com:389", Weight: 1}},
+		Servers: []Server{{Name: "ds1", Address: "ldap.example.com:389", Weight: 1, ServerHealth: ServerHealth{HealthCheckFrequency: Duration(time.Second)}}},
 		ServiceAccount: ServiceAccount{
 			BindDN:   "cn=ldapmux,dc=example,dc=com",
 			Password: "s3cr3t-value",
@@ -81,6 +81,7 @@ func TestMinimalGetsDefaults(t *testing.T) {
 		Limits:              Limits{MaxPDUSize: 16 << 20, MaxClientConnections: 10000},
 		Log:                 Log{Level: "info", Format: "text"},
 		ShutdownGracePeriod: Duration(10 * time.Second),
+		Health:              Health{HealthCheckFrequency: Duration(time.Second), HealthCheckTimeout: Duration(5 * time.Second)},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -194,7 +195,7 @@ func TestProblems(t *testing.T) {
 			{"pools", 9, "unknown key (did you mean pool?)"},
 		}},
 		{"unknown key without suggestion", minimal + "frobnicate: 1\n", []Problem{
-			{"frobnicate", 9, "unknown key (valid keys: listen, servers, service-account, pool, load-balancing, limits, log, shutdown-grace-period)"},
+			{"frobnicate", 9, "unknown key (valid keys: " + strings.Join(structKeys(reflect.TypeFor[Config]()).names, ", ") + ")"},
 		}},
 		{"misspelt nested key", minimal + "pool:\n  conect-timeout: 2s\n", []Problem{
 			{"pool.conect-timeout", 10, "unknown key (did you mean connect-timeout?)"},

@@ -86,8 +86,8 @@ func nextDone(c *rawClient) (int32, byte, int) {
 // nothing more for the abandoned operation while its next one works.
 func TestAbandonIsTranslated(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 3})
-	_, addr := startProxy(t, cluster, "")
-	replica := cluster.Replicas[0]
+	a, addr := startProxy(t, cluster, "")
+	replica, server := cluster.Replicas[0], a.Servers()[0]
 	c := rawDial(t, addr)
 	c.send(baseSearch(1, slapdtest.BaseDN)) // warm the pool
 	nextDone(c)
@@ -97,7 +97,9 @@ func TestAbandonIsTranslated(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.send(baseSearch(5, slapdtest.BaseDN))
+	eventually(t, 10*time.Second, "search 5 forwarded", func() bool { return server.Outstanding() == 1 })
 	c.send(ldapwire.AppendAbandon(nil, 6, 5))
+	eventually(t, 10*time.Second, "search 5 abandoned", func() bool { return server.Outstanding() == 0 })
 	c.send(baseSearch(7, slapdtest.UserDN(1)))
 	if err := replica.Resume(); err != nil {
 		t.Fatal(err)

@@ -172,7 +172,7 @@ func (s *Session) request(msg ldapwire.Message, onBind func(int)) *proxy.Request
 	return &proxy.Request{
 		Msg: msg, Identity: ident, Sink: s, ConnID: s.id, OnBindResult: onBind,
 		Route: route.Operation{Tag: msg.OpTag, TargetDN: msg.TargetDN(), ExtendedOID: msg.ExtendedOID(),
-			Controls: msg.Controls, ClientIP: s.remote, BindDN: ident.DN},
+			Controls: msg.Controls, ClientIP: s.remote, BindDN: ident.DN, ConnID: s.id},
 	}
 }
 

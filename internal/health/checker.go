@@ -1,5 +1,13 @@
 // Package health decides each backend server's state. It is the only writer
 // of health into the backend registry; algorithms read the snapshots.
+//
+// Each server has checks (search, replication-backlog, admin-alert,
+// busyness; one file each). A run executes all of a server's checks, one
+// after the other, and publishes their combination: the worst state wins,
+// the score is the lowest of all the checks' scores, and the reason is that
+// of the check that decided the state. Runs happen every Frequency, never
+// two at once on one server, and at once after an operation to the server
+// failed or a watcher (the admin-alert persistent search) asked for one.
 package health
 
 import (
@@ -15,24 +23,40 @@ import (
 // Result is what one check says about one server.
 type Result struct {
 	State  backend.State
-	Score  int // 1..10
+	Score  int // 1..10, ranks servers of the same state
 	Reason string
 }
 
-// Check examines one server. Run must honour ctx's deadline.
+// Check examines one server. A check value belongs to one server: it may
+// remember earlier runs (hysteresis) since runs never overlap. Run must
+// honour ctx's deadline.
 type Check interface {
 	Name() string
 	Run(ctx context.Context, t *Target) Result
 }
 
-// Config sets when checks run.
-type Config struct {
-	Frequency time.Duration // between two runs on a server
-	Timeout   time.Duration // bounds one run
+// Watcher is a check that also watches its server between runs (such as a
+// persistent search). Watch runs until ctx ends and calls t.Trigger to ask
+// for a run.
+type Watcher interface {
+	Watch(ctx context.Context, t *Target)
 }
 
-// Checker runs the checks of every server, one run at a time per server, on a
-// schedule and again at once after an operation to the server failed.
+// demoter is a check with hysteresis: after an operation to its server
+// failed, it treats the server as unavailable until it sees it recover by
+// the stricter thresholds for leaving that state.
+type demoter interface {
+	demote()
+}
+
+// Config sets when checks run.
+type Config struct {
+	Frequency time.Duration    // default time between two runs on a server; default 1s
+	Timeout   time.Duration    // bounds each check of a run; default 5s
+	Now       func() time.Time // clock for measurements; default time.Now
+}
+
+// Checker runs the checks of every server.
 type Checker struct {
 	cfg     Config
 	reg     *backend.Registry
@@ -41,20 +65,40 @@ type Checker struct {
 	log     *slog.Logger
 }
 
-// NewChecker prepares checks for every server of the registry.
+// NewChecker prepares checks for every server of the registry. It gives
+// each target the checker's clock and, unless set, its frequency.
 func NewChecker(cfg Config, reg *backend.Registry, targets []*Target, checks [][]Check, log *slog.Logger) *Checker {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Frequency <= 0 {
+		cfg.Frequency = time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	for _, t := range targets {
+		t.now = cfg.Now
+		if t.Frequency <= 0 {
+			t.Frequency = cfg.Frequency
+		}
+	}
 	return &Checker{cfg: cfg, reg: reg, targets: targets, checks: checks, log: log}
 }
+
+// Targets are the check targets, in server order.
+func (c *Checker) Targets() []*Target { return c.targets }
 
 // Run checks every server until ctx ends.
 func (c *Checker) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for i := range c.targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.loop(ctx, i)
-		}()
+	for i, t := range c.targets {
+		wg.Go(func() { c.loop(ctx, i) })
+		for _, chk := range c.checks[i] {
+			if w, ok := chk.(Watcher); ok {
+				wg.Go(func() { w.Watch(ctx, t) })
+			}
+		}
 	}
 	wg.Wait()
 	for _, t := range c.targets {
@@ -62,9 +106,11 @@ func (c *Checker) Run(ctx context.Context) {
 	}
 }
 
-// loop runs the checks of one server: never two runs at once.
+// loop runs the checks of one server: never two runs at once. A tick that
+// comes during a long run is kept, so the next run starts when it ends.
 func (c *Checker) loop(ctx context.Context, i int) {
-	ticker := time.NewTicker(c.cfg.Frequency)
+	t := c.targets[i]
+	ticker := time.NewTicker(t.Frequency)
 	defer ticker.Stop()
 	for {
 		c.CheckNow(ctx, i)
@@ -72,52 +118,104 @@ func (c *Checker) loop(ctx context.Context, i int) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-		case <-c.targets[i].trigger:
+		case <-t.trigger:
 		}
 	}
 }
 
-// CheckNow runs every check of server i once and publishes the combined result.
+// CheckNow runs every check of server i once and publishes the combined
+// result, unless ctx ended or an operation to the server failed meanwhile
+// (the run that failure triggered decides then).
 func (c *Checker) CheckNow(ctx context.Context, i int) Result {
 	t := c.targets[i]
 	if !t.running.CompareAndSwap(false, true) {
 		t.overlaps.Add(1) // never expected: loop runs one check at a time
-		return Result{State: backend.Unavailable, Reason: "check already running"}
+		return Result{State: backend.Unavailable, Score: 1, Reason: "check already running"}
 	}
 	defer t.running.Store(false)
 	t.runs.Add(1)
-	worst, name := Result{State: backend.Available, Score: 10, Reason: "all checks passed"}, ""
+	gen := c.applyFailures(i)
+	t.beginRun()
+	r, check, ok := c.runChecks(ctx, i)
+	if ok {
+		c.publishRun(i, gen, r, check)
+	}
+	return r
+}
+
+// applyFailures tells the checks of server i about passive failures
+// reported since the last run, and returns the failure count.
+func (c *Checker) applyFailures(i int) int64 {
+	t := c.targets[i]
+	gen := t.failures.Load()
+	if gen == t.seenFailures {
+		return gen
+	}
+	t.seenFailures = gen
 	for _, chk := range c.checks[i] {
-		rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-		r := chk.Run(rctx, t)
-		cancel()
-		if ctx.Err() != nil {
-			return worst
-		}
-		if r.State > worst.State || (r.State == worst.State && r.Score < worst.Score) {
-			worst, name = r, chk.Name()
+		if d, ok := chk.(demoter); ok {
+			d.demote()
 		}
 	}
-	c.publish(i, worst, name)
-	return worst
+	return gen
+}
+
+// runChecks runs each check of server i with its own timeout and combines
+// the results; it names the deciding check. ok is false if ctx ended.
+func (c *Checker) runChecks(ctx context.Context, i int) (r Result, check string, ok bool) {
+	checks := c.checks[i]
+	if len(checks) == 0 {
+		return Result{State: backend.Available, Score: 10, Reason: "no checks"}, "", true
+	}
+	results := make([]Result, len(checks))
+	for j, chk := range checks {
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		results[j] = chk.Run(rctx, c.targets[i])
+		cancel()
+		if ctx.Err() != nil {
+			return results[j], chk.Name(), false
+		}
+	}
+	r, at := decide(results)
+	return r, checks[at].Name(), true
+}
+
+// publishRun publishes a run's result unless a passive failure came in
+// since the run began.
+func (c *Checker) publishRun(i int, gen int64, r Result, check string) {
+	t := c.targets[i]
+	t.pubMu.Lock()
+	defer t.pubMu.Unlock()
+	if t.failures.Load() == gen {
+		c.publish(i, r, check)
+	}
 }
 
 // publish records a result; a state change is logged once.
 func (c *Checker) publish(i int, r Result, check string) {
 	h := backend.Health{State: r.State, Score: r.Score, Reason: r.Reason, Check: check}
-	if c.reg.SetHealth(i, h) {
-		srv := c.reg.Snapshot().Servers[i]
-		c.log.Info("server state changed", "server", srv.Name, "state", r.State.String(), "score", r.Score, "check", check, "reason", r.Reason)
+	if !c.reg.SetHealth(i, h) {
+		return
 	}
+	level := slog.LevelWarn
+	if r.State == backend.Available {
+		level = slog.LevelInfo
+	}
+	srv := c.reg.Snapshot().Servers[i]
+	c.log.Log(context.Background(), level, "server state changed", "server", srv.Name,
+		"state", r.State.String(), "score", r.Score, "check", check, "reason", r.Reason)
 }
 
 // OperationFailed marks a server unavailable at once after a failed
-// operation and checks it again right away: the next check decides when it
-// comes back.
+// operation and checks it again right away. The checks with hysteresis
+// then treat it as coming back from unavailable: it must meet their
+// thresholds for leaving that state (e.g. available-below), so a passive
+// failure cannot be undone by a merely borderline result.
 func (c *Checker) OperationFailed(s *backend.Server, err error) {
+	t := c.targets[s.Index]
+	t.pubMu.Lock()
+	t.failures.Add(1)
 	c.publish(s.Index, Result{State: backend.Unavailable, Score: 1, Reason: fmt.Sprintf("operation failed: %v", err)}, "operation")
-	select {
-	case c.targets[s.Index].trigger <- struct{}{}:
-	default:
-	}
+	t.pubMu.Unlock()
+	t.Trigger()
 }

@@ -47,7 +47,8 @@ func (p *Proxy) Forward(ctx context.Context, req *Request) Outcome {
 	start := time.Now()
 	snap := p.registry.Snapshot()
 	var buf [16]int
-	cands, alg := p.router.Load().Candidates(snap, &req.Route, buf[:0])
+	router := p.router.Load()
+	cands, alg := router.Candidates(snap, &req.Route, buf[:0])
 	out := Outcome{Algorithm: alg, Code: -1}
 	defer func() {
 		out.Elapsed = time.Since(start)
@@ -67,6 +68,7 @@ func (p *Proxy) Forward(ctx context.Context, req *Request) Outcome {
 		switch res.status {
 		case answered:
 			out.Server, out.Code, out.Failover = srv.Name, res.code, i > 0
+			router.Record(&req.Route, srv.Name, res.code, time.Now())
 			return out
 		case abandoned:
 			return out

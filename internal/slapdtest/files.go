@@ -66,37 +66,56 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// copySparse copies the regular file src to dst, skipping all-zero blocks
-// so that mdb's sparse data file (as large as maxsize) stays sparse.
+// copySparse copies the regular file src to dst, copying only the data
+// regions (see dataRegions) and skipping all-zero blocks within them, so
+// that mdb's sparse data file (as large as maxsize) stays sparse and is
+// copied quickly.
 func copySparse(dst, src string) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	info, err := in.Stat()
+	if err != nil {
+		return err
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, out.Close()) }()
+	regions, err := dataRegions(in, info.Size())
+	if err != nil {
+		return err
+	}
 	buf := make([]byte, 1<<20)
-	var size int64
-	for {
-		n, rerr := io.ReadFull(in, buf)
-		if n > 0 {
-			if err := writeOrSkip(out, buf[:n], size); err != nil {
-				return err
-			}
-			size += int64(n)
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return rerr
+	for _, reg := range regions {
+		if err := copyRegion(out, in, reg[0], reg[1], buf); err != nil {
+			return err
 		}
 	}
-	return out.Truncate(size)
+	return out.Truncate(info.Size())
+}
+
+// copyRegion copies bytes [start, end) of in to the same offsets of out.
+func copyRegion(out, in *os.File, start, end int64, buf []byte) error {
+	for off := start; off < end; {
+		n, err := in.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		if n > 0 {
+			if err := writeOrSkip(out, buf[:n], off); err != nil {
+				return err
+			}
+			off += int64(n)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeOrSkip writes block at offset off unless it is all zeros.

@@ -2,7 +2,9 @@ package slapdtest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 	"time"
@@ -38,4 +40,34 @@ func waitProcState(pid int, stopped bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// Whence values of lseek(2) for sparse files.
+const (
+	seekData = 3 // SEEK_DATA
+	seekHole = 4 // SEEK_HOLE
+)
+
+// dataRegions returns the [start, end) byte ranges of f that hold data,
+// using SEEK_DATA/SEEK_HOLE; if the file system does not support them, the
+// whole file is one region.
+func dataRegions(f *os.File, size int64) ([][2]int64, error) {
+	var regions [][2]int64
+	for off := int64(0); off < size; {
+		start, err := f.Seek(off, seekData)
+		if errors.Is(err, syscall.ENXIO) {
+			break // only a hole is left
+		}
+		if err != nil {
+			return [][2]int64{{0, size}}, nil
+		}
+		end, err := f.Seek(start, seekHole)
+		if err != nil {
+			return [][2]int64{{0, size}}, nil
+		}
+		regions = append(regions, [2]int64{start, end})
+		off = end
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return regions, err
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -76,6 +77,9 @@ func (r *Replica) dbDir() string { return filepath.Join(r.Dir, "db") }
 // output appended to LogFile. `-d none` logs only the messages slapd always
 // logs (startup, bind failures, syncrepl errors...) instead of nothing.
 func (r *Replica) launch() error {
+	if r.Running() {
+		return fmt.Errorf("slapdtest: replica %d is already running (pid %d)", r.ID, r.PID())
+	}
 	log, err := os.OpenFile(r.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -257,17 +261,21 @@ func (r *Replica) Restart(ctx context.Context) error {
 	return nil
 }
 
-// waitReady polls until an anonymous root DSE search succeeds, the process
-// exits (error, wrapping errAddrInUse if the port was taken), ctx is done
+// waitReady polls until slapd has written its pid file (which it does only
+// after binding its port, so we are not fooled by another server that owns
+// the port) and an anonymous root DSE search succeeds. It fails when the
+// process exits (wrapping errAddrInUse if the port was taken), ctx is done
 // or readyTimeout has passed.
 func (r *Replica) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	_, done := r.proc()
+	cmd, done := r.proc()
 	var lastErr error
 	for {
-		if lastErr = r.ping(); lastErr == nil {
-			return nil
+		if lastErr = r.checkPIDFile(cmd.Process.Pid); lastErr == nil {
+			if lastErr = r.ping(); lastErr == nil {
+				return nil
+			}
 		}
 		select {
 		case <-done:
@@ -292,6 +300,18 @@ func (r *Replica) exitError() error {
 		return fmt.Errorf("%w: %w", errAddrInUse, err)
 	}
 	return err
+}
+
+// checkPIDFile fails unless slapd.pid contains pid.
+func (r *Replica) checkPIDFile(pid int) error {
+	data, err := os.ReadFile(filepath.Join(r.Dir, "slapd.pid"))
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimSpace(string(data)); got != strconv.Itoa(pid) {
+		return fmt.Errorf("pid file has %q, want %d", got, pid)
+	}
+	return nil
 }
 
 // ping does an anonymous base search of the root DSE.

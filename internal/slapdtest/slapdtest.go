@@ -12,6 +12,31 @@
 //
 // Requirements: the Debian slapd 2.5 package (/usr/sbin/slapd, slapadd,
 // slaptest, modules in /usr/lib/ldap, schemas in /etc/ldap/schema).
+//
+// slapd behaviour observed with these servers (2.5.13), relevant to a
+// proxy that uses ServiceDN with Proxied Authorization (RFC 4370):
+//
+//   - The control works on search, add, modify, modrdn and delete (compare
+//     untested: go-ldap's Compare takes no controls) and on the WhoAmI and
+//     Password Modify extended operations; WhoAmI then
+//     returns the proxied identity ("dn:<normalized dn>", or "" for
+//     anonymous) and Password Modify changes the proxied user's password.
+//     On a bind request it fails with unavailableCriticalExtension (12).
+//   - An empty authzId means anonymous and is allowed for every
+//     authenticated identity, even without authzTo. The control value must
+//     be present: go-ldap's NewControlString omits an empty value, which
+//     slapd rejects with protocolError ("proxy authorization control value
+//     absent"); use ProxyAuthzControl. A non-critical control is accepted.
+//   - Refusals are authorizationDenied (123): "not authorized to assume
+//     identity" (no matching authzTo), "anonymous proxied authorization not
+//     allowed" (unbound client), "authzId mapping failed" (malformed).
+//   - authzTo "dn.regex:.*" lets ServiceDN assume ANY DN, including
+//     AdminDN (rootdn: full access, e.g. to userPassword) and DNs that do not
+//     exist (they get the rights of `users`). "u:name" maps to
+//     "uid=name,cn=auth" (there is no authz-regexp). The proxy must only
+//     assume identities whose credentials it has verified.
+//   - slapd reads authzTo with `auth` access as the proxying identity
+//     itself, so the ACL needs `by self auth` (see config.go).
 package slapdtest
 
 import (

@@ -1,0 +1,285 @@
+package route
+
+import (
+	"container/list"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/backend"
+)
+
+// AffinityKind says which operations count as one client's.
+type AffinityKind int
+
+// Affinity kinds.
+const (
+	ByConnection AffinityKind = iota + 1 // one client connection
+	ByClientIP                           // one client address
+	ByBindDN                             // one bound identity (anonymous clients have none)
+)
+
+var affinityKinds = map[string]AffinityKind{
+	"client-connection": ByConnection, "client-ip": ByClientIP, "bind-dn": ByBindDN,
+}
+
+func (k AffinityKind) String() string {
+	for name, kind := range affinityKinds {
+		if kind == k {
+			return name
+		}
+	}
+	return "none"
+}
+
+// ParseAffinityKind reads an affinity type keyword.
+func ParseAffinityKind(s string) (AffinityKind, error) {
+	if k, ok := affinityKinds[s]; ok {
+		return k, nil
+	}
+	return 0, fmt.Errorf("route: unknown affinity type %q (use client-connection, client-ip or bind-dn)", s)
+}
+
+// Affinity sends a client's operations to the server that answered it
+// recently, as long as that server is among the operation's candidates.
+//
+// Per proxy (the default), an operation of a kind in After records which
+// server answered it, and the client's operations go there for Duration.
+//
+// Consistent mode keeps no state: every operation of a client goes to the
+// server that rendezvous hashing of its identity picks among the best
+// candidates (same location tier and state as the first), so independent
+// proxies with the same configuration and the same view of server health
+// agree without talking to each other.
+type Affinity struct {
+	Kind       AffinityKind
+	Consistent bool
+	Duration   time.Duration
+	After      OpSet          // operations that set affinity (per-proxy mode)
+	Table      *AffinityTable // per-proxy mode; survives router reloads
+	TierOf     []int          // location tier by snapshot index (consistent mode)
+}
+
+// apply moves the client's affinity server to the front of cands and
+// reports whether it did.
+func (a *Affinity) apply(snap *backend.Snapshot, v *view, cands []int, now time.Time) bool {
+	if len(cands) == 0 {
+		return false
+	}
+	var want string
+	if a.Consistent {
+		id, ok := a.identity(v)
+		if !ok {
+			return false
+		}
+		want = snap.Servers[a.rendezvous(snap, id, cands)].Name
+	} else {
+		k, ok := a.key(v)
+		if !ok {
+			return false
+		}
+		if want, ok = a.Table.Get(k, now); !ok {
+			return false
+		}
+	}
+	return toFront(snap, cands, want)
+}
+
+// record remembers who answered an operation that sets affinity.
+func (a *Affinity) record(v *view, server string, now time.Time) {
+	if a.Consistent || !a.After.Has(v.op.Tag) {
+		return
+	}
+	if k, ok := a.key(v); ok {
+		a.Table.Set(k, server, now, now.Add(a.Duration))
+	}
+}
+
+// toFront moves the candidate named name to the front, keeping the order of
+// the others. It reports false when name is not a candidate.
+func toFront(snap *backend.Snapshot, cands []int, name string) bool {
+	for i, s := range cands {
+		if snap.Servers[s].Name == name {
+			copy(cands[1:i+1], cands[:i])
+			cands[0] = s
+			return true
+		}
+	}
+	return false
+}
+
+// affinityKey identifies a client in the affinity table.
+type affinityKey struct {
+	kind AffinityKind
+	conn uint64
+	ip   netip.Addr
+	dn   string
+}
+
+func (a *Affinity) key(v *view) (affinityKey, bool) {
+	k := affinityKey{kind: a.Kind}
+	switch a.Kind {
+	case ByConnection:
+		k.conn = v.op.ConnID
+		return k, true
+	case ByClientIP:
+		k.ip = v.op.ClientIP
+		return k, k.ip.IsValid()
+	case ByBindDN:
+		id, ok := v.identity()
+		k.dn = id.String()
+		return k, ok
+	}
+	return k, false
+}
+
+// identity is the client identity hashed in consistent mode.
+func (a *Affinity) identity(v *view) (string, bool) {
+	k, ok := a.key(v)
+	switch {
+	case !ok:
+		return "", false
+	case a.Kind == ByConnection:
+		return strconv.FormatUint(k.conn, 10), true
+	case a.Kind == ByClientIP:
+		return k.ip.Unmap().String(), true
+	}
+	return k.dn, true
+}
+
+// rendezvous picks, among the candidates of the same tier and state as the
+// first, the one with the highest hash of (identity, server name): highest
+// random weight hashing. Removing a server only moves the clients it had.
+func (a *Affinity) rendezvous(snap *backend.Snapshot, id string, cands []int) int {
+	group := a.standing(snap, cands[0])
+	h := fnv(fnvOffset, id)
+	best, bestScore := cands[0], uint64(0)
+	for _, s := range cands {
+		if a.standing(snap, s) != group {
+			continue
+		}
+		if score := mix(fnv(fnv(h, "\x00"), snap.Servers[s].Name)); score >= bestScore {
+			best, bestScore = s, score
+		}
+	}
+	return best
+}
+
+// standing combines a server's location tier and state.
+func (a *Affinity) standing(snap *backend.Snapshot, s int) [2]int {
+	tier := 0
+	if s < len(a.TierOf) {
+		tier = a.TierOf[s]
+	}
+	return [2]int{tier, int(snap.Servers[s].Health.State)}
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// fnv continues a 64-bit FNV-1a hash with s. It is fixed by its
+// specification, so every proxy instance computes the same values.
+func fnv(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// mix is the splitmix64 finaliser, spreading FNV's weak low bits.
+func mix(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// DefaultAffinityEntries bounds an AffinityTable made with size 0.
+const DefaultAffinityEntries = 100000
+
+// AffinityTable remembers which server each client last used, until an
+// expiry time. It holds at most a fixed number of entries, dropping the
+// least recently recorded first, and is safe for concurrent use. Build it
+// once and hand it to every Router built on reload, so that affinity
+// survives reloads.
+type AffinityTable struct {
+	max int
+
+	mu    sync.Mutex // mu guards the fields below
+	items map[affinityKey]*list.Element
+	order list.List // of *affinityEntry, least recently recorded first
+}
+
+type affinityEntry struct {
+	key    affinityKey
+	server string
+	until  time.Time
+}
+
+// NewAffinityTable makes a table of at most max entries (0: the default).
+func NewAffinityTable(max int) *AffinityTable {
+	if max <= 0 {
+		max = DefaultAffinityEntries
+	}
+	return &AffinityTable{max: max, items: map[affinityKey]*list.Element{}}
+}
+
+// Get returns the server recorded for k, unless it expired by now.
+func (t *AffinityTable) Get(k affinityKey, now time.Time) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	el, ok := t.items[k]
+	if !ok {
+		return "", false
+	}
+	e := el.Value.(*affinityEntry)
+	if !now.Before(e.until) {
+		t.remove(el)
+		return "", false
+	}
+	return e.server, true
+}
+
+// Set records server for k until the given time, then drops the entries
+// expired by now and any beyond the size limit.
+func (t *AffinityTable) Set(k affinityKey, server string, now, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if el, ok := t.items[k]; ok {
+		e := el.Value.(*affinityEntry)
+		e.server, e.until = server, until
+		t.order.MoveToBack(el)
+	} else {
+		t.items[k] = t.order.PushBack(&affinityEntry{key: k, server: server, until: until})
+	}
+	t.trim(now)
+}
+
+// trim drops the least recently recorded entries while they are expired or
+// the table is too big. With one duration for all entries, the oldest
+// expire first. Caller must hold mu.
+func (t *AffinityTable) trim(now time.Time) {
+	for el := t.order.Front(); el != nil; el = t.order.Front() {
+		if t.order.Len() <= t.max && now.Before(el.Value.(*affinityEntry).until) {
+			return
+		}
+		t.remove(el)
+	}
+}
+
+// remove drops one entry. Caller must hold mu.
+func (t *AffinityTable) remove(el *list.Element) {
+	delete(t.items, el.Value.(*affinityEntry).key)
+	t.order.Remove(el)
+}
+
+// Len is the number of entries held, expired ones included.
+func (t *AffinityTable) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.order.Len()
+}
