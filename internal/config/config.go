@@ -49,6 +49,12 @@ type Config struct {
 	Routing `yaml:",inline"`
 	// Health: checks and their schedule (see health.go).
 	Health `yaml:",inline"`
+	// Observability: admin HTTP listener, cn=monitor access, access log
+	// (see observability.go).
+	Observability `yaml:",inline"`
+	// Security: TLS to backends' defaults and client-side protections
+	// (see security.go).
+	Security `yaml:",inline"`
 
 	// Dir is the absolute directory of the configuration file, set by Load
 	// (empty after Parse). It is not read from the file.
@@ -60,6 +66,9 @@ type Listener struct {
 	// Address is host:port, required. The host may be empty to listen on
 	// all interfaces; port 0 picks a free port.
 	Address string `yaml:"address"`
+	// ListenerSecurity holds the listener's TLS and PROXY protocol settings
+	// (see security.go).
+	ListenerSecurity `yaml:",inline"`
 }
 
 // Server is an upstream directory server.
@@ -76,6 +85,8 @@ type Server struct {
 	Weight int `yaml:"weight"`
 	// ServerHealth holds per-server health-check settings (see health.go).
 	ServerHealth `yaml:",inline"`
+	// ServerSecurity holds the server's TLS settings (see security.go).
+	ServerSecurity `yaml:",inline"`
 }
 
 // ServiceAccount is the simple-bind identity of the pooled connections.

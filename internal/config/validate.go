@@ -118,6 +118,8 @@ func (c *Config) validate(v *validator) {
 	v.oneOf("log.level", "level", c.Log.Level, logLevels)
 	v.oneOf("log.format", "format", c.Log.Format, logFormats)
 	c.validateRouting(v)
+	c.validateObservability(v)
+	c.validateSecurity(v)
 	c.validateHealth(v)
 }
 
@@ -206,6 +208,8 @@ func (c *Config) setDefaults() {
 	setDefault(&c.Log.Format, defaultLogFormat)
 	setDefault(&c.ShutdownGracePeriod, defaultShutdownGracePeriod)
 	c.setRoutingDefaults()
+	c.setObservabilityDefaults()
+	c.setSecurityDefaults()
 	c.setHealthDefaults()
 }
 
