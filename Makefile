@@ -2,19 +2,23 @@
 GO        ?= go
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: demo test deps build vet fuzz clean
+.PHONY: demo test deps deps-test build vet fuzz bench bench-go clean
 
 ## demo: run ldapmux in front of three local slapd replicas (installs slapd if missing)
 demo: deps
 	$(GO) run ./cmd/ldapmux demo
 
 ## test: install what the tests need, vet, and run every test with the race detector
-test: deps vet
+test: deps-test vet
 	$(GO) test $(TEST_FLAGS) ./...
 
 ## deps: install slapd and ldap-utils from Debian's packages when missing
 deps:
 	@./scripts/install-deps.sh
+
+## deps-test: deps, plus chromium for the status page's browser test
+deps-test:
+	@./scripts/install-deps.sh --with-browser
 
 ## build: build the ldapmux binary into ./bin
 build:
@@ -24,9 +28,22 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
-## fuzz: fuzz the frame decoder for a minute
+## bench: direct slapd vs ldapmux vs HAProxy under the same load, one table
+## (about 6 minutes; BENCH_* variables, see docs/performance.md)
+bench:
+	@./scripts/bench.sh
+
+## bench-go: Go benchmarks of the forwarding hot path, with allocations
+bench-go:
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/ldapwire/ ./internal/balancer/ ./internal/route/ ./internal/app/
+
+## fuzz: fuzz the frame decoder, every request decoder and the PROXY header
+## parser, FUZZTIME each (seed corpus of real PDUs in internal/ldapwire/testdata/fuzz)
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=60s ./internal/ldapwire/
+	@for t in FuzzReader FuzzParseBind FuzzTargetDN FuzzExtendedOID FuzzAbandonTarget FuzzEachControl FuzzParseResult FuzzValidateRequest; do \
+		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./internal/ldapwire/ || exit 1; done
+	$(GO) test -run='^$$' -fuzz='^FuzzProxyHeader$$' -fuzztime=$(FUZZTIME) ./internal/frontend/
 
 clean:
-	rm -rf bin
+	rm -rf bin bench-out

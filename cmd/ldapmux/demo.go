@@ -27,6 +27,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:1389", "address the proxy listens on")
 	firstPort := fs.Int("backend-port", 3891, "port of the first slapd replica (the others follow)")
 	replicas := fs.Int("replicas", 3, "number of slapd replicas")
+	adminAddr := fs.String("admin", "127.0.0.1:8389", "admin listener: status page, metrics, reload")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -43,12 +44,12 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	defer cluster.Close()
 
 	cfgPath := filepath.Join(cluster.Dir, "ldapmux.yaml")
-	a, err := startDemoProxy(ctx, cluster, *listen, cfgPath, log)
+	a, err := startDemoProxy(ctx, cluster, *listen, *adminAddr, cfgPath, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "ldapmux demo: %v\n", err)
+		fmt.Fprintf(stderr, "ldapmux demo: %v (choose other addresses with -listen and -admin)\n", err)
 		return 1
 	}
-	printDemoHelp(stdout, cluster, a.Addrs()[0], cfgPath)
+	printDemoHelp(stdout, cluster, a, cfgPath)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nStopping ldapmux and the replicas...")
 	drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -98,11 +99,16 @@ pool:
   operation-timeout: 5s
 load-balancing:
   algorithm: failover
+admin:
+  address: {{.Admin}}
+monitor:
+  admin-dns: ["{{.AdminDN}}"]
 `
 
-func startDemoProxy(ctx context.Context, c *slapdtest.Cluster, listen, path string, log *slog.Logger) (*app.App, error) {
+func startDemoProxy(ctx context.Context, c *slapdtest.Cluster, listen, adminAddr, path string, log *slog.Logger) (*app.App, error) {
 	var b strings.Builder
-	data := map[string]any{"Listen": listen, "Replicas": c.Replicas, "ServiceDN": slapdtest.ServiceDN, "ServicePassword": slapdtest.ServicePassword}
+	data := map[string]any{"Listen": listen, "Replicas": c.Replicas, "ServiceDN": slapdtest.ServiceDN, "ServicePassword": slapdtest.ServicePassword,
+		"Admin": adminAddr, "AdminDN": slapdtest.AdminDN}
 	if err := template.Must(template.New("cfg").Parse(demoConfig)).Execute(&b, data); err != nil {
 		return nil, err
 	}
@@ -117,6 +123,7 @@ func startDemoProxy(ctx context.Context, c *slapdtest.Cluster, listen, path stri
 	if err != nil {
 		return nil, err
 	}
+	a.SetConfigFile(path, nil)
 	return a, a.Start(ctx)
 }
 
@@ -136,6 +143,11 @@ Try it (users uid=user.1 .. uid=user.100, password password.N):
   printf 'dn: cn=hello,ou=scratch,dc=example,dc=com\nobjectClass: organizationalRole\ncn: hello\n' | \
       ldapadd -x -H ldap://{{.Addr}} -D {{.WriterDN}} -w {{.WriterPassword}}
 
+Status page: http://{{.Admin}}/   (or: ldapmux status -admin {{.Admin}})
+Metrics:     http://{{.Admin}}/metrics
+cn=monitor:  ldapsearch -x -H ldap://{{.Addr}} -D {{.AdminDN}} -w {{.AdminPassword}} -b cn=monitor
+Reload:      edit {{.Config}}, then: ldapmux reload -admin {{.Admin}}
+
 Watch failover: stop the primary, keep searching, then bring it back
 (traffic returns to ds1 by itself):
 
@@ -145,8 +157,9 @@ Watch failover: stop the primary, keep searching, then bring it back
 Press Ctrl-C to stop ldapmux and the replicas (their files in {{.Dir}} are removed).
 `
 
-func printDemoHelp(w io.Writer, c *slapdtest.Cluster, addr, cfgPath string) {
-	data := map[string]any{"Addr": addr, "Replicas": c.Replicas, "Config": cfgPath, "Dir": c.Dir,
+func printDemoHelp(w io.Writer, c *slapdtest.Cluster, a *app.App, cfgPath string) {
+	data := map[string]any{"Addr": a.Addrs()[0], "Admin": a.AdminAddr(), "AdminDN": slapdtest.AdminDN, "AdminPassword": slapdtest.AdminPassword,
+		"Replicas": c.Replicas, "Config": cfgPath, "Dir": c.Dir,
 		"PrimaryPID": c.Replicas[0].PID(), "WriterDN": slapdtest.WriterDN, "WriterPassword": slapdtest.WriterPassword}
 	template.Must(template.New("help").Parse(demoHelp)).Execute(w, data)
 }

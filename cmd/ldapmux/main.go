@@ -12,10 +12,13 @@ import (
 const usage = `usage: ldapmux <command> [flags]
 
 commands:
-  serve -config FILE         run the proxy until SIGINT/SIGTERM
+  serve -config FILE         run the proxy until SIGINT/SIGTERM (SIGHUP reloads)
+  reload -admin ADDR         reload a running proxy's configuration (or -config FILE, -pid-file FILE)
+  status -admin ADDR         show a running proxy's servers (admin listener address)
   check-config -config FILE  validate a configuration (exit 0 when valid, 2 otherwise)
   demo                       run three local slapd replicas with ldapmux in front
   example-config             print a complete, commented configuration
+  bench [flags]              put LDAP load on a server and report throughput and latency
 `
 
 func main() {
@@ -31,10 +34,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "reload":
+		return reloadCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
 	case "check-config":
 		return checkConfig(args[1:], stdout, stderr)
 	case "demo":
 		return demo(args[1:], stdout, stderr)
+	case "bench":
+		return bench(args[1:], stdout, stderr)
 	case "example-config":
 		return exampleConfig(stdout)
 	case "-h", "-help", "--help", "help":

@@ -14,11 +14,13 @@ import (
 	"github.com/ldapmux/ldapmux/internal/config"
 )
 
-// serve runs the proxy until SIGINT or SIGTERM, then drains.
+// serve runs the proxy until SIGINT or SIGTERM, then drains; SIGHUP
+// reloads the configuration.
 func serve(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
+	pidFile := fs.String("pid-file", "", "write the process ID to this file (for ldapmux reload -pid-file)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -34,6 +36,7 @@ func serve(args []string, stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := notifyReload()
 	a, err := app.New(cfg, log)
 	if err == nil {
 		err = a.Start(ctx)
@@ -42,7 +45,9 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	<-ctx.Done()
+	defer writePIDFile(*pidFile, log)()
+	a.SetConfigFile(*path, setLogLevel)
+	serveUntilDone(ctx, a, *path, hup)
 	log.Info("shutting down", "grace-period", cfg.ShutdownGracePeriod.D())
 	drain, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGracePeriod.D())
 	defer cancel()
@@ -53,9 +58,8 @@ func serve(args []string, stderr io.Writer) int {
 
 // newLogger builds the process logger from the log settings.
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: level}
+	setLogLevel(cfg)
+	opts := &slog.HandlerOptions{Level: &logLevel}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

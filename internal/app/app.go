@@ -28,19 +28,29 @@ type App struct {
 	affinity  *route.AffinityTable // outlives routers rebuilt on reload
 	frontend  *frontend.Server
 	listeners []net.Listener
+	// listenerConfs secure each listener (security.go).
+	listenerConfs []*frontend.Listener
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	obs *observability // metrics, access log, status, admin listener (observe.go)
+	rl  reloadState    // live reload (reload.go)
 }
 
 // New builds the proxy described by cfg without opening anything yet.
 func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log}
+	a.initObservability()
 	a.servers = make([]*backend.Server, len(cfg.Servers))
 	for i, s := range cfg.Servers {
 		a.servers[i] = &backend.Server{Name: s.Name, Address: s.Address, Location: s.Location, Weight: s.Weight}
 	}
 	a.registry = backend.NewRegistry(a.servers, nil)
+	a.registry.OnChange = a.stateChanged
+	if err := a.setupSecurity(); err != nil {
+		return nil, err
+	}
 	for _, s := range a.servers {
 		backend.NewPool(s, a.poolConfig())
 	}
@@ -49,10 +59,15 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc := proxy.Config{OperationTimeout: cfg.Pool.OperationTimeout.D(), ConnectTimeout: cfg.Pool.ConnectTimeout.D()}
-	a.proxy = proxy.New(pc, a.registry, router, a.checker, nil, log)
-	fc := frontend.Config{MaxPDU: int(cfg.Limits.MaxPDUSize), MaxClients: cfg.Limits.MaxClientConnections}
+	pc := proxy.Config{OperationTimeout: cfg.Pool.OperationTimeout.D(), ConnectTimeout: cfg.Pool.ConnectTimeout.D(),
+		MaxPerServer: int64(cfg.Limits.MaxOperationsPerServer), BindTimeout: cfg.Limits.BindTimeout.D()}
+	a.proxy = proxy.New(pc, a.registry, router, a.relay(), a.observer(), log)
+	fc := frontend.Config{MaxPDU: int(cfg.Limits.MaxPDUSize), MaxClients: cfg.Limits.MaxClientConnections,
+		MaxClientBuffer: int(cfg.Limits.MaxClientBuffer), WriteTimeout: cfg.Limits.WriteTimeout.D(), Limits: frontendLimits(cfg)}
 	a.frontend = frontend.NewServer(fc, a.proxy, log)
+	if err := a.finishObservability(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -63,7 +78,7 @@ func (a *App) poolConfig() backend.PoolConfig {
 		MaxAge: p.MaxConnectionAge.D(), IdleCheck: p.IdleCheckInterval.D(),
 		ConnectTimeout: p.ConnectTimeout.D(), OperationTimeout: p.OperationTimeout.D(),
 		BindDN: a.cfg.ServiceAccount.BindDN, Password: a.cfg.ServiceAccount.Password.Reveal(),
-		MaxPDU: int(a.cfg.Limits.MaxPDUSize),
+		MaxPDU: int(a.cfg.Limits.MaxPDUSize), MaxPerConn: a.cfg.Limits.MaxOperationsPerServerConnection,
 	}
 }
 
@@ -77,15 +92,17 @@ func (a *App) Start(ctx context.Context) error {
 		}
 		a.listeners = append(a.listeners, ln)
 	}
+	if err := a.listenAdmin(); err != nil {
+		a.closeListeners()
+		return err
+	}
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		a.checker.Run(ctx)
-	}()
-	for _, ln := range a.listeners {
-		a.log.Info("listening", "address", ln.Addr().String())
-		go a.frontend.Serve(ln)
+	a.rl.ctx = ctx
+	a.startChecker(a.checker)
+	a.startObservability(ctx)
+	for i, ln := range a.listeners {
+		a.log.Info("listening", "address", ln.Addr().String(), "ldaps", a.listenerConfs[i].LDAPS, "starttls", a.listenerConfs[i].StartTLS)
+		go a.frontend.ServeListener(ln, a.listenerConfs[i])
 	}
 	return nil
 }
@@ -109,14 +126,23 @@ func (a *App) Addrs() []string {
 func (a *App) Registry() *backend.Registry { return a.registry }
 
 // Servers are the backend servers in configured order.
-func (a *App) Servers() []*backend.Server { return a.servers }
+func (a *App) Servers() []*backend.Server {
+	a.rl.mu.RLock()
+	defer a.rl.mu.RUnlock()
+	return a.servers
+}
 
 // Checker is the health checker.
-func (a *App) Checker() *health.Checker { return a.checker }
+func (a *App) Checker() *health.Checker {
+	a.rl.mu.RLock()
+	defer a.rl.mu.RUnlock()
+	return a.checker
+}
 
 // Shutdown drains: in-flight operations get until ctx ends, then clients
 // receive a Notice of Disconnection and every connection is closed.
 func (a *App) Shutdown(ctx context.Context) {
+	a.beginShutdown()
 	a.frontend.Shutdown(ctx)
 	if a.cancel != nil {
 		a.cancel()
@@ -125,4 +151,5 @@ func (a *App) Shutdown(ctx context.Context) {
 	for _, s := range a.servers {
 		s.Pool().Close()
 	}
+	a.endShutdown()
 }

@@ -10,20 +10,27 @@ import (
 	"github.com/ldapmux/ldapmux/internal/health"
 )
 
-// newChecker builds the health checks of every server from the
-// configuration; a server without any gets a search of the root DSE.
+// newChecker builds the health checks of every registry slot from the
+// configuration; a server without any gets a search of the root DSE, a
+// slot whose server left the configuration (reload.go) stays unavailable.
 func (a *App) newChecker() *health.Checker {
-	targets := make([]*health.Target, len(a.servers))
-	checks := make([][]health.Check, len(a.servers))
+	slots := slotServers(a.registry)
+	targets := make([]*health.Target, len(slots))
+	checks := make([][]health.Check, len(slots))
 	views := a.replicationViews()
-	for i, s := range a.servers {
-		targets[i] = health.NewTarget(s, a.cfg.ServiceAccount.BindDN, a.cfg.ServiceAccount.Password.Reveal())
-		targets[i].Frequency = a.cfg.Servers[i].HealthCheckFrequency.D()
-		for _, name := range a.cfg.ChecksOf(i) {
-			checks[i] = append(checks[i], newCheck(name, a.cfg.HealthChecks[name], views[name], i))
+	for k, s := range slots {
+		targets[k] = health.NewTarget(s, a.cfg.ServiceAccount.BindDN, a.cfg.ServiceAccount.Password.Reveal())
+		i, ok := a.cfg.ServerByName(s.Name)
+		if !ok {
+			checks[k] = []health.Check{retiredCheck{}}
+			continue
 		}
-		if len(checks[i]) == 0 {
-			checks[i] = []health.Check{health.DefaultCheck()}
+		targets[k].Frequency = a.cfg.Servers[i].HealthCheckFrequency.D()
+		for _, name := range a.cfg.ChecksOf(i) {
+			checks[k] = append(checks[k], a.obs.checks.Instrument(s.Name, newCheck(name, a.cfg.HealthChecks[name], views[name], k)))
+		}
+		if len(checks[k]) == 0 {
+			checks[k] = []health.Check{a.obs.checks.Instrument(s.Name, health.DefaultCheck())}
 		}
 	}
 	hc := health.Config{Frequency: a.cfg.HealthCheckFrequency.D(), Timeout: a.cfg.HealthCheckTimeout.D()}
@@ -34,7 +41,7 @@ func (a *App) newChecker() *health.Checker {
 // among the servers it applies to.
 func (a *App) replicationViews() map[string]*health.ReplicationView {
 	users := map[string]int{}
-	for i := range a.servers {
+	for i := range a.cfg.Servers {
 		for _, name := range a.cfg.ChecksOf(i) {
 			if a.cfg.HealthChecks[name].Type == config.CheckReplicationBacklog {
 				users[name]++

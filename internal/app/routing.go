@@ -15,25 +15,29 @@ func (a *App) newRouter() (*route.Router, error) {
 	if a.affinity == nil {
 		a.affinity = route.NewAffinityTable(a.cfg.Affinity.MaxEntries)
 	}
-	return buildRouter(a.cfg, a.servers, a.affinity)
+	return buildRouter(a.cfg, slotServers(a.registry), a.affinity)
 }
 
 // routerBuilder turns configured names into algorithms over snapshot indexes.
 type routerBuilder struct {
 	cfg       *config.Config
 	locality  route.Locality
-	locations []string // by snapshot index
+	locations []string       // by snapshot index
+	slotOf    map[string]int // server name → snapshot index
 	built     map[string]balancer.Algorithm
 }
 
-// buildRouter builds a Router for servers (in configured order) from cfg.
+// buildRouter builds a Router from cfg for servers, the registry's slots by
+// snapshot index (in configured order, unless a reload changed the servers).
 func buildRouter(cfg *config.Config, servers []*backend.Server, table *route.AffinityTable) (*route.Router, error) {
 	b := &routerBuilder{cfg: cfg, built: map[string]balancer.Algorithm{}, locality: route.Locality{
 		Enabled: cfg.UsesLocation(), Local: cfg.Location, DegradedFirst: cfg.PreferDegradedServersOverFailover,
 		Preferred: cfg.Locations[cfg.Location].PreferredFailoverLocations,
 	}}
-	for _, s := range servers {
+	b.slotOf = map[string]int{}
+	for k, s := range servers {
 		b.locations = append(b.locations, s.Location)
+		b.slotOf[s.Name] = k
 	}
 	def, err := b.algorithm(cfg.LoadBalancing.Algorithm)
 	if err != nil {
@@ -60,7 +64,7 @@ func (b *routerBuilder) algorithm(name string) (balancer.Algorithm, error) {
 	if named, ok := b.cfg.Algorithms[name]; ok {
 		kind, servers = named.Type, nil
 		for _, s := range named.Servers {
-			i, ok := b.cfg.ServerByName(s)
+			i, ok := b.slotOf[s]
 			if !ok {
 				return nil, fmt.Errorf("app: algorithm %s: unknown server %q", name, s)
 			}
@@ -75,10 +79,13 @@ func (b *routerBuilder) algorithm(name string) (balancer.Algorithm, error) {
 	return alg, nil
 }
 
+// allServers are the configured servers' indexes, in configured order.
 func (b *routerBuilder) allServers() []int {
-	all := make([]int, len(b.locations))
-	for i := range all {
-		all[i] = i
+	all := make([]int, 0, len(b.cfg.Servers))
+	for _, s := range b.cfg.Servers {
+		if k, ok := b.slotOf[s.Name]; ok {
+			all = append(all, k)
+		}
 	}
 	return all
 }

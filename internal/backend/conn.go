@@ -64,6 +64,7 @@ type Conn struct {
 	writeTimeout time.Duration
 
 	inflight atomic.Int32
+	ghosts   ghosts       // abandoned operations the server may still hold (ghosts.go)
 	lastUsed atomic.Int64 // unix nanoseconds
 	draining atomic.Bool
 	done     chan struct{}
@@ -78,6 +79,9 @@ func Dial(ctx context.Context, s *Server, kind Kind, bindDN, password string, ti
 	nc, err := d.DialContext(ctx, "tcp", s.Address)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: connect %s: %w", s.Name, s.Address, err)
+	}
+	if nc, err = s.secure(ctx, nc); err != nil {
+		return nil, fmt.Errorf("backend %s: %w", s.Name, err)
 	}
 	c := &Conn{server: s, kind: kind, nc: nc, born: time.Now(), w: bufio.NewWriterSize(nc, 16<<10),
 		pending: make(map[int32]Handler), done: make(chan struct{})}
@@ -215,8 +219,8 @@ func (c *Conn) Abandon(id int32) bool {
 	c.mu.Lock()
 	abandonID, err := c.nextFreeID()
 	c.mu.Unlock()
-	if err == nil {
-		_ = c.write(abandonID, func(dst []byte, mid int32) []byte { return ldapwire.AppendAbandon(dst, mid, id) })
+	if err == nil && c.write(abandonID, func(dst []byte, mid int32) []byte { return ldapwire.AppendAbandon(dst, mid, id) }) == nil {
+		c.addGhost(abandonID)
 	}
 	return true
 }
@@ -274,6 +278,7 @@ func (c *Conn) dispatch(frame []byte) error {
 	}
 	if final {
 		c.inflight.Add(-1)
+		c.releaseGhosts(msg.ID)
 	}
 	c.lastUsed.Store(time.Now().UnixNano())
 	h.Response(frame, msg, final)

@@ -22,6 +22,9 @@ type PoolConfig struct {
 	OperationTimeout time.Duration // also bounds writes and probes
 	BindDN, Password string        // service account of operation connections
 	MaxPDU           int
+	// MaxPerConn caps the load (Conn.Load) of one operation connection;
+	// 0 means no cap. OpConn returns ErrBusy when every connection is full.
+	MaxPerConn int
 }
 
 // PoolStats are cumulative and current connection counts of one pool.
@@ -80,6 +83,9 @@ func (p *Pool) OpConn(ctx context.Context) (*Conn, error) {
 				p.startDial()
 			}
 			p.mu.Unlock()
+			if p.cfg.MaxPerConn > 0 && c.Load() >= p.cfg.MaxPerConn {
+				return nil, p.busyError()
+			}
 			return c, nil
 		}
 		if p.dialWait == nil {
@@ -109,7 +115,7 @@ func (p *Pool) leastLoaded() *Conn {
 			continue
 		}
 		live = append(live, c)
-		if best == nil || c.Inflight() < best.Inflight() {
+		if best == nil || c.Load() < best.Load() {
 			best = c
 		}
 	}

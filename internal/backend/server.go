@@ -51,6 +51,7 @@ type Server struct {
 	completed   atomic.Int64 // operations ended
 	busyNanos   atomic.Int64 // their total time in flight
 	pool        *Pool
+	tls         tlsSettings // see tls.go
 }
 
 // Outstanding is the number of operations in flight to this server.

@@ -146,6 +146,41 @@ type Limits struct {
 	// MaxClientConnections caps concurrent client connections.
 	// Default 10000.
 	MaxClientConnections int `yaml:"max-client-connections"`
+	// MaxConnectionsPerClientIP caps concurrent connections from one client
+	// address (the real one behind a PROXY protocol load balancer).
+	// Default 0: no limit besides MaxClientConnections.
+	MaxConnectionsPerClientIP int `yaml:"max-connections-per-client-ip"`
+	// MaxOperationsPerConnection caps the outstanding operations of one
+	// client connection; more are answered busy (51). Default 256.
+	MaxOperationsPerConnection int `yaml:"max-operations-per-connection"`
+	// MaxOperationsPerServer caps the operations in flight to one server;
+	// an operation that finds every candidate at its cap is answered busy
+	// (51). Default 10000.
+	MaxOperationsPerServer int `yaml:"max-operations-per-server"`
+	// MaxOperationsPerServerConnection caps the operations in flight on one
+	// pooled server connection, abandoned ones counting until the server
+	// has surely read the abandon; past it, busy (51). Keep it under the
+	// server's own per-connection queue limit (OpenLDAP closes a connection
+	// past conn_max_pending_auth, 1000 by default). Default 500.
+	MaxOperationsPerServerConnection int `yaml:"max-operations-per-server-connection"`
+	// MaxClientBuffer bounds the response bytes queued for a client that
+	// does not read them; past it the client is dropped and its operations
+	// abandoned upstream. Default 32MiB; at least 64KiB.
+	MaxClientBuffer ByteSize `yaml:"max-client-buffer"`
+	// IdleTimeout closes client connections that have no operation in
+	// progress and sent nothing for this long. Default 0: never.
+	IdleTimeout Duration `yaml:"idle-timeout"`
+	// RequestTimeout is how long a client may take to send the rest of a
+	// request once its first byte arrived; it also bounds the TLS handshake
+	// and the PROXY protocol header (slowloris). Default 10s.
+	RequestTimeout Duration `yaml:"request-timeout"`
+	// WriteTimeout drops a client that accepts no response bytes for this
+	// long. Default 1m.
+	WriteTimeout Duration `yaml:"write-timeout"`
+	// BindTimeout bounds the wait for a server's answer to a bind, after
+	// which the bind is tried on the next server. Default 5s (at most
+	// pool.operation-timeout).
+	BindTimeout Duration `yaml:"bind-timeout"`
 }
 
 // Log configures logging.
@@ -156,6 +191,10 @@ type Log struct {
 	Format string `yaml:"format"`
 	// AccessLog logs one line per operation. Default false.
 	AccessLog bool `yaml:"access-log"`
+	// AccessLogFile is where access lines go, in the log format; relative
+	// to the configuration file's directory. Default: with the other logs.
+	// It is reopened on reload (for log rotation).
+	AccessLogFile string `yaml:"access-log-file"`
 }
 
 // Load reads, validates and completes the configuration file at path.

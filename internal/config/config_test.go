@@ -78,7 +78,7 @@ func TestMinimalGetsDefaults(t *testing.T) {
 			OperationTimeout:         Duration(30 * time.Second),
 		},
 		LoadBalancing:       LoadBalancing{Algorithm: "failover"},
-		Limits:              Limits{MaxPDUSize: 16 << 20, MaxClientConnections: 10000},
+		Limits:              securityLimitDefaults(Limits{MaxPDUSize: 16 << 20, MaxClientConnections: 10000}),
 		Log:                 Log{Level: "info", Format: "text"},
 		ShutdownGracePeriod: Duration(10 * time.Second),
 		Health:              Health{HealthCheckFrequency: Duration(time.Second), HealthCheckTimeout: Duration(5 * time.Second)},
@@ -127,7 +127,7 @@ shutdown-grace-period: 1m
 	if cfg.Pool != want {
 		t.Errorf("pool = %+v, want %+v", cfg.Pool, want)
 	}
-	if cfg.Limits != (Limits{MaxPDUSize: GiB, MaxClientConnections: 5}) {
+	if cfg.Limits != securityLimitDefaults(Limits{MaxPDUSize: GiB, MaxClientConnections: 5}) {
 		t.Errorf("limits = %+v", cfg.Limits)
 	}
 	if cfg.Log != (Log{Level: "debug", Format: "json", AccessLog: true}) {

@@ -194,6 +194,7 @@ func (l *Limits) validate(v *validator, path string) {
 	if l.MaxClientConnections < 0 {
 		v.add(path+".max-client-connections", "must not be negative (got %d)", l.MaxClientConnections)
 	}
+	l.validateMore(v, path)
 }
 
 func (c *Config) setDefaults() {
@@ -204,6 +205,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.LoadBalancing.Algorithm, KnownAlgorithms[0])
 	setDefault(&c.Limits.MaxPDUSize, defaultMaxPDUSize)
 	setDefault(&c.Limits.MaxClientConnections, defaultMaxClientConnections)
+	c.Limits.setMoreDefaults(c.Pool.OperationTimeout)
 	setDefault(&c.Log.Level, defaultLogLevel)
 	setDefault(&c.Log.Format, defaultLogFormat)
 	setDefault(&c.ShutdownGracePeriod, defaultShutdownGracePeriod)

@@ -26,7 +26,9 @@ func (s *Session) bind(msg ldapwire.Message) {
 	case len(br.Password) == 0:
 		// RFC 4513, 5.1.2: a DN without a password must not authenticate.
 		s.ident.Store(proxy.Anonymous)
-		s.reply(msg, ldapwire.UnwillingToPerform, "unauthenticated bind (DN with an empty password) refused")
+		s.unauthenticatedBind(msg)
+	case s.refuseInsecure(msg):
+		s.ident.Store(proxy.Anonymous)
 	default:
 		s.forwardBind(msg, string(br.Name))
 	}

@@ -20,6 +20,8 @@ type Config struct {
 	MaxClientBuffer int           // response bytes queued for one client before it is dropped
 	MaxClients      int           // open client connections; 0 means no limit
 	WriteTimeout    time.Duration // a client that accepts no bytes for this long is dropped
+
+	Limits // per-IP and per-connection limits, timeouts, bind policy (limits.go)
 }
 
 // Server accepts clients on any number of listeners.
@@ -37,6 +39,9 @@ type Server struct {
 	listeners []net.Listener
 	sessions  map[*Session]struct{}
 	wg        sync.WaitGroup
+
+	perIP ipCounter // connections per client address (limits.go)
+	obs   observed  // counters and cn=monitor (observe.go)
 }
 
 // NewServer creates a frontend that forwards through p.
@@ -50,36 +55,41 @@ func NewServer(cfg Config, p *proxy.Proxy, log *slog.Logger) *Server {
 	return &Server{cfg: cfg, proxy: p, log: log, sessions: make(map[*Session]struct{})}
 }
 
-// Serve accepts clients on l until Shutdown closes it.
-func (s *Server) Serve(l net.Listener) error {
+// Serve accepts plain LDAP clients on l until Shutdown closes it.
+func (s *Server) Serve(l net.Listener) error { return s.ServeListener(l, &Listener{}) }
+
+// ServeListener accepts clients on l, secured as lc says, until Shutdown
+// closes it. Running out of file descriptors pauses accepting briefly
+// instead of ending it.
+func (s *Server) ServeListener(l net.Listener, lc *Listener) error {
 	s.mu.Lock()
 	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
+	var backoff acceptBackoff
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if backoff.retry(err, s.log) {
 				continue
 			}
 			return err
 		}
-		s.admit(nc)
+		backoff.reset()
+		s.admit(nc, lc)
 	}
 }
 
 // admit starts a session, or turns the client away at the connection limit.
-func (s *Server) admit(nc net.Conn) {
+func (s *Server) admit(nc net.Conn, lc *Listener) {
 	if s.cfg.MaxClients > 0 && s.clients.Load() >= int64(s.cfg.MaxClients) {
-		nc.SetWriteDeadline(time.Now().Add(time.Second))
-		nc.Write(ldapwire.AppendNotice(nil, ldapwire.Busy, "too many client connections"))
-		nc.Close()
+		s.obs.rejected.Add(1)
+		refuse(nc, lc, "too many client connections")
 		return
 	}
-	sess := newSession(s, nc, s.nextID.Add(1))
+	sess := newSession(s, nc, s.nextID.Add(1), lc)
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)

@@ -35,9 +35,11 @@ type Session struct {
 	opsWG      sync.WaitGroup
 	writerDone chan struct{}
 	closeOnce  sync.Once
+
+	transport // TLS, PROXY protocol, deadlines and per-IP accounting (transport.go)
 }
 
-func newSession(srv *Server, nc net.Conn, id uint64) *Session {
+func newSession(srv *Server, nc net.Conn, id uint64, lc *Listener) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{srv: srv, nc: nc, id: id, out: newOutQueue(srv.cfg.MaxClientBuffer),
 		ctx: ctx, cancel: cancel, ops: make(map[int32]context.CancelFunc), writerDone: make(chan struct{})}
@@ -45,16 +47,20 @@ func newSession(srv *Server, nc net.Conn, id uint64) *Session {
 		s.remote = ap.Addr().Unmap()
 	}
 	s.ident.Store(proxy.Anonymous)
+	s.initTransport(lc)
 	return s
 }
 
 // serve reads requests until the client leaves, then cleans up.
 func (s *Session) serve() {
+	ready := s.prepare()
 	go s.writeLoop()
 	defer s.finish()
-	r := ldapwire.NewReader(s.nc, s.srv.cfg.MaxPDU)
+	if !ready {
+		return
+	}
 	for {
-		frame, err := r.Next()
+		frame, err := s.next()
 		if err != nil {
 			s.readFailed(err)
 			return
@@ -79,6 +85,7 @@ func (s *Session) readFailed(err error) {
 // handle dispatches one request; it returns false when the session must end.
 func (s *Session) handle(frame []byte) bool {
 	raw := append([]byte(nil), frame...)
+	s.srv.obs.received.Add(int64(len(raw)))
 	msg, err := ldapwire.Parse(raw)
 	if err != nil {
 		s.disconnect(ldapwire.ProtocolError, err.Error())
@@ -86,6 +93,11 @@ func (s *Session) handle(frame []byte) bool {
 	}
 	if msg.ID == 0 {
 		s.disconnect(ldapwire.ProtocolError, "message ID 0 is reserved for unsolicited notifications")
+		return false
+	}
+	if err := ldapwire.ValidateRequest(msg); err != nil { // a server must never see what it cannot decode
+		s.srv.log.Warn("dropping client: bad PDU", "conn", s.id, "client", s.remote, "err", err)
+		s.disconnect(ldapwire.ProtocolError, err.Error())
 		return false
 	}
 	switch msg.OpTag {
@@ -128,15 +140,23 @@ func (s *Session) operation(msg ldapwire.Message) {
 		s.reply(msg, ldapwire.AuthorizationDenied, "proxied authorization requested by clients is not allowed through ldapmux")
 		return
 	}
+	if s.monitor(msg) || s.refuseConnectionState(msg) {
+		return
+	}
 	s.start(msg, nil)
 }
 
 // extended handles the extended operations the proxy answers itself and
 // forwards the others.
 func (s *Session) extended(msg ldapwire.Message) {
-	if string(msg.ExtendedOID()) == ldapwire.OIDStartTLS {
-		s.reply(msg, ldapwire.Unavailable, "StartTLS is not configured on this listener")
+	switch string(msg.ExtendedOID()) {
+	case ldapwire.OIDStartTLS:
+		s.startTLS(msg)
 		return
+	case ldapwire.OIDPasswordModify:
+		if s.refuseInsecure(msg) {
+			return
+		}
 	}
 	s.operation(msg)
 }
@@ -153,6 +173,12 @@ func (s *Session) start(msg ldapwire.Message, onBind func(int)) {
 		s.mu.Unlock()
 		cancel()
 		s.reply(msg, ldapwire.ProtocolError, "message ID already in use by an outstanding operation")
+		return
+	}
+	if max := s.srv.cfg.MaxOpsPerConn; max > 0 && len(s.ops) >= max {
+		s.mu.Unlock()
+		cancel()
+		s.reply(msg, ldapwire.Busy, "too many outstanding operations on this connection (limits.max-operations-per-connection)")
 		return
 	}
 	s.ops[msg.ID] = cancel
@@ -181,6 +207,7 @@ func (s *Session) endOp(id int32, cancel context.CancelFunc) {
 	s.mu.Lock()
 	delete(s.ops, id)
 	s.mu.Unlock()
+	s.touch()
 	s.srv.inflight.Add(-1)
 	s.opsWG.Done()
 }
@@ -199,6 +226,7 @@ func (s *Session) Send(frame []byte) {
 func (s *Session) reply(msg ldapwire.Message, code int, text string) {
 	if tag := ldapwire.ResponseTag(msg.OpTag); tag != 0 {
 		s.Send(ldapwire.AppendResult(nil, msg.ID, tag, code, text))
+		s.observeLocal(msg, code)
 	}
 }
 
@@ -228,28 +256,38 @@ func (s *Session) finish() {
 	case <-time.After(5 * time.Second):
 	}
 	s.close()
+	s.releaseIP()
 	s.srv.forget(s)
 }
 
 // writeLoop sends queued frames, batching what accumulated between wakes.
 func (s *Session) writeLoop() {
 	defer close(s.writerDone)
-	w := bufio.NewWriterSize(s.nc, 32<<10)
 	var batch [][]byte
 	for range s.out.wake {
-		if !s.flushQueue(w, &batch) {
+		if !s.flushQueue(&batch) {
 			s.close()
 			return
 		}
 		if s.out.isClosed() {
-			s.flushQueue(w, &batch) // frames queued just before close
+			s.flushQueue(&batch) // frames queued just before close
 			return
 		}
 	}
 }
 
-// flushQueue writes queued frames until the queue is empty.
-func (s *Session) flushQueue(w *bufio.Writer, batch *[][]byte) bool {
+// flushQueue writes queued frames until the queue is empty, through a
+// pooled buffer so that idle clients hold none.
+func (s *Session) flushQueue(batch *[][]byte) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	w := getWriter(s.conn)
+	defer putWriter(w)
+	return s.flushLocked(w, batch)
+}
+
+// flushLocked writes queued frames to w. Caller must hold wmu.
+func (s *Session) flushLocked(w *bufio.Writer, batch *[][]byte) bool {
 	for {
 		*batch = s.out.take((*batch)[:0])
 		if len(*batch) == 0 {
@@ -262,6 +300,7 @@ func (s *Session) flushQueue(w *bufio.Writer, batch *[][]byte) bool {
 }
 
 func (s *Session) writeBatch(w *bufio.Writer, batch [][]byte) bool {
+	s.srv.countSent(batch)
 	s.nc.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
 	for i, f := range batch {
 		if _, err := w.Write(f); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,9 +113,9 @@ func (t *Target) Open(ctx context.Context) (Client, error) {
 		return t.Dial(ctx)
 	}
 	timeout := remaining(ctx)
-	conn, err := ldap.DialURL("ldap://"+t.Server.Address, ldap.DialWithDialer(&net.Dialer{Timeout: timeout}))
+	conn, err := dialSecure(t.Server, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, err
 	}
 	conn.SetTimeout(timeout)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })

@@ -23,11 +23,15 @@ type Reader struct {
 }
 
 // NewReader frames messages of at most max bytes (0 means DefaultMaxMessageSize).
-func NewReader(r io.Reader, max int) *Reader {
+func NewReader(r io.Reader, max int) *Reader { return NewReaderSize(r, max, 16<<10) }
+
+// NewReaderSize is NewReader with a read buffer of size bytes: client
+// sessions, many and mostly idle, use a small one.
+func NewReaderSize(r io.Reader, max, size int) *Reader {
 	if max <= 0 {
 		max = DefaultMaxMessageSize
 	}
-	return &Reader{r: bufio.NewReaderSize(r, 16<<10), max: max}
+	return &Reader{r: bufio.NewReaderSize(r, size), max: max}
 }
 
 // Next returns the next complete message (tag, length and content).
@@ -50,6 +54,10 @@ func (fr *Reader) Next() ([]byte, error) {
 	fr.shrink()
 	return fr.buf, nil
 }
+
+// Buffered is the number of bytes read from the stream but not yet
+// returned: more than zero means a next message has begun.
+func (fr *Reader) Buffered() int { return fr.r.Buffered() }
 
 // growSize rounds allocations up so steady traffic reuses one buffer.
 func growSize(n int) int {

@@ -20,6 +20,7 @@ const (
 	notSent                 // no connection, or the request was not written
 	lost                    // the connection failed after the request was sent
 	timedOut                // no final response within the operation timeout
+	full                    // the server is at its operation limit: not sent
 )
 
 // attemptResult is the end of one attempt.
@@ -45,9 +46,9 @@ func (r attemptResult) retryable(req *Request) bool {
 // responses to req.Sink. It returns when the operation is over.
 func (p *Proxy) Forward(ctx context.Context, req *Request) Outcome {
 	start := time.Now()
+	router := p.router.Load() // before the snapshot: a reload publishes servers before routers
 	snap := p.registry.Snapshot()
 	var buf [16]int
-	router := p.router.Load()
 	cands, alg := router.Candidates(snap, &req.Route, buf[:0])
 	out := Outcome{Algorithm: alg, Code: -1}
 	defer func() {
@@ -61,6 +62,7 @@ func (p *Proxy) Forward(ctx context.Context, req *Request) Outcome {
 		return out
 	}
 	var errs []string
+	allFull := true
 	for i, idx := range cands[:min(len(cands), p.cfg.MaxAttempts)] {
 		srv := snap.Servers[idx].Server
 		res := p.attempt(ctx, srv, req)
@@ -72,8 +74,13 @@ func (p *Proxy) Forward(ctx context.Context, req *Request) Outcome {
 			return out
 		case abandoned:
 			return out
+		case full: // busy, not failing: health is not told
+			errs = append(errs, fmt.Sprintf("%s: %v", srv.Name, res.err))
+			continue
 		}
+		allFull = false
 		p.health.OperationFailed(srv, res.err)
+		out.Failed = append(out.Failed, srv.Name)
 		errs = append(errs, fmt.Sprintf("%s: %v", srv.Name, res.err))
 		if !res.retryable(req) {
 			out.Server = srv.Name
@@ -83,18 +90,28 @@ func (p *Proxy) Forward(ctx context.Context, req *Request) Outcome {
 		}
 		p.log.Debug("retrying on next server", "conn", req.ConnID, "msgid", req.Msg.ID, "server", srv.Name, "err", res.err)
 	}
-	out.Code = p.fail(req, ldapwire.Unavailable, "no backend server could take the operation: "+strings.Join(errs, "; "))
+	code := ldapwire.Unavailable
+	if allFull {
+		code = ldapwire.Busy
+	}
+	out.Code = p.fail(req, code, "no backend server could take the operation: "+strings.Join(errs, "; "))
 	return out
 }
 
 // attempt forwards req to one server and waits for the end.
 func (p *Proxy) attempt(ctx context.Context, srv *backend.Server, req *Request) attemptResult {
-	end := srv.Begin()
+	end, ok := srv.TryBegin(p.cfg.MaxPerServer)
+	if !ok {
+		return attemptResult{status: full, err: errServerFull}
+	}
 	defer end()
 	conn, err := p.connFor(ctx, srv, req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return attemptResult{status: abandoned}
+		}
+		if errors.Is(err, backend.ErrBusy) {
+			return attemptResult{status: full, err: err}
 		}
 		return attemptResult{status: notSent, err: err}
 	}
@@ -121,13 +138,14 @@ func (p *Proxy) connFor(ctx context.Context, srv *backend.Server, req *Request) 
 
 // await waits for the call's end, the operation timeout or the client.
 func (p *Proxy) await(ctx context.Context, conn *backend.Conn, id int32, c *call) attemptResult {
-	timer := time.NewTimer(p.cfg.OperationTimeout)
+	limit := p.timeoutFor(c.req)
+	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	select {
 	case r := <-c.done:
 		return r
 	case <-timer.C:
-		return c.interrupt(conn, id, timedOut, fmt.Errorf("no answer within %s", p.cfg.OperationTimeout))
+		return c.interrupt(conn, id, timedOut, fmt.Errorf("no answer within %s", limit))
 	case <-ctx.Done():
 		return c.interrupt(conn, id, abandoned, ctx.Err())
 	}

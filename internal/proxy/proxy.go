@@ -52,6 +52,7 @@ type Outcome struct {
 	Attempts  int  // servers tried
 	Failover  bool // answered by another server than the first candidate
 	Elapsed   time.Duration
+	Failed    []string // servers whose attempt failed (not sent, lost, timed out), in order
 }
 
 // Observer hears about every forwarded operation.
@@ -64,6 +65,11 @@ type Config struct {
 	OperationTimeout time.Duration
 	ConnectTimeout   time.Duration
 	MaxAttempts      int // servers tried for one operation; default 3
+	// MaxPerServer caps operations in flight to one server (0: no cap);
+	// an operation finding every candidate at the cap is answered busy.
+	MaxPerServer int64
+	// BindTimeout, when shorter, replaces OperationTimeout for binds.
+	BindTimeout time.Duration
 }
 
 // Proxy forwards operations. Its router can be replaced at run time.

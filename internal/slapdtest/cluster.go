@@ -117,7 +117,7 @@ func (c *Cluster) assignPorts() error {
 	for i, r := range c.Replicas {
 		r.setPort(ports[i])
 	}
-	return nil
+	return c.assignTLS()
 }
 
 // pickPorts is freePorts; tests replace it to provoke port conflicts.

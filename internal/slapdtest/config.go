@@ -95,6 +95,16 @@ argsfile "{{.Dir}}/slapd.args"
 {{- if .Threads}}
 threads {{.Threads}}
 {{- end}}
+{{- with .TLS}}
+TLSCertificateFile "{{.CertFile}}"
+TLSCertificateKeyFile "{{.KeyFile}}"
+{{- if .CAFile}}
+TLSCACertificateFile "{{.CAFile}}"
+{{- end}}
+{{- if .VerifyClient}}
+TLSVerifyClient {{.VerifyClient}}
+{{- end}}
+{{- end}}
 
 database mdb
 suffix "{{.Base}}"
@@ -150,6 +160,7 @@ type confData struct {
 	Scratch, Restricted, People string
 	Peers                       []peerConf
 	ACL                         string
+	TLS                         *tlsConf
 }
 
 var (
@@ -169,7 +180,7 @@ func renderConfig(r *Replica, all []*Replica, threads int) ([]byte, error) {
 		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: threads,
 		Base: BaseDN, Admin: AdminDN, AdminPassword: AdminPassword,
 		Service: ServiceDN, Writer: WriterDN,
-		Scratch: ScratchDN, Restricted: RestrictedDN, People: PeopleDN,
+		Scratch: ScratchDN, Restricted: RestrictedDN, People: PeopleDN, TLS: r.tls,
 	}
 	for _, p := range all {
 		if p != r {

@@ -40,6 +40,12 @@ type Replica struct {
 	Addr string // "127.0.0.1:PORT"
 	URL  string // "ldap://127.0.0.1:PORT"
 
+	// LDAPSPort, LDAPSAddr and LDAPSURL are set with Options.LDAPS (tls.go).
+	LDAPSPort int
+	LDAPSAddr string // "127.0.0.1:PORT"
+	LDAPSURL  string // "ldaps://127.0.0.1:PORT"
+	tls       *tlsConf
+
 	Dir        string // replica directory (slapd.conf, db/, pid/args, log)
 	ConfigFile string // Dir/slapd.conf
 	LogFile    string // Dir/slapd.log: slapd's stdout and stderr (appended)
@@ -87,7 +93,7 @@ func (r *Replica) launch() error {
 	defer log.Close() // the child has its own copy
 	start, _ := log.Seek(0, io.SeekEnd)
 	fmt.Fprintf(log, "=== slapdtest: starting replica %d on %s at %s\n", r.ID, r.Addr, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(SlapdPath, "-d", "none", "-f", r.ConfigFile, "-h", r.URL+"/")
+	cmd := exec.Command(SlapdPath, "-d", "none", "-f", r.ConfigFile, "-h", r.listenURLs())
 	cmd.Dir = r.Dir
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = sysProcAttr()

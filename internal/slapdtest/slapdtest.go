@@ -127,6 +127,16 @@ type Options struct {
 	Threads int
 	// ExtraLDIF is appended to the initial data loaded with slapadd.
 	ExtraLDIF string
+	// TLSCertFile and TLSKeyFile, when set, are the PEM certificate and key
+	// of every replica (TLSCertificateFile, TLSCertificateKeyFile): StartTLS
+	// works on the ldap:// port. See tls.go.
+	TLSCertFile, TLSKeyFile string
+	// TLSCAFile and TLSVerifyClient (never, allow, try or demand) make the
+	// replicas check client certificates against the CAs in TLSCAFile.
+	TLSCAFile, TLSVerifyClient string
+	// LDAPS adds an ldaps:// listener on a second free port of every
+	// replica (Replica.LDAPSAddr); it needs TLSCertFile and TLSKeyFile.
+	LDAPS bool
 	// Logf, if set, receives progress and diagnostic messages. It is only
 	// called synchronously from the functions of this package.
 	Logf func(format string, args ...any)

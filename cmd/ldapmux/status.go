@@ -1,0 +1,140 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/status"
+)
+
+// statusCmd prints a running proxy's server table from its admin listener.
+func statusCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("admin", "127.0.0.1:8389", "admin listener address of the running proxy (host:port)")
+	raw := fs.Bool("json", false, "print the status report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	body, err := fetchStatus(*addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ldapmux status: %v (is the admin listener at %s? see admin.address)\n", err, *addr)
+		return 1
+	}
+	if *raw {
+		stdout.Write(body)
+		return 0
+	}
+	var st status.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		fmt.Fprintf(stderr, "ldapmux status: unexpected answer: %v\n", err)
+		return 1
+	}
+	printStatus(stdout, &st)
+	return 0
+}
+
+func fetchStatus(addr string) ([]byte, error) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(adminURL(addr, "/api/status"))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /api/status: %s", resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// printStatus writes the summary line, the server table, the routes and
+// the latest state transitions.
+func printStatus(w io.Writer, st *status.Status) {
+	ready := "READY"
+	switch {
+	case st.Draining:
+		ready = "DRAINING"
+	case !st.Ready:
+		ready = "NOT READY (" + strings.Join(st.NotReady, "; ") + ")"
+	}
+	fmt.Fprintf(w, "ldapmux on %s  %s  up %s  %d clients, %d operations in flight\n\n", strings.Join(st.Listeners, ", "),
+		ready, age(st.Time.Sub(st.Started)), st.Clients.Current, st.Clients.Inflight)
+	printServers(w, st)
+	printAlgorithms(w, st)
+	printTransitions(w, st, 5)
+}
+
+func printServers(w io.Writer, st *status.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LOCATION\tSERVER\tADDRESS\tSTATE\tSCORE\tOUTSTANDING\tOPS/S\tLATENCY\tCOMPLETED\tFAILED\tPOOL OP/BIND\tREASON")
+	for _, s := range st.Servers {
+		loc := s.Location
+		if loc == "" {
+			loc = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d/%d\t%s\n", loc, s.Name, s.Address, s.State, s.Score,
+			s.Outstanding, s.OpsPerSec, millis(s.LatencyMs), s.Completed, s.Failed, s.Pool.OpenOps, s.Pool.OpenBinds, clip(s.Reason, 60))
+	}
+	tw.Flush()
+}
+
+func printAlgorithms(w io.Writer, st *status.Status) {
+	if len(st.Algorithms) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTE\tALGORITHM\tSERVERS\tUSABLE\tSELECTIONS\tFAILOVERS")
+	for _, a := range st.Algorithms {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\n", a.Name, a.Type, strings.Join(a.Servers, ","), a.Usable, len(a.Servers), a.Selections, a.Failovers)
+	}
+	tw.Flush()
+}
+
+func printTransitions(w io.Writer, st *status.Status, n int) {
+	if len(st.Transitions) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nLATEST STATE TRANSITIONS")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, t := range st.Transitions[:min(n, len(st.Transitions))] {
+		fmt.Fprintf(tw, "%s ago\t%s\t%s -> %s\t%s\t%s\n", age(st.Time.Sub(t.Time)), t.Server, t.From, t.To, t.Check, clip(t.Reason, 80))
+	}
+	tw.Flush()
+}
+
+func millis(ms float64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(ms, 'f', 2, 64) + "ms"
+}
+
+// age renders a duration the way people read uptimes: 3d4h, 2h5m, 4m10s, 12s.
+func age(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d >= 24*time.Hour:
+		return fmt.Sprintf("%dd%dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%dm", d/time.Hour, d%time.Hour/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm%ds", d/time.Minute, d%time.Minute/time.Second)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

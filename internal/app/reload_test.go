@@ -1,0 +1,124 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/backend"
+	"github.com/ldapmux/ldapmux/internal/config"
+)
+
+// offline renders a configuration whose servers refuse connections
+// (127.0.0.1 ports 1-3 have no listener): enough to lay out slots.
+func offline(t *testing.T, servers string, extra string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte("listen: [{address: '127.0.0.1:0'}]\nservice-account: {bind-dn: 'cn=x', password: y}\n" +
+		"health-check-timeout: 200ms\npool: {connect-timeout: 200ms}\nservers:\n" + servers + extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func startOffline(t *testing.T, cfg *config.Config) *App {
+	t.Helper()
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	})
+	return a
+}
+
+func slotNames(a *App) []string {
+	var out []string
+	for _, v := range a.Registry().Snapshot().Servers {
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+func TestPlanKeepsReplacesAddsRemoves(t *testing.T) {
+	a := startOffline(t, offline(t, "  - {name: ds1, address: '127.0.0.1:1'}\n  - {name: ds2, address: '127.0.0.1:2'}\n  - {name: ds3, address: '127.0.0.1:3'}\n", ""))
+	old := a.Servers()
+	next := offline(t, "  - {name: ds3, address: '127.0.0.1:3', health-check-frequency: 5s}\n  - {name: ds2, address: '127.0.0.1:22'}\n  - {name: ds4, address: '127.0.0.1:4'}\n", "")
+	set, err := loadTLS(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := a.plan(next, set)
+	defer p.abort()
+	if _, ok := p.kept[old[2]]; !ok || len(p.kept) != 1 {
+		t.Errorf("kept %v, want ds3 only (health settings do not touch the pool)", p.kept)
+	}
+	if len(p.replaced) != 1 || p.replaced[0] != old[1] || p.slots[1] == old[1] || p.slots[1].Address != "127.0.0.1:22" {
+		t.Errorf("ds2 not replaced in its slot: %v", p.replaced)
+	}
+	if names(p.removed)[0] != "ds1" || len(p.slots) != 4 || p.slots[3].Name != "ds4" || p.slots[3].Index != 3 {
+		t.Errorf("removed %v, slots %v", names(p.removed), names(p.slots))
+	}
+	if got := names(p.active); !slices.Equal(got, []string{"ds3", "ds2", "ds4"}) {
+		t.Errorf("active %v", got)
+	}
+	if got := names(p.added()); !slices.Equal(got, []string{"ds4"}) {
+		t.Errorf("added %v", got)
+	}
+}
+
+func TestReloadReusesSlotsAndRetires(t *testing.T) {
+	a := startOffline(t, offline(t, "  - {name: ds1, address: '127.0.0.1:1'}\n  - {name: ds2, address: '127.0.0.1:2'}\n", ""))
+	if err := a.Reload(offline(t, "  - {name: ds2, address: '127.0.0.1:2'}\n  - {name: ds3, address: '127.0.0.1:3'}\n", "")); err != nil {
+		t.Fatal(err)
+	}
+	snap := a.Registry().Snapshot()
+	if got := slotNames(a); !slices.Equal(got, []string{"ds1", "ds2", "ds3"}) {
+		t.Fatalf("slots %v", got)
+	}
+	if h := snap.Servers[0].Health; h.State != backend.Unavailable || h.Reason != "removed from the configuration" {
+		t.Errorf("ds1 health %+v", h)
+	}
+	if h := snap.Servers[2].Health; h.Check == reloadCheckName {
+		t.Errorf("ds3 was not checked before the routes changed: %+v", h)
+	}
+	if err := a.Reload(offline(t, "  - {name: ds1, address: '127.0.0.1:1'}\n  - {name: ds3, address: '127.0.0.1:3'}\n", "")); err != nil {
+		t.Fatal(err)
+	}
+	if got := slotNames(a); !slices.Equal(got, []string{"ds1", "ds2", "ds3"}) {
+		t.Errorf("slots after adding ds1 back: %v (its slot should be reused)", got)
+	}
+	if got := names(a.Servers()); !slices.Equal(got, []string{"ds1", "ds3"}) {
+		t.Errorf("servers %v", got)
+	}
+	st := a.Status()
+	if st.Reload.Count != 2 || len(st.Servers) != 2 || st.Servers[0].Name != "ds1" {
+		t.Errorf("status %+v", st)
+	}
+	ok, why := a.Ready()
+	if ok || !strings.Contains(strings.Join(why, ";"), "no usable server among [ds1 ds3]") {
+		t.Errorf("ready %v %v", ok, why)
+	}
+}
+
+func TestReloadRefusedKeepsEverything(t *testing.T) {
+	a := startOffline(t, offline(t, "  - {name: ds1, address: '127.0.0.1:1'}\n", ""))
+	bad := offline(t, "  - {name: ds1, address: '127.0.0.1:1'}\n", "log:\n  access-log: true\n  access-log-file: /nonexistent-dir/access.log\n")
+	err := a.Reload(bad)
+	if err == nil || !strings.Contains(err.Error(), "access-log-file") {
+		t.Fatalf("reload with an unwritable access log: %v", err)
+	}
+	if a.config() == bad || a.Status().Reload.OK || a.Status().Reload.Failed != 1 {
+		t.Errorf("the refused configuration took effect: %+v", a.Status().Reload)
+	}
+}

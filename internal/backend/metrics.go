@@ -1,0 +1,71 @@
+package backend
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Collector exports the health, load and connection pool of the servers
+// that Servers returns at each scrape (the configured ones, which a reload
+// may change). Labels: server name, connection kind, state.
+type Collector struct {
+	Servers func() []ServerView
+}
+
+var (
+	descInfo        = desc("ldapmux_server_info", "A configured server (always 1), with its address and location.", "server", "address", "location")
+	descState       = desc("ldapmux_server_state", "1 for the state a server is in, 0 for the others.", "server", "state")
+	descScore       = desc("ldapmux_server_score", "Health score of a server, 1 (worst) to 10, ranking servers of the same state.", "server")
+	descOutstanding = desc("ldapmux_server_outstanding_operations", "Operations in flight to a server.", "server")
+	descOpen        = desc("ldapmux_pool_open_connections", "Open pooled connections to a server, by kind (operation, bind).", "server", "kind")
+	descIdle        = desc("ldapmux_pool_idle_connections", "Pooled bind connections waiting for a bind.", "server", "kind")
+	descOpened      = desc("ldapmux_pool_connections_opened_total", "Connections opened to a server, by kind.", "server", "kind")
+	descRecycled    = desc("ldapmux_pool_connections_recycled_total", "Connections closed because of their age, by kind.", "server", "kind")
+	descFailed      = desc("ldapmux_pool_connections_failed_total", "Connections that could not be opened or failed an idle probe, by kind.", "server", "kind")
+)
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+// Describe implements prometheus.Collector.
+func (c Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descInfo, descState, descScore, descOutstanding, descOpen, descIdle, descOpened, descRecycled, descFailed} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, v := range c.Servers() {
+		collectServer(ch, v)
+		if v.Pool() != nil {
+			collectPool(ch, v.Name, v.Pool().Stats())
+		}
+	}
+}
+
+func collectServer(ch chan<- prometheus.Metric, v ServerView) {
+	gauge := func(d *prometheus.Desc, x float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, x, labels...)
+	}
+	gauge(descInfo, 1, v.Name, v.Address, v.Location)
+	for _, st := range []State{Available, Degraded, Unavailable} {
+		x := 0.0
+		if v.Health.State == st {
+			x = 1
+		}
+		gauge(descState, x, v.Name, st.String())
+	}
+	gauge(descScore, float64(v.Health.Score), v.Name)
+	gauge(descOutstanding, float64(v.Outstanding()), v.Name)
+}
+
+func collectPool(ch chan<- prometheus.Metric, server string, st PoolStats) {
+	op, bind := OpConn.String(), BindConn.String()
+	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.OpenOps), server, op)
+	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.OpenBinds), server, bind)
+	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.GaugeValue, float64(st.IdleBinds), server, bind)
+	for _, k := range []Kind{OpConn, BindConn} {
+		ch <- prometheus.MustNewConstMetric(descOpened, prometheus.CounterValue, float64(st.Opened[k]), server, k.String())
+		ch <- prometheus.MustNewConstMetric(descRecycled, prometheus.CounterValue, float64(st.Recycled[k]), server, k.String())
+		ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(st.Failed[k]), server, k.String())
+	}
+}

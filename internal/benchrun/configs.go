@@ -1,0 +1,38 @@
+package benchrun
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ldapmux/ldapmux/internal/slapdtest"
+)
+
+// ldapmuxConfig is the proxy's configuration for one target: the given
+// replicas, one algorithm, quiet logs, room for the idle-connection test.
+func ldapmuxConfig(listen string, replicas []*slapdtest.Replica, algorithm string, maxClients int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen:\n  - address: %s\nservers:\n", listen)
+	for _, r := range replicas {
+		fmt.Fprintf(&b, "  - name: ds%d\n    address: %s\n", r.ID, r.Addr)
+	}
+	fmt.Fprintf(&b, "service-account:\n  bind-dn: %s\n  password: %s\n", slapdtest.ServiceDN, slapdtest.ServicePassword)
+	fmt.Fprintf(&b, "load-balancing:\n  algorithm: %s\n", algorithm)
+	fmt.Fprintf(&b, "limits:\n  max-client-connections: %d\n", maxClients)
+	b.WriteString("log:\n  level: warn\nshutdown-grace-period: 1s\n")
+	return b.String()
+}
+
+// haproxyConfig balances TCP connections (not operations) round-robin over
+// the replicas, on loopback only.
+// HAProxy needs two file descriptors per connection it may accept.
+func haproxyConfig(listen string, replicas []*slapdtest.Replica, maxConns int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global\n  maxconn %d\n\n", maxConns)
+	b.WriteString("defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10m\n  timeout server 10m\n\n")
+	fmt.Fprintf(&b, "frontend ldap\n  bind %s\n  default_backend slapd\n\n", listen)
+	b.WriteString("backend slapd\n  balance roundrobin\n")
+	for _, r := range replicas {
+		fmt.Fprintf(&b, "  server ds%d %s\n", r.ID, r.Addr)
+	}
+	return b.String()
+}

@@ -1,0 +1,91 @@
+package benchrun
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options configure a benchmark run. OptionsFromEnv fills them from BENCH_*
+// environment variables with defaults that keep `make bench` under about
+// ten minutes on a small machine.
+type Options struct {
+	Ldapmux    string // ldapmux binary built from this tree
+	HAProxy    string // haproxy binary; "" skips the HAProxy targets
+	ProfileBin string // test binary holding TestServeForProfile; "" skips profiling
+	Out        string // directory for configurations, logs, results and profiles
+
+	Duration     time.Duration // measured time per target       (BENCH_DURATION, 15s)
+	Warmup       time.Duration // unmeasured load before each    (BENCH_WARMUP, 3s)
+	Users        int           // sample users in the directory  (BENCH_USERS, 10000)
+	Conns        int           // connections of the headline    (BENCH_CONNS, 8)
+	IdleConns    int           // idle client connections        (BENCH_IDLE_CONNS, 10000)
+	IdleHold     time.Duration // how long they are held         (BENCH_IDLE_HOLD, 5s)
+	ScaleThreads int           // slapd threads when scaling     (BENCH_SCALE_THREADS, 2)
+	ScaleConns   int           // connections when scaling       (BENCH_SCALE_CONNS, 16)
+	ScalePin     bool          // also scale with pinned replicas (BENCH_SCALE_PIN, 1)
+	Scenarios    []string      // subset of AllScenarios         (BENCH_SCENARIOS, all)
+	QuietWait    time.Duration // wait for other load to end     (BENCH_QUIET_WAIT, 60s)
+	Retries      int           // re-measurements under load     (BENCH_RETRIES, 2)
+	Verbose      bool          // per-second progress lines      (BENCH_VERBOSE)
+}
+
+// AllScenarios are the scenario names BENCH_SCENARIOS may list.
+var AllScenarios = []string{"search8", "search1", "idle", "scale"}
+
+// OptionsFromEnv reads the BENCH_* variables.
+func OptionsFromEnv() (Options, error) {
+	o := Options{Out: env("BENCH_OUT", "bench-out"), Scenarios: strings.Split(env("BENCH_SCENARIOS", strings.Join(AllScenarios, ",")), ","),
+		Verbose: env("BENCH_VERBOSE", "") != "", ScalePin: env("BENCH_SCALE_PIN", "1") != "0"}
+	var errs []string
+	durations := []struct {
+		dst *time.Duration
+		key string
+		def string
+	}{{&o.Duration, "BENCH_DURATION", "15s"}, {&o.Warmup, "BENCH_WARMUP", "3s"}, {&o.IdleHold, "BENCH_IDLE_HOLD", "5s"},
+		{&o.QuietWait, "BENCH_QUIET_WAIT", "60s"}}
+	for _, d := range durations {
+		v, err := time.ParseDuration(env(d.key, d.def))
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", d.key, err))
+		}
+		*d.dst = v
+	}
+	ints := []struct {
+		dst *int
+		key string
+		def int
+	}{{&o.Users, "BENCH_USERS", 10000}, {&o.Conns, "BENCH_CONNS", 8}, {&o.IdleConns, "BENCH_IDLE_CONNS", 10000},
+		{&o.ScaleThreads, "BENCH_SCALE_THREADS", 2}, {&o.ScaleConns, "BENCH_SCALE_CONNS", 16},
+		{&o.Retries, "BENCH_RETRIES", 2}}
+	for _, i := range ints {
+		v, err := strconv.Atoi(env(i.key, strconv.Itoa(i.def)))
+		if err != nil || v < 0 {
+			errs = append(errs, fmt.Sprintf("%s: want a non-negative integer", i.key))
+		}
+		*i.dst = v
+	}
+	if len(errs) > 0 {
+		return o, fmt.Errorf("benchrun: %s", strings.Join(errs, "; "))
+	}
+	return o, nil
+}
+
+func env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// wants reports whether scenario is selected.
+func (o *Options) wants(scenario string) bool {
+	for _, s := range o.Scenarios {
+		if strings.TrimSpace(s) == scenario {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,96 @@
+package benchrun
+
+import (
+	"fmt"
+	"io"
+)
+
+// scenarioTitles describe the scenarios in the printed tables.
+var scenarioTitles = map[string]string{
+	"search8":      "base-object searches, %d connections",
+	"search1":      "base-object searches, 1 connection (latency added = p50 - p50 direct)",
+	"scale":        "fewest-operations over 1 vs 3 replicas, slapd threads %d, %d connections (replicas share every CPU)",
+	"scale-pinned": "fewest-operations over 1 vs 3 replicas, slapd threads %d, %d connections, replica N pinned to CPU (N-1) mod %d",
+	"profile":      "ldapmux under -test.cpuprofile/-test.memprofile (not comparable)",
+}
+
+// WriteTables prints the results as Markdown tables.
+func (r *Report) WriteTables(w io.Writer) {
+	fmt.Fprintf(w, "\nldapmux benchmark, %s, %d CPUs, %s per target after %s warm-up, %d users\n",
+		r.Started.Format("2006-01-02 15:04"), r.CPUs, r.Options.Duration, r.Options.Warmup, r.Options.Users)
+	for _, s := range r.Setup {
+		fmt.Fprintf(w, "setup: %s: %.1fs\n", s.What, s.Seconds)
+	}
+	for _, sc := range []string{"search8", "search1", "scale", "scale-pinned", "profile"} {
+		r.writeScenario(w, sc)
+	}
+	r.writeIdle(w)
+}
+
+func (r *Report) title(sc string) string {
+	switch sc {
+	case "search8":
+		return fmt.Sprintf(scenarioTitles[sc], r.Options.Conns)
+	case "scale":
+		return fmt.Sprintf(scenarioTitles[sc], r.Options.ScaleThreads, r.Options.ScaleConns)
+	case "scale-pinned":
+		return fmt.Sprintf(scenarioTitles[sc], r.Options.ScaleThreads, r.Options.ScaleConns, r.CPUs)
+	}
+	return scenarioTitles[sc]
+}
+
+func (r *Report) writeScenario(w io.Writer, sc string) {
+	var rows []*Measurement
+	for _, m := range r.Measurements {
+		if m.Scenario == sc {
+			rows = append(rows, m)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s\n\n", r.title(sc))
+	fmt.Fprintln(w, "| target | ops/s | p50 µs | p99 µs | × direct | p50 added µs | proxy CPU µs/op | proxy RSS MiB | slapd CPU µs/op | client CPU µs/op | machine CPU cores (other) | errors |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, m := range rows {
+		res := m.Result
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.1f | %.1f | %.2f (%.2f) | %d |\n",
+			m.Target, res.OpsPerSec, res.Latency.P50, res.Latency.P99, ratio(m), added(m),
+			optional(m.ProxyCPUPerOp, "%.1f"), optional(m.ProxyRSSMiB, "%.1f"), m.SlapdCPUPerOp, m.ClientCPUPerOp,
+			m.MachineCores, m.OtherCores, res.Errors)
+	}
+}
+
+func ratio(m *Measurement) string {
+	if m.Ratio == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", m.Ratio)
+}
+
+func added(m *Measurement) string {
+	if m.Target == "direct" || m.Ratio == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%+.0f", m.AddedP50)
+}
+
+func optional(v float64, format string) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(format, v)
+}
+
+func (r *Report) writeIdle(w io.Writer) {
+	in := r.Idle
+	if in == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nidle client connections to ldapmux (fewest-operations), held %.0fs each step\n\n", in.HoldSeconds)
+	fmt.Fprintln(w, "| connections | RSS before MiB | RSS idle MiB | KiB/conn idle | RSS after one search each MiB | KiB/conn | peak RSS MiB |")
+	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintf(w, "| %d of %d (%d searched) | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n",
+		in.Opened, in.Wanted, in.Searched, in.BaseRSSMiB, in.IdleRSSMiB, in.IdleKiBPerConn,
+		in.AfterSearchRSSMiB, in.SearchKiBPerConn, in.PeakRSSMiB)
+}

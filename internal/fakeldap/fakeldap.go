@@ -1,0 +1,125 @@
+// Package fakeldap is a tiny in-process LDAP server for tests and
+// benchmarks. It accepts any simple bind, answers every search with the same
+// number of pre-encoded entries and every update with success. In steady
+// state it allocates nothing per operation, so that benchmarks of a client
+// or a proxy in front of it measure their own allocations.
+package fakeldap
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+)
+
+// Server is a fake directory server listening on 127.0.0.1.
+type Server struct {
+	ln      net.Listener
+	entry   []byte // a SearchResultEntry protocolOp
+	entries atomic.Int32
+	ops     atomic.Int64
+
+	mu    sync.Mutex // mu guards conns
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// Start listens on a free loopback port; searches return entries entries.
+func Start(entries int) (*Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("fakeldap: %w", err)
+	}
+	s := &Server{ln: ln, entry: Entry("uid=user.1,ou=people,dc=example,dc=com"), conns: make(map[net.Conn]struct{})}
+	s.entries.Store(int32(entries))
+	s.wg.Add(1)
+	go s.accept()
+	return s, nil
+}
+
+// Addr is the host:port the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// SetEntries changes the number of entries searches return.
+func (s *Server) SetEntries(n int) { s.entries.Store(int32(n)) }
+
+// Ops is the number of requests answered so far.
+func (s *Server) Ops() int64 { return s.ops.Load() }
+
+// Close stops the server and closes every connection.
+func (s *Server) Close() {
+	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.conns[nc] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go s.serve(nc)
+	}
+}
+
+// serve answers one connection's requests in order.
+func (s *Server) serve(nc net.Conn) {
+	defer s.wg.Done()
+	defer s.forget(nc)
+	r := ldapwire.NewReader(nc, 0)
+	var out []byte
+	for {
+		frame, err := r.Next()
+		if err != nil {
+			return
+		}
+		msg, err := ldapwire.Parse(frame)
+		if err != nil || msg.OpTag == ldapwire.OpUnbindRequest {
+			return
+		}
+		out = s.answer(out[:0], msg)
+		if len(out) == 0 {
+			continue
+		}
+		s.ops.Add(1)
+		if _, err := nc.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+func (s *Server) forget(nc net.Conn) {
+	nc.Close()
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+}
+
+// answer appends the responses to msg (none for abandon).
+func (s *Server) answer(dst []byte, msg ldapwire.Message) []byte {
+	switch msg.OpTag {
+	case ldapwire.OpAbandonRequest:
+		return dst
+	case ldapwire.OpSearchRequest:
+		for range s.entries.Load() {
+			dst = ldapwire.AppendMessage(dst, msg.ID, s.entry, nil, nil)
+		}
+	case ldapwire.OpExtendedRequest:
+		return ldapwire.AppendExtendedResult(dst, msg.ID, ldapwire.Success, "")
+	case ldapwire.OpCompareRequest:
+		return ldapwire.AppendResult(dst, msg.ID, ldapwire.OpCompareResponse, ldapwire.CompareTrue, "")
+	}
+	return ldapwire.AppendResult(dst, msg.ID, ldapwire.ResponseTag(msg.OpTag), ldapwire.Success, "")
+}

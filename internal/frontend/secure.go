@@ -1,0 +1,114 @@
+package frontend
+
+import (
+	"crypto/tls"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+)
+
+// refuseInsecure answers confidentialityRequired (13) to a request that
+// carries a password over an unencrypted connection when the configuration
+// requires encryption. It reports whether it did; the request then never
+// reaches a server.
+func (s *Session) refuseInsecure(msg ldapwire.Message) bool {
+	if !s.srv.cfg.RequireSecureBind || s.isSecure() {
+		return false
+	}
+	s.reply(msg, ldapwire.ConfidentialityRequired,
+		"passwords are only accepted over an encrypted connection: use LDAPS or StartTLS (require-secure-bind)")
+	return true
+}
+
+// unauthenticatedBind answers a DN with an empty password (RFC 4513,
+// 5.1.2). The client stays anonymous either way.
+func (s *Session) unauthenticatedBind(msg ldapwire.Message) {
+	if s.srv.cfg.AllowUnauthenticatedBinds {
+		s.reply(msg, ldapwire.Success, "")
+		return
+	}
+	s.reply(msg, ldapwire.UnwillingToPerform, "unauthenticated bind (DN with an empty password) refused")
+}
+
+// startTLS answers the StartTLS operation (RFC 4511, 4.14; RFC 4513, 3).
+func (s *Session) startTLS(msg ldapwire.Message) {
+	switch {
+	case s.tlsOn.Load():
+		s.reply(msg, ldapwire.OperationsError, "TLS is already established")
+	case !s.lc.StartTLS || s.lc.TLS == nil:
+		s.reply(msg, ldapwire.Unavailable, "StartTLS is not configured on this listener")
+	case s.outstanding() > 0:
+		s.reply(msg, ldapwire.OperationsError, "StartTLS requested while operations are in progress")
+	case s.reader.Buffered() > 0:
+		s.disconnect(ldapwire.ProtocolError, "data sent after StartTLS before its response")
+	default:
+		s.upgrade(msg)
+	}
+}
+
+// upgrade sends the StartTLS response in clear, after anything still
+// queued, then runs the TLS handshake. A failed handshake ends the session.
+func (s *Session) upgrade(msg ldapwire.Message) {
+	s.wmu.Lock()
+	w := getWriter(s.conn)
+	var batch [][]byte
+	ok := s.flushLocked(w, &batch) && s.writeBatch(w, [][]byte{startTLSResponse(msg.ID)})
+	putWriter(w)
+	tc := tls.Server(s.conn, s.lc.TLS.serverConfig())
+	s.conn = tc
+	s.wmu.Unlock()
+	if !ok {
+		s.close()
+		return
+	}
+	s.nc.SetReadDeadline(time.Now().Add(s.srv.cfg.requestTimeout()))
+	if err := tc.HandshakeContext(s.ctx); err != nil {
+		s.srv.log.Debug("dropping client: TLS handshake after StartTLS failed", "conn", s.id, "client", s.remote, "err", err)
+		s.close()
+		return
+	}
+	s.tlsOn.Store(true)
+}
+
+// startTLSResponse is a successful ExtendedResponse naming StartTLS.
+func startTLSResponse(id int32) []byte {
+	oid := ldapwire.OIDStartTLS
+	body := []byte{0x0a, 1, ldapwire.Success, 0x04, 0, 0x04, 0, 0x8a, byte(len(oid))}
+	body = append(body, oid...)
+	op := append([]byte{ldapwire.OpExtendedResponse, byte(len(body))}, body...)
+	return ldapwire.AppendMessage(nil, id, op, nil, nil)
+}
+
+// Extended operations and controls that act on the connection they arrive
+// on rather than on one operation. Over connections shared by many clients
+// they would reach other clients' operations (Cancel names a message ID,
+// which on a shared connection may be anybody's) or change the connection
+// for everybody, so they are refused.
+var (
+	connectionStateOps = map[string]string{
+		"1.3.6.1.1.8":    "Cancel (use Abandon)",
+		"1.3.6.1.1.21.1": "Start Transaction",
+		"1.3.6.1.1.21.3": "End Transaction",
+		"1.3.6.1.1.19":   "Turn",
+	}
+	connectionStateControls = map[string]string{
+		"1.3.6.1.1.21.2": "Transaction Specification",
+	}
+)
+
+// refuseConnectionState answers unwillingToPerform to requests that would
+// act on a shared server connection; it reports whether it did.
+func (s *Session) refuseConnectionState(msg ldapwire.Message) bool {
+	what := connectionStateOps[string(msg.ExtendedOID())]
+	_ = ldapwire.EachControl(msg.Controls, func(c ldapwire.Control) bool {
+		if name, ok := connectionStateControls[string(c.OID)]; ok {
+			what = name + " control"
+		}
+		return what == ""
+	})
+	if what == "" {
+		return false
+	}
+	s.reply(msg, ldapwire.UnwillingToPerform, what+" acts on the whole connection, which ldapmux shares between clients: not supported")
+	return true
+}

@@ -1,0 +1,240 @@
+package frontend
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+)
+
+// transport is the byte stream under a session: the PROXY protocol header,
+// TLS (LDAPS or StartTLS), read deadlines against idle and slow clients, and
+// the per-address connection count.
+//
+// Session.nc stays the accepted TCP connection: deadlines and Close act on
+// it directly, so closing never waits for a TLS close_notify to be written
+// to a client that does not read.
+type transport struct {
+	lc *Listener
+
+	// wmu guards conn once the writer runs; the read loop, the only goroutine
+	// that replaces conn, reads it without the lock.
+	wmu  sync.Mutex
+	conn net.Conn // nc, or TLS over it
+
+	reader     *ldapwire.Reader
+	inRequest  bool         // read loop only: bytes of a request have arrived
+	tlsOn      atomic.Bool  // TLS is established
+	proxySSL   bool         // a trusted load balancer ended TLS for the client
+	lastActive atomic.Int64 // unix nanoseconds of the last request or operation end
+	ipHeld     bool         // the client's address is counted in Server.perIP
+}
+
+func (s *Session) initTransport(lc *Listener) {
+	if lc == nil {
+		lc = &Listener{}
+	}
+	s.lc = lc
+	s.conn = watchedConn{Conn: s.nc, s: s}
+	s.touch()
+}
+
+// watchedConn starts the request clock when the first byte of a request
+// arrives, below TLS, so that trickling TLS records is caught too.
+type watchedConn struct {
+	net.Conn
+	s *Session
+}
+
+func (c watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.s.inRequest {
+		c.s.startRequest()
+	}
+	return n, err
+}
+
+// streamReader reads the session's current stream (plain, then maybe TLS)
+// for the framer; bytes it hands over start the request clock too (TLS may
+// hold decrypted bytes of a next request without reading the socket).
+type streamReader struct{ s *Session }
+
+func (r streamReader) Read(p []byte) (int, error) {
+	n, err := r.s.conn.Read(p)
+	if n > 0 && !r.s.inRequest {
+		r.s.startRequest()
+	}
+	return n, err
+}
+
+// prepare runs before the read loop: the PROXY header, the per-address
+// limit and the LDAPS handshake. It reports whether to serve the client.
+func (s *Session) prepare() bool {
+	if s.lc.trusts(s.remote) && !s.readProxyHeader() {
+		return false
+	}
+	if !s.holdIP() {
+		return false
+	}
+	if s.lc.LDAPS && !s.handshake() {
+		return false
+	}
+	s.reader = ldapwire.NewReaderSize(streamReader{s}, s.srv.cfg.MaxPDU, 4<<10)
+	return true
+}
+
+// readProxyHeader takes the client's address from a trusted load balancer.
+func (s *Session) readProxyHeader() bool {
+	s.nc.SetReadDeadline(time.Now().Add(s.srv.cfg.requestTimeout()))
+	info, err := readProxyHeader(s.nc)
+	s.nc.SetReadDeadline(time.Time{})
+	if err != nil {
+		s.srv.log.Warn("dropping connection: bad PROXY protocol header", "conn", s.id, "proxy", s.remote, "err", err)
+		return false
+	}
+	if !info.local {
+		s.remote = info.src
+	}
+	s.proxySSL = info.ssl
+	return true
+}
+
+// holdIP counts the client against the per-address limit.
+func (s *Session) holdIP() bool {
+	max := s.srv.cfg.MaxPerIP
+	if max <= 0 {
+		return true
+	}
+	if !s.srv.perIP.acquire(s.remote, max) {
+		s.srv.obs.rejected.Add(1)
+		s.srv.log.Debug("refusing client: too many connections from its address", "client", s.remote, "limit", max)
+		if !s.lc.LDAPS {
+			s.disconnect(ldapwire.Busy, "too many connections from your address")
+		}
+		return false
+	}
+	s.ipHeld = true
+	return true
+}
+
+// releaseIP undoes holdIP when the session ends.
+func (s *Session) releaseIP() {
+	if s.ipHeld {
+		s.ipHeld = false
+		s.srv.perIP.release(s.remote)
+	}
+}
+
+// handshake secures the stream with the listener's certificate, within the
+// request timeout.
+func (s *Session) handshake() bool {
+	tc := tls.Server(s.conn, s.lc.TLS.serverConfig())
+	s.wmu.Lock()
+	s.conn = tc
+	s.wmu.Unlock()
+	s.nc.SetDeadline(time.Now().Add(s.srv.cfg.requestTimeout()))
+	if err := tc.HandshakeContext(s.ctx); err != nil {
+		s.srv.log.Debug("dropping client: TLS handshake failed", "conn", s.id, "client", s.remote, "err", err)
+		return false
+	}
+	s.tlsOn.Store(true)
+	return true
+}
+
+// isSecure reports whether what the client sends is encrypted on its way.
+func (s *Session) isSecure() bool { return s.tlsOn.Load() || s.proxySSL }
+
+// touch records activity for the idle timeout.
+func (s *Session) touch() { s.lastActive.Store(time.Now().UnixNano()) }
+
+var (
+	errIdle = errors.New("idle timeout")
+	errSlow = errors.New("request not received in time")
+)
+
+// next returns the next request, enforcing the idle and request timeouts.
+func (s *Session) next() ([]byte, error) {
+	for {
+		s.awaitRequest()
+		frame, err := s.reader.Next()
+		if err == nil {
+			s.touch()
+			return frame, nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || s.ctx.Err() != nil {
+			return nil, err
+		}
+		if s.inRequest {
+			s.srv.log.Warn("dropping client: request not completed in time", "conn", s.id, "client", s.remote,
+				"request-timeout", s.srv.cfg.requestTimeout())
+			s.disconnect(ldapwire.Unavailable, "request not received within the request timeout")
+			return nil, errSlow
+		}
+		if s.idleExpired() {
+			s.srv.log.Debug("closing idle client", "conn", s.id, "client", s.remote)
+			s.disconnect(ldapwire.Unavailable, "idle for longer than the idle timeout")
+			return nil, errIdle
+		}
+	}
+}
+
+// awaitRequest sets the read deadline for the wait before a request: the
+// request timeout when part of one is already buffered, else the idle one.
+func (s *Session) awaitRequest() {
+	if s.reader.Buffered() > 0 {
+		s.startRequest()
+		return
+	}
+	s.inRequest = false
+	s.nc.SetReadDeadline(s.idleDeadline())
+}
+
+func (s *Session) startRequest() {
+	s.inRequest = true
+	s.nc.SetReadDeadline(time.Now().Add(s.srv.cfg.requestTimeout()))
+}
+
+// idleDeadline is when the client becomes idle; never while it has
+// operations in progress.
+func (s *Session) idleDeadline() time.Time {
+	idle := s.srv.cfg.IdleTimeout
+	switch {
+	case idle <= 0:
+		return time.Time{}
+	case s.outstanding() > 0:
+		return time.Now().Add(idle)
+	}
+	return time.Unix(0, s.lastActive.Load()).Add(idle)
+}
+
+func (s *Session) idleExpired() bool {
+	d := s.idleDeadline()
+	return !d.IsZero() && !time.Now().Before(d)
+}
+
+// outstanding is the number of operations in progress.
+func (s *Session) outstanding() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ops)
+}
+
+// writerPool lends write buffers for the time of a batch.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
+func getWriter(w net.Conn) *bufio.Writer {
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+func putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	writerPool.Put(bw)
+}

@@ -1,0 +1,19 @@
+package proxy
+
+import (
+	"errors"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+)
+
+// errServerFull is the reason given when a server is at MaxPerServer.
+var errServerFull = errors.New("at its limit of operations in flight (limits.max-operations-per-server)")
+
+// timeoutFor is how long an attempt of req waits for its final response.
+func (p *Proxy) timeoutFor(req *Request) time.Duration {
+	if req.Msg.OpTag == ldapwire.OpBindRequest && p.cfg.BindTimeout > 0 && p.cfg.BindTimeout < p.cfg.OperationTimeout {
+		return p.cfg.BindTimeout
+	}
+	return p.cfg.OperationTimeout
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# make bench: compares direct slapd, ldapmux (failover, fewest-operations) and
+# HAProxy in TCP mode under the same LDAP load on this machine, and prints a
+# table of throughput, latency, ratio to direct, CPU per operation and memory.
+#
+# Installs slapd/ldap-utils (scripts/install-deps.sh) and haproxy from
+# Debian's packages when missing. Settings (environment, defaults in brackets):
+#   BENCH_DURATION [15s]  BENCH_WARMUP [3s]  BENCH_USERS [10000]  BENCH_CONNS [8]
+#   BENCH_IDLE_CONNS [10000]  BENCH_IDLE_HOLD [5s]  BENCH_SCALE_THREADS [2]
+#   BENCH_SCALE_CONNS [16]  BENCH_SCALE_PIN [1]  BENCH_SCENARIOS [search8,search1,idle,scale]
+#   BENCH_OUT [bench-out]  BENCH_PROFILE (set: also CPU/heap-profile ldapmux)
+#   BENCH_QUIET_WAIT [60s] BENCH_RETRIES [2]: wait for, and re-measure under, other load
+#   BENCH_VERBOSE (set: a progress line per second)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+out=${BENCH_OUT:-bench-out}
+
+./scripts/install-deps.sh
+if ! command -v haproxy >/dev/null 2>&1; then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	echo "Installing haproxy ..."
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq haproxy >/dev/null
+fi
+
+mkdir -p "$out" bin
+$GO build -o bin/ldapmux ./cmd/ldapmux
+$GO build -o "$out/benchrun" ./cmd/benchrun
+args=(-ldapmux bin/ldapmux -haproxy "$(command -v haproxy)")
+if [ -n "${BENCH_PROFILE:-}" ]; then
+	$GO test -c -o "$out/benchrun.test" ./internal/benchrun
+	args+=(-profile-bin "$out/benchrun.test")
+fi
+BENCH_OUT="$out" "$out/benchrun" "${args[@]}" | tee "$out/table.md"
