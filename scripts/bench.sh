@@ -5,11 +5,14 @@
 #
 # Installs slapd/ldap-utils (scripts/install-deps.sh) and haproxy from
 # Debian's packages when missing. Settings (environment, defaults in brackets):
-#   BENCH_DURATION [15s]  BENCH_WARMUP [3s]  BENCH_USERS [10000]  BENCH_CONNS [8]
+#   BENCH_DURATION [5s] and BENCH_WARMUP [2s] per target and round, BENCH_ROUNDS [3]
+#   BENCH_USERS [10000]  BENCH_CONNS [8]
 #   BENCH_IDLE_CONNS [10000]  BENCH_IDLE_HOLD [5s]  BENCH_SCALE_THREADS [2]
 #   BENCH_SCALE_CONNS [16]  BENCH_SCALE_PIN [1]  BENCH_SCENARIOS [search8,search1,idle,scale]
 #   BENCH_OUT [bench-out]  BENCH_PROFILE (set: also CPU/heap-profile ldapmux)
-#   BENCH_QUIET_WAIT [60s] BENCH_RETRIES [2]: wait for, and re-measure under, other load
+#   BENCH_QUIET_WAIT [30s]: before each round, wait for other load to end
+#   BENCH_NICE (e.g. -20: run every benchmark process at that priority, to
+#     shield it from CPU-bound background load; needs root)
 #   BENCH_VERBOSE (set: a progress line per second)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,4 +36,6 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
 	$GO test -c -o "$out/benchrun.test" ./internal/benchrun
 	args+=(-profile-bin "$out/benchrun.test")
 fi
-BENCH_OUT="$out" "$out/benchrun" "${args[@]}" | tee "$out/table.md"
+nice=()
+[ -z "${BENCH_NICE:-}" ] || nice=(nice -n "$BENCH_NICE")
+BENCH_OUT="$out" "${nice[@]}" "$out/benchrun" "${args[@]}" | tee "$out/table.md"

@@ -6,33 +6,50 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ldapmux/ldapmux/internal/config"
 	"github.com/ldapmux/ldapmux/internal/loadgen"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
 
-func result(opsPerSec, p50 float64) *loadgen.Result {
-	return &loadgen.Result{Operations: uint64(opsPerSec * 10), OpsPerSec: opsPerSec, Latency: loadgen.Latency{P50: p50, P99: 2 * p50}}
+func round(opsPerSec, p50 float64) *Round {
+	return &Round{Result: &loadgen.Result{Operations: uint64(opsPerSec * 5), OpsPerSec: opsPerSec,
+		Latency: loadgen.Latency{P50: p50, P99: 2 * p50}}, usage: cpuUsage{proxy: time.Second, wall: 5 * time.Second}}
 }
 
-func TestTablesAndRatios(t *testing.T) {
-	rep := &Report{CPUs: 2, Options: Options{Conns: 8, ScaleThreads: 2, ScaleConns: 16}}
-	rep.Measurements = []*Measurement{
-		{Scenario: "search8", Target: "direct", Result: result(1000, 100)},
-		{Scenario: "search8", Target: "ldapmux failover", Result: result(900, 150), ProxyCPUPerOp: 12.5},
-		{Scenario: "search1", Target: "direct", Result: result(500, 80)},
-		{Scenario: "search1", Target: "ldapmux failover", Result: result(400, 130)},
+func TestAggregateAndTables(t *testing.T) {
+	direct := []*Round{round(1000, 100), round(1100, 90), round(900, 110)}
+	proxied := []*Round{round(900, 150), round(800, 140), round(900, 160)}
+	rep := &Report{CPUs: 2, Options: Options{Conns: 8, Rounds: 3}}
+	dm := aggregate("search8", target{name: "direct"}, direct, direct)
+	pm := aggregate("search8", target{name: "ldapmux failover", proxy: &proc{}}, proxied, direct)
+	if dm.OpsPerSec != 1000 || dm.Ratio != 1 || pm.OpsPerSec != 900 || pm.P50 != 150 || pm.AddedP50 != 50 {
+		t.Fatalf("direct %+v\nproxied %+v", dm, pm)
 	}
+	if pm.Ratio != 0.9 || pm.RatioMin < 0.72 || pm.RatioMin > 0.73 || pm.RatioMax != 1 {
+		t.Errorf("ratios %.3f [%.3f-%.3f], want 0.90 [0.73-1.00]", pm.Ratio, pm.RatioMin, pm.RatioMax)
+	}
+	rep.Measurements = []*Measurement{dm, pm}
 	rep.Idle = &IdleResult{Wanted: 10, Opened: 10, IdleRSSMiB: 20}
-	rep.computeRatios()
 	var sb strings.Builder
 	rep.WriteTables(&sb)
 	out := sb.String()
-	for _, want := range []string{"| direct | 1000 | 100 | 200 | 1.00 | - |", "| ldapmux failover | 900 | 150 | 300 | 0.90 | +50 | 12.5 |",
-		"| ldapmux failover | 400 | 130 | 260 | 0.80 | +50 |", "idle client connections", "| 10 of 10"} {
+	for _, want := range []string{"| direct | 1000 | 100 | 200 | 1.00 | - |", "| ldapmux failover | 900 | 150 | 300 | 0.90 [0.73-1.00] | +50 |",
+		"idle client connections", "| 10 of 10"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tables lack %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
 }
@@ -76,6 +93,10 @@ func TestOptionsFromEnv(t *testing.T) {
 	}
 	if o.Duration.Seconds() != 2 || !o.wants("idle") || o.wants("scale") || o.Users != 10000 {
 		t.Errorf("options %+v", o)
+	}
+	t.Setenv("BENCH_NICE", "-5")
+	if o, _ := OptionsFromEnv(); o.QuietWait != 0 || o.Nice != -5 {
+		t.Errorf("with BENCH_NICE: quiet wait %s, nice %d", o.QuietWait, o.Nice)
 	}
 	t.Setenv("BENCH_USERS", "many")
 	if _, err := OptionsFromEnv(); err == nil {

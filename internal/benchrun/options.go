@@ -17,8 +17,9 @@ type Options struct {
 	ProfileBin string // test binary holding TestServeForProfile; "" skips profiling
 	Out        string // directory for configurations, logs, results and profiles
 
-	Duration     time.Duration // measured time per target       (BENCH_DURATION, 15s)
-	Warmup       time.Duration // unmeasured load before each    (BENCH_WARMUP, 3s)
+	Duration     time.Duration // measured time per target and round (BENCH_DURATION, 5s)
+	Warmup       time.Duration // unmeasured load before each    (BENCH_WARMUP, 2s)
+	Rounds       int           // interleaved rounds per scenario (BENCH_ROUNDS, 3)
 	Users        int           // sample users in the directory  (BENCH_USERS, 10000)
 	Conns        int           // connections of the headline    (BENCH_CONNS, 8)
 	IdleConns    int           // idle client connections        (BENCH_IDLE_CONNS, 10000)
@@ -27,8 +28,8 @@ type Options struct {
 	ScaleConns   int           // connections when scaling       (BENCH_SCALE_CONNS, 16)
 	ScalePin     bool          // also scale with pinned replicas (BENCH_SCALE_PIN, 1)
 	Scenarios    []string      // subset of AllScenarios         (BENCH_SCENARIOS, all)
-	QuietWait    time.Duration // wait for other load to end     (BENCH_QUIET_WAIT, 60s)
-	Retries      int           // re-measurements under load     (BENCH_RETRIES, 2)
+	QuietWait    time.Duration // wait for other load to end     (BENCH_QUIET_WAIT, 30s)
+	Nice         int           // priority every process runs at (BENCH_NICE, set by scripts/bench.sh)
 	Verbose      bool          // per-second progress lines      (BENCH_VERBOSE)
 }
 
@@ -44,8 +45,8 @@ func OptionsFromEnv() (Options, error) {
 		dst *time.Duration
 		key string
 		def string
-	}{{&o.Duration, "BENCH_DURATION", "15s"}, {&o.Warmup, "BENCH_WARMUP", "3s"}, {&o.IdleHold, "BENCH_IDLE_HOLD", "5s"},
-		{&o.QuietWait, "BENCH_QUIET_WAIT", "60s"}}
+	}{{&o.Duration, "BENCH_DURATION", "5s"}, {&o.Warmup, "BENCH_WARMUP", "2s"}, {&o.IdleHold, "BENCH_IDLE_HOLD", "5s"},
+		{&o.QuietWait, "BENCH_QUIET_WAIT", "30s"}}
 	for _, d := range durations {
 		v, err := time.ParseDuration(env(d.key, d.def))
 		if err != nil {
@@ -59,7 +60,10 @@ func OptionsFromEnv() (Options, error) {
 		def int
 	}{{&o.Users, "BENCH_USERS", 10000}, {&o.Conns, "BENCH_CONNS", 8}, {&o.IdleConns, "BENCH_IDLE_CONNS", 10000},
 		{&o.ScaleThreads, "BENCH_SCALE_THREADS", 2}, {&o.ScaleConns, "BENCH_SCALE_CONNS", 16},
-		{&o.Retries, "BENCH_RETRIES", 2}}
+		{&o.Rounds, "BENCH_ROUNDS", 3}}
+	if n, err := strconv.Atoi(env("BENCH_NICE", "0")); err == nil {
+		o.Nice = n
+	}
 	for _, i := range ints {
 		v, err := strconv.Atoi(env(i.key, strconv.Itoa(i.def)))
 		if err != nil || v < 0 {
@@ -69,6 +73,9 @@ func OptionsFromEnv() (Options, error) {
 	}
 	if len(errs) > 0 {
 		return o, fmt.Errorf("benchrun: %s", strings.Join(errs, "; "))
+	}
+	if o.Nice < 0 { // shielded from other load: do not wait for it to end
+		o.QuietWait = 0
 	}
 	return o, nil
 }

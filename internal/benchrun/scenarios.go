@@ -16,8 +16,18 @@ import (
 const readyTimeout = 20 * time.Second
 
 // haproxyMaxConn is enough for the load scenarios (HAProxy is not part of
-// the idle-connection one) and fits a 20000 open-file limit.
+// the idle-connection one) and fits a 20000 open-file limit (HAProxy needs
+// two descriptors per connection).
 const haproxyMaxConn = 4096
+
+// proxies collects started proxy processes so that they can be stopped.
+type proxies []*proc
+
+func (ps proxies) stop() {
+	for _, p := range ps {
+		p.stop(15 * time.Second)
+	}
+}
 
 // mainCluster measures the headline (search8), the added latency (search1)
 // and the idle connections on three replicas with slapd's default threads.
@@ -27,48 +37,52 @@ func (b *bench) mainCluster(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	direct := target{name: "direct", addr: c.Replicas[0].Addr, slapd: b.slapd}
-	if err := b.searches(ctx, direct); err != nil {
-		return err
-	}
+	var ps proxies
+	defer func() { ps.stop() }()
+	targets := []target{{name: "direct", addr: c.Replicas[0].Addr, slapd: b.slapd}}
 	if b.o.HAProxy != "" {
-		if err := b.withHAProxy(ctx, c, "haproxy (tcp, roundrobin)", b.searches); err != nil {
+		t, err := b.startHAProxy(ctx, c, "haproxy (tcp, roundrobin)", &ps)
+		if err != nil {
 			return err
 		}
+		targets = append(targets, t)
 	}
 	for _, alg := range []string{"failover", "fewest-operations"} {
-		run := b.searches
-		if alg == "fewest-operations" {
-			run = b.searchesThenIdle
-		}
-		if err := b.withLdapmux(ctx, c.Replicas, alg, "ldapmux "+alg, run); err != nil {
+		t, err := b.startLdapmux(ctx, c.Replicas, alg, "ldapmux "+alg, &ps)
+		if err != nil {
 			return err
 		}
+		targets = append(targets, t)
 	}
+	if err := b.searches(ctx, targets); err != nil {
+		return err
+	}
+	if err := b.idle(ctx, targets[len(targets)-1]); err != nil {
+		return err
+	}
+	ps.stop()
+	ps = nil
 	if b.o.ProfileBin != "" {
 		return b.profile(ctx, c)
 	}
 	return nil
 }
 
-// searches runs the 8- and 1-connection search scenarios on t.
-func (b *bench) searches(ctx context.Context, t target) error {
+// searches runs the 8- and 1-connection search scenarios.
+func (b *bench) searches(ctx context.Context, targets []target) error {
 	if b.o.wants("search8") {
-		if err := b.measure(ctx, "search8", t, b.searchLoad(b.o.Conns)); err != nil {
+		if err := b.compare(ctx, "search8", targets, b.searchLoad(b.o.Conns)); err != nil {
 			return err
 		}
 	}
 	if b.o.wants("search1") {
-		return b.measure(ctx, "search1", t, b.searchLoad(1))
+		return b.compare(ctx, "search1", targets, b.searchLoad(1))
 	}
 	return nil
 }
 
-// searchesThenIdle adds the idle-connection scenario for ldapmux.
-func (b *bench) searchesThenIdle(ctx context.Context, t target) error {
-	if err := b.searches(ctx, t); err != nil {
-		return err
-	}
+// idle runs the idle-connection scenario on an ldapmux target.
+func (b *bench) idle(ctx context.Context, t target) error {
 	if !b.o.wants("idle") || b.o.IdleConns == 0 {
 		return nil
 	}
@@ -79,15 +93,21 @@ func (b *bench) searchesThenIdle(ctx context.Context, t target) error {
 
 // scaleCluster compares fewest-operations over one and three replicas
 // whose slapd may only use a few threads, then again with each replica
-// pinned to one CPU, so that the replicas rather than the proxy are the
-// bottleneck even on a small machine.
+// pinned to one CPU (a machine of its own, one core large).
 func (b *bench) scaleCluster(ctx context.Context) error {
 	c, err := b.startCluster(ctx, 3, b.o.ScaleThreads)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := b.scaleTargets(ctx, c, "scale"); err != nil || !b.o.ScalePin {
+	var ps proxies
+	defer ps.stop()
+	targets, err := b.scaleTargets(ctx, c, &ps)
+	if err != nil {
+		return err
+	}
+	load := b.searchLoad(b.o.ScaleConns)
+	if err := b.compare(ctx, "scale", targets, load); err != nil || !b.o.ScalePin {
 		return err
 	}
 	for i, r := range c.Replicas {
@@ -95,50 +115,68 @@ func (b *bench) scaleCluster(ctx context.Context) error {
 			return err
 		}
 	}
-	return b.scaleTargets(ctx, c, "scale-pinned")
+	return b.compare(ctx, "scale-pinned", targets, load)
 }
 
-// scaleTargets measures direct, ldapmux over one and three replicas, and
+// scaleTargets starts ldapmux over one and over three replicas, and
 // HAProxy over three.
-func (b *bench) scaleTargets(ctx context.Context, c *slapdtest.Cluster, scenario string) error {
-	load := b.searchLoad(b.o.ScaleConns)
-	one := func(ctx context.Context, t target) error { return b.measure(ctx, scenario, t, load) }
-	if err := one(ctx, target{name: "direct", addr: c.Replicas[0].Addr, slapd: b.slapd}); err != nil {
-		return err
+func (b *bench) scaleTargets(ctx context.Context, c *slapdtest.Cluster, ps *proxies) ([]target, error) {
+	targets := []target{{name: "direct", addr: c.Replicas[0].Addr, slapd: b.slapd}}
+	one, err := b.startLdapmux(ctx, c.Replicas[:1], "fewest-operations", "ldapmux fewest-ops, 1 replica", ps)
+	if err != nil {
+		return nil, err
 	}
-	if err := b.withLdapmux(ctx, c.Replicas[:1], "fewest-operations", "ldapmux fewest-ops, 1 replica", one); err != nil {
-		return err
+	three, err := b.startLdapmux(ctx, c.Replicas, "fewest-operations", "ldapmux fewest-ops, 3 replicas", ps)
+	if err != nil {
+		return nil, err
 	}
-	if err := b.withLdapmux(ctx, c.Replicas, "fewest-operations", "ldapmux fewest-ops, 3 replicas", one); err != nil {
-		return err
-	}
+	targets = append(targets, one, three)
 	if b.o.HAProxy == "" {
-		return nil
+		return targets, nil
 	}
-	return b.withHAProxy(ctx, c, "haproxy, 3 replicas", one)
+	t, err := b.startHAProxy(ctx, c, "haproxy, 3 replicas", ps)
+	return append(targets, t), err
 }
 
-// withLdapmux runs ldapmux as its own process in front of replicas, calls
-// fn with it as the target, and stops it.
-func (b *bench) withLdapmux(ctx context.Context, replicas []*slapdtest.Replica, alg, name string, fn func(context.Context, target) error) error {
+// startLdapmux runs ldapmux as its own process in front of replicas.
+func (b *bench) startLdapmux(ctx context.Context, replicas []*slapdtest.Replica, alg, name string, ps *proxies) (target, error) {
 	addr, cfgPath, err := b.writeProxyConfig(replicas, alg, name)
 	if err != nil {
-		return err
+		return target{}, err
 	}
 	p, err := startProc(name, b.file(name, ".log"), nil, b.o.Ldapmux, "serve", "-config", cfgPath)
 	if err != nil {
-		return err
+		return target{}, err
 	}
-	defer p.stop(15 * time.Second)
-	return b.onProxy(ctx, p, addr, name, fn)
+	*ps = append(*ps, p)
+	return b.ready(ctx, p, addr, name)
 }
 
-// onProxy waits for a started proxy and runs fn against it.
-func (b *bench) onProxy(ctx context.Context, p *proc, addr, name string, fn func(context.Context, target) error) error {
-	if err := p.waitLDAP(ctx, addr, readyTimeout); err != nil {
-		return err
+// startHAProxy runs HAProxy in TCP mode over all replicas of c.
+func (b *bench) startHAProxy(ctx context.Context, c *slapdtest.Cluster, name string, ps *proxies) (target, error) {
+	port, err := freePort()
+	if err != nil {
+		return target{}, err
 	}
-	return fn(ctx, target{name: name, addr: addr, proxy: p, slapd: b.slapd})
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	path := b.file(name, ".cfg")
+	if err := os.WriteFile(path, []byte(haproxyConfig(addr, c.Replicas, haproxyMaxConn)), 0o600); err != nil {
+		return target{}, err
+	}
+	p, err := startProc(name, b.file(name, ".log"), nil, b.o.HAProxy, "-db", "-f", path)
+	if err != nil {
+		return target{}, err
+	}
+	*ps = append(*ps, p)
+	return b.ready(ctx, p, addr, name)
+}
+
+// ready waits for a started proxy to answer and describes it as a target.
+func (b *bench) ready(ctx context.Context, p *proc, addr, name string) (target, error) {
+	if err := p.waitLDAP(ctx, addr, readyTimeout); err != nil {
+		return target{}, err
+	}
+	return target{name: name, addr: addr, proxy: p, slapd: b.slapd}, nil
 }
 
 func (b *bench) writeProxyConfig(replicas []*slapdtest.Replica, alg, name string) (addr, path string, err error) {
@@ -150,25 +188,6 @@ func (b *bench) writeProxyConfig(replicas []*slapdtest.Replica, alg, name string
 	path = b.file(name, ".yaml")
 	cfg := ldapmuxConfig(addr, replicas, alg, b.o.IdleConns+1000)
 	return addr, path, os.WriteFile(path, []byte(cfg), 0o600)
-}
-
-// withHAProxy runs HAProxy in TCP mode over all replicas of c.
-func (b *bench) withHAProxy(ctx context.Context, c *slapdtest.Cluster, name string, fn func(context.Context, target) error) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	path := b.file(name, ".cfg")
-	if err := os.WriteFile(path, []byte(haproxyConfig(addr, c.Replicas, haproxyMaxConn)), 0o600); err != nil {
-		return err
-	}
-	p, err := startProc(name, b.file(name, ".log"), nil, b.o.HAProxy, "-db", "-f", path)
-	if err != nil {
-		return err
-	}
-	defer p.stop(5 * time.Second)
-	return b.onProxy(ctx, p, addr, name, fn)
 }
 
 // file is a path in the output directory named after a target.
@@ -202,10 +221,17 @@ func (b *bench) profile(ctx context.Context, c *slapdtest.Cluster) error {
 	if err != nil {
 		return err
 	}
-	err = b.onProxy(ctx, p, addr, name, func(ctx context.Context, t target) error {
-		return b.measure(ctx, "profile", t, b.searchLoad(b.o.Conns))
-	})
-	p.stop(30 * time.Second)
+	defer p.stop(30 * time.Second)
+	t, err := b.ready(ctx, p, addr, name)
+	if err != nil {
+		return err
+	}
+	saved := b.o.Rounds
+	b.o.Rounds = 1
+	defer func() { b.o.Rounds = saved }()
+	if err := b.compare(ctx, "profile", []target{t}, b.searchLoad(b.o.Conns)); err != nil {
+		return err
+	}
 	fmt.Fprintf(b.log, "bench: profiles in %s: go tool pprof -top %s %s\n", abs, b.o.ProfileBin, filepath.Join(abs, "cpu.pprof"))
-	return err
+	return nil
 }

@@ -16,8 +16,12 @@ var scenarioTitles = map[string]string{
 
 // WriteTables prints the results as Markdown tables.
 func (r *Report) WriteTables(w io.Writer) {
-	fmt.Fprintf(w, "\nldapmux benchmark, %s, %d CPUs, %s per target after %s warm-up, %d users\n",
-		r.Started.Format("2006-01-02 15:04"), r.CPUs, r.Options.Duration, r.Options.Warmup, r.Options.Users)
+	fmt.Fprintf(w, "\nldapmux benchmark, %s, %d CPUs, %d users; per target %d interleaved rounds of %s after %s warm-up,\n",
+		r.Started.Format("2006-01-02 15:04"), r.CPUs, r.Options.Users, r.Options.Rounds, r.Options.Duration, r.Options.Warmup)
+	fmt.Fprintln(w, "medians over the rounds (× direct: median of the per-round ratios, [min-max]); CPU per operation over all rounds")
+	if r.Options.Nice != 0 {
+		fmt.Fprintf(w, "every process at nice %d (other load on the machine is in the \"other\" column)\n", r.Options.Nice)
+	}
 	for _, s := range r.Setup {
 		fmt.Fprintf(w, "setup: %s: %.1fs\n", s.What, s.Seconds)
 	}
@@ -53,23 +57,25 @@ func (r *Report) writeScenario(w io.Writer, sc string) {
 	fmt.Fprintln(w, "| target | ops/s | p50 µs | p99 µs | × direct | p50 added µs | proxy CPU µs/op | proxy RSS MiB | slapd CPU µs/op | client CPU µs/op | machine CPU cores (other) | errors |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, m := range rows {
-		res := m.Result
 		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %.1f | %.1f | %.2f (%.2f) | %d |\n",
-			m.Target, res.OpsPerSec, res.Latency.P50, res.Latency.P99, ratio(m), added(m),
+			m.Target, m.OpsPerSec, m.P50, m.P99, ratio(m), added(m),
 			optional(m.ProxyCPUPerOp, "%.1f"), optional(m.ProxyRSSMiB, "%.1f"), m.SlapdCPUPerOp, m.ClientCPUPerOp,
-			m.MachineCores, m.OtherCores, res.Errors)
+			m.MachineCores, m.OtherCores, m.Errors)
 	}
 }
 
 func ratio(m *Measurement) string {
-	if m.Ratio == 0 {
+	switch {
+	case m.Ratio == 0 || m.Scenario == "profile":
 		return "-"
+	case m.Target == "direct" || m.RatioMin == m.RatioMax:
+		return fmt.Sprintf("%.2f", m.Ratio)
 	}
-	return fmt.Sprintf("%.2f", m.Ratio)
+	return fmt.Sprintf("%.2f [%.2f-%.2f]", m.Ratio, m.RatioMin, m.RatioMax)
 }
 
 func added(m *Measurement) string {
-	if m.Target == "direct" || m.Ratio == 0 {
+	if m.Target == "direct" || m.Ratio == 0 || m.Scenario == "profile" {
 		return "-"
 	}
 	return fmt.Sprintf("%+.0f", m.AddedP50)

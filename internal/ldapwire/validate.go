@@ -12,6 +12,10 @@ package ldapwire
 // does not fit is disconnected (RFC 4511, 4.1.1) before anything reaches a
 // server.
 
+// ldapUniversal are the universal tags of LDAP's ASN.1.
+var ldapUniversal = map[byte]bool{tagBoolean: true, tagInteger: true, tagOctetString: true, 0x05: true,
+	tagEnumerated: true, tagSequence: true, tagSet: true}
+
 // maxValidFilterDepth bounds the nesting of and/or/not filters.
 const maxValidFilterDepth = 64
 
@@ -245,11 +249,13 @@ func unknownChoice(t tlv, depth int) error {
 }
 
 // wellFormed checks that a constructed element's content is a run of
-// well-formed elements, down to primitive ones (whose content is free), so
-// that any BER decoder can skip or walk it.
+// well-formed elements, down to primitive ones, so that any BER decoder can
+// skip or walk it. Universal types are limited to those LDAP's ASN.1 uses
+// (RFC 4511, 5.1): others (times, UTF8String...) have content rules of
+// their own that decoders enforce.
 func wellFormed(t tlv, depth int) error {
-	if t.tag == 0 {
-		return malformed("end-of-contents marker in a definite-length element")
+	if t.tag&0xc0 == 0 && !ldapUniversal[t.tag] {
+		return malformed("universal type 0x%02x is not used by LDAP", t.tag)
 	}
 	if t.tag&0x20 == 0 {
 		return nil

@@ -134,3 +134,15 @@ func BenchmarkParseResult(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkValidateRequest checks a search request's structure, as the
+// frontend does for every request.
+func BenchmarkValidateRequest(b *testing.B) {
+	m, _ := Parse(encodeSearch(b, 7, "uid=user.1,ou=people,dc=example,dc=com"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ValidateRequest(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
