@@ -59,12 +59,8 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc := proxy.Config{OperationTimeout: cfg.Pool.OperationTimeout.D(), ConnectTimeout: cfg.Pool.ConnectTimeout.D(),
-		MaxPerServer: int64(cfg.Limits.MaxOperationsPerServer), BindTimeout: cfg.Limits.BindTimeout.D()}
-	a.proxy = proxy.New(pc, a.registry, router, a.relay(), a.observer(), log)
-	fc := frontend.Config{MaxPDU: int(cfg.Limits.MaxPDUSize), MaxClients: cfg.Limits.MaxClientConnections,
-		MaxClientBuffer: int(cfg.Limits.MaxClientBuffer), WriteTimeout: cfg.Limits.WriteTimeout.D(), Limits: frontendLimits(cfg)}
-	a.frontend = frontend.NewServer(fc, a.proxy, log)
+	a.proxy = proxy.New(proxyConfig(cfg), a.registry, router, a.relay(), a.observer(), log)
+	a.frontend = frontend.NewServer(frontendConfig(cfg), a.proxy, log)
 	if err := a.finishObservability(); err != nil {
 		return nil, err
 	}
@@ -152,4 +148,16 @@ func (a *App) Shutdown(ctx context.Context) {
 		s.Pool().Close()
 	}
 	a.endShutdown()
+}
+
+// proxyConfig is the forwarding part of cfg.
+func proxyConfig(cfg *config.Config) proxy.Config {
+	return proxy.Config{OperationTimeout: cfg.Pool.OperationTimeout.D(), ConnectTimeout: cfg.Pool.ConnectTimeout.D(),
+		MaxPerServer: int64(cfg.Limits.MaxOperationsPerServer), BindTimeout: cfg.Limits.BindTimeout.D()}
+}
+
+// frontendConfig is the client-side part of cfg.
+func frontendConfig(cfg *config.Config) frontend.Config {
+	return frontend.Config{MaxPDU: int(cfg.Limits.MaxPDUSize), MaxClients: cfg.Limits.MaxClientConnections,
+		MaxClientBuffer: int(cfg.Limits.MaxClientBuffer), WriteTimeout: cfg.Limits.WriteTimeout.D(), Limits: frontendLimits(cfg)}
 }

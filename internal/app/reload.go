@@ -105,7 +105,9 @@ func (a *App) refused(err error) {
 // operations in flight: servers are added and removed (a removed or
 // reconfigured server's pool closes once its operations end), algorithms,
 // routes and affinity settings are rebuilt (the affinity table stays),
-// health checks restart, access log and cn=monitor settings change. Listen
+// health checks restart, access log and cn=monitor settings change, and
+// client limits, bind policy and operation timeouts apply to operations
+// that start afterwards. Listen
 // and admin addresses and the log format need a restart. On error nothing
 // changed.
 func (a *App) Reload(cfg *config.Config) error {
@@ -159,6 +161,8 @@ func (a *App) commit(cfg *config.Config, p *plan, router *route.Router) {
 	checker := (&App{cfg: cfg, log: a.log, registry: a.registry, obs: a.obs}).newChecker()
 	a.rl.relay.checker.Store(checker)
 	a.checkOnce(checker, p.active)
+	a.proxy.SetConfig(proxyConfig(cfg))
+	a.frontend.SetConfig(frontendConfig(cfg))
 	a.proxy.SetRouter(router)
 	a.rl.mu.Lock()
 	a.cfg, a.servers, a.checker = cfg, p.active, checker
@@ -361,9 +365,9 @@ func (a *App) warnRestartOnly(cfg *config.Config) {
 	if old.Log.Format != cfg.Log.Format {
 		a.log.Warn("reload: log.format changed; restart ldapmux to apply")
 	}
-	if !reflect.DeepEqual(old.Limits, cfg.Limits) || !reflect.DeepEqual(frontendLimits(old), frontendLimits(cfg)) ||
+	if old.Limits.MaxOperationsPerServerConnection != cfg.Limits.MaxOperationsPerServerConnection || old.Limits.MaxPDUSize != cfg.Limits.MaxPDUSize ||
 		old.Pool.OperationTimeout != cfg.Pool.OperationTimeout || old.Pool.ConnectTimeout != cfg.Pool.ConnectTimeout {
-		a.log.Warn("reload: limits, bind policy or operation timeouts changed; new server pools use them, the client side needs a restart")
+		a.log.Info("reload: pool limits and timeouts apply to reconfigured servers' new pools; unchanged servers keep theirs until restart")
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/ldapmux/ldapmux/internal/app"
 	"github.com/ldapmux/ldapmux/internal/backend"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
@@ -208,4 +210,28 @@ func readBody(t *testing.T, resp *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestReloadAppliesClientLimits turns require-secure-bind on by reload: a
+// client connected before the reload gets confidentialityRequired on its
+// next password bind, and slapd never sees the password.
+func TestReloadAppliesClientLimits(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 2})
+	var logs lockedLog
+	a, path := startProxyFile(t, clusterConfig(cluster, "", 1), &logs)
+	conn := bindAs(t, a.Addrs()[0], slapdtest.UserDN(1), slapdtest.UserPassword(1))
+
+	writeConfig(t, path, clusterConfig(cluster, "require-secure-bind: true\n", 1))
+	if err := a.ReloadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	binds := opCount(t, cluster.Replicas[0], "bind")
+	err := conn.Bind(slapdtest.UserDN(2), slapdtest.UserPassword(2))
+	if !ldap.IsErrorWithCode(err, ldap.LDAPResultConfidentialityRequired) {
+		t.Fatalf("password bind after the reload: want confidentialityRequired, got %v", err)
+	}
+	// opCount binds once itself: one more than before means ours never reached slapd.
+	if got := opCount(t, cluster.Replicas[0], "bind"); got != binds+1 {
+		t.Fatalf("slapd counted %d binds, want %d: the password was forwarded", got, binds+1)
+	}
 }

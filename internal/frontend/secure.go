@@ -12,7 +12,7 @@ import (
 // requires encryption. It reports whether it did; the request then never
 // reaches a server.
 func (s *Session) refuseInsecure(msg ldapwire.Message) bool {
-	if !s.srv.cfg.RequireSecureBind || s.isSecure() {
+	if !s.srv.conf().RequireSecureBind || s.isSecure() {
 		return false
 	}
 	s.reply(msg, ldapwire.ConfidentialityRequired,
@@ -23,7 +23,7 @@ func (s *Session) refuseInsecure(msg ldapwire.Message) bool {
 // unauthenticatedBind answers a DN with an empty password (RFC 4513,
 // 5.1.2). The client stays anonymous either way.
 func (s *Session) unauthenticatedBind(msg ldapwire.Message) {
-	if s.srv.cfg.AllowUnauthenticatedBinds {
+	if s.srv.conf().AllowUnauthenticatedBinds {
 		s.reply(msg, ldapwire.Success, "")
 		return
 	}
@@ -61,7 +61,7 @@ func (s *Session) upgrade(msg ldapwire.Message) {
 		s.close()
 		return
 	}
-	s.nc.SetReadDeadline(time.Now().Add(s.srv.cfg.requestTimeout()))
+	s.nc.SetReadDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		s.srv.log.Debug("dropping client: TLS handshake after StartTLS failed", "conn", s.id, "client", s.remote, "err", err)
 		s.close()

@@ -26,7 +26,7 @@ type Config struct {
 
 // Server accepts clients on any number of listeners.
 type Server struct {
-	cfg   Config
+	cfg   atomic.Pointer[Config] // replaced whole on reload; read through conf()
 	proxy *proxy.Proxy
 	log   *slog.Logger
 
@@ -46,14 +46,25 @@ type Server struct {
 
 // NewServer creates a frontend that forwards through p.
 func NewServer(cfg Config, p *proxy.Proxy, log *slog.Logger) *Server {
+	s := &Server{proxy: p, log: log, sessions: make(map[*Session]struct{})}
+	s.SetConfig(cfg)
+	return s
+}
+
+// SetConfig replaces the limits; connections already open see the new
+// values from their next request on (their output buffer keeps its size).
+func (s *Server) SetConfig(cfg Config) {
 	if cfg.MaxClientBuffer == 0 {
 		cfg.MaxClientBuffer = 32 << 20
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = time.Minute
 	}
-	return &Server{cfg: cfg, proxy: p, log: log, sessions: make(map[*Session]struct{})}
+	s.cfg.Store(&cfg)
 }
+
+// conf returns the limits in force.
+func (s *Server) conf() *Config { return s.cfg.Load() }
 
 // Serve accepts plain LDAP clients on l until Shutdown closes it.
 func (s *Server) Serve(l net.Listener) error { return s.ServeListener(l, &Listener{}) }
@@ -84,7 +95,7 @@ func (s *Server) ServeListener(l net.Listener, lc *Listener) error {
 
 // admit starts a session, or turns the client away at the connection limit.
 func (s *Server) admit(nc net.Conn, lc *Listener) {
-	if s.cfg.MaxClients > 0 && s.clients.Load() >= int64(s.cfg.MaxClients) {
+	if s.conf().MaxClients > 0 && s.clients.Load() >= int64(s.conf().MaxClients) {
 		s.obs.rejected.Add(1)
 		refuse(nc, lc, "too many client connections")
 		return

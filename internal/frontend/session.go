@@ -41,7 +41,7 @@ type Session struct {
 
 func newSession(srv *Server, nc net.Conn, id uint64, lc *Listener) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Session{srv: srv, nc: nc, id: id, out: newOutQueue(srv.cfg.MaxClientBuffer),
+	s := &Session{srv: srv, nc: nc, id: id, out: newOutQueue(srv.conf().MaxClientBuffer),
 		ctx: ctx, cancel: cancel, ops: make(map[int32]context.CancelFunc), writerDone: make(chan struct{})}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		s.remote = ap.Addr().Unmap()
@@ -175,7 +175,7 @@ func (s *Session) start(msg ldapwire.Message, onBind func(int)) {
 		s.reply(msg, ldapwire.ProtocolError, "message ID already in use by an outstanding operation")
 		return
 	}
-	if max := s.srv.cfg.MaxOpsPerConn; max > 0 && len(s.ops) >= max {
+	if max := s.srv.conf().MaxOpsPerConn; max > 0 && len(s.ops) >= max {
 		s.mu.Unlock()
 		cancel()
 		s.reply(msg, ldapwire.Busy, "too many outstanding operations on this connection (limits.max-operations-per-connection)")
@@ -217,7 +217,7 @@ func (s *Session) endOp(id int32, cancel context.CancelFunc) {
 func (s *Session) Send(frame []byte) {
 	if !s.out.push(frame) && !s.out.isClosed() {
 		s.srv.log.Warn("dropping client: it does not read its responses", "conn", s.id, "client", s.remote,
-			"buffered-limit", s.srv.cfg.MaxClientBuffer)
+			"buffered-limit", s.srv.conf().MaxClientBuffer)
 		s.close()
 	}
 }
@@ -301,7 +301,7 @@ func (s *Session) flushLocked(w *bufio.Writer, batch *[][]byte) bool {
 
 func (s *Session) writeBatch(w *bufio.Writer, batch [][]byte) bool {
 	s.srv.countSent(batch)
-	s.nc.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+	s.nc.SetWriteDeadline(time.Now().Add(s.srv.conf().WriteTimeout))
 	for i, f := range batch {
 		if _, err := w.Write(f); err != nil {
 			return false

@@ -85,13 +85,13 @@ func (s *Session) prepare() bool {
 	if s.lc.LDAPS && !s.handshake() {
 		return false
 	}
-	s.reader = ldapwire.NewReaderSize(streamReader{s}, s.srv.cfg.MaxPDU, 4<<10)
+	s.reader = ldapwire.NewReaderSize(streamReader{s}, s.srv.conf().MaxPDU, 4<<10)
 	return true
 }
 
 // readProxyHeader takes the client's address from a trusted load balancer.
 func (s *Session) readProxyHeader() bool {
-	s.nc.SetReadDeadline(time.Now().Add(s.srv.cfg.requestTimeout()))
+	s.nc.SetReadDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
 	info, err := readProxyHeader(s.nc)
 	s.nc.SetReadDeadline(time.Time{})
 	if err != nil {
@@ -107,7 +107,7 @@ func (s *Session) readProxyHeader() bool {
 
 // holdIP counts the client against the per-address limit.
 func (s *Session) holdIP() bool {
-	max := s.srv.cfg.MaxPerIP
+	max := s.srv.conf().MaxPerIP
 	if max <= 0 {
 		return true
 	}
@@ -138,7 +138,7 @@ func (s *Session) handshake() bool {
 	s.wmu.Lock()
 	s.conn = tc
 	s.wmu.Unlock()
-	s.nc.SetDeadline(time.Now().Add(s.srv.cfg.requestTimeout()))
+	s.nc.SetDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		s.srv.log.Debug("dropping client: TLS handshake failed", "conn", s.id, "client", s.remote, "err", err)
 		return false
@@ -172,7 +172,7 @@ func (s *Session) next() ([]byte, error) {
 		}
 		if s.inRequest {
 			s.srv.log.Warn("dropping client: request not completed in time", "conn", s.id, "client", s.remote,
-				"request-timeout", s.srv.cfg.requestTimeout())
+				"request-timeout", s.srv.conf().requestTimeout())
 			s.disconnect(ldapwire.Unavailable, "request not received within the request timeout")
 			return nil, errSlow
 		}
@@ -197,13 +197,13 @@ func (s *Session) awaitRequest() {
 
 func (s *Session) startRequest() {
 	s.inRequest = true
-	s.nc.SetReadDeadline(time.Now().Add(s.srv.cfg.requestTimeout()))
+	s.nc.SetReadDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
 }
 
 // idleDeadline is when the client becomes idle; never while it has
 // operations in progress.
 func (s *Session) idleDeadline() time.Time {
-	idle := s.srv.cfg.IdleTimeout
+	idle := s.srv.conf().IdleTimeout
 	switch {
 	case idle <= 0:
 		return time.Time{}

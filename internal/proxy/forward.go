@@ -63,7 +63,7 @@ func (p *Proxy) Forward(ctx context.Context, req *Request) Outcome {
 	}
 	var errs []string
 	allFull := true
-	for i, idx := range cands[:min(len(cands), p.cfg.MaxAttempts)] {
+	for i, idx := range cands[:min(len(cands), p.conf().MaxAttempts)] {
 		srv := snap.Servers[idx].Server
 		res := p.attempt(ctx, srv, req)
 		out.Attempts++
@@ -100,7 +100,7 @@ func (p *Proxy) Forward(ctx context.Context, req *Request) Outcome {
 
 // attempt forwards req to one server and waits for the end.
 func (p *Proxy) attempt(ctx context.Context, srv *backend.Server, req *Request) attemptResult {
-	end, ok := srv.TryBegin(p.cfg.MaxPerServer)
+	end, ok := srv.TryBegin(p.conf().MaxPerServer)
 	if !ok {
 		return attemptResult{status: full, err: errServerFull}
 	}
@@ -128,7 +128,7 @@ func (p *Proxy) attempt(ctx context.Context, srv *backend.Server, req *Request) 
 
 // connFor gets a bind connection for binds and a shared one for the rest.
 func (p *Proxy) connFor(ctx context.Context, srv *backend.Server, req *Request) (*backend.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	ctx, cancel := context.WithTimeout(ctx, p.conf().ConnectTimeout)
 	defer cancel()
 	if req.Msg.OpTag == ldapwire.OpBindRequest {
 		return srv.Pool().BindConn(ctx)

@@ -12,8 +12,8 @@ var errServerFull = errors.New("at its limit of operations in flight (limits.max
 
 // timeoutFor is how long an attempt of req waits for its final response.
 func (p *Proxy) timeoutFor(req *Request) time.Duration {
-	if req.Msg.OpTag == ldapwire.OpBindRequest && p.cfg.BindTimeout > 0 && p.cfg.BindTimeout < p.cfg.OperationTimeout {
-		return p.cfg.BindTimeout
+	if req.Msg.OpTag == ldapwire.OpBindRequest && p.conf().BindTimeout > 0 && p.conf().BindTimeout < p.conf().OperationTimeout {
+		return p.conf().BindTimeout
 	}
-	return p.cfg.OperationTimeout
+	return p.conf().OperationTimeout
 }

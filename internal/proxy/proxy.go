@@ -74,7 +74,7 @@ type Config struct {
 
 // Proxy forwards operations. Its router can be replaced at run time.
 type Proxy struct {
-	cfg      Config
+	cfg      atomic.Pointer[Config] // replaced whole on reload; read through conf()
 	registry *backend.Registry
 	router   atomic.Pointer[route.Router]
 	health   HealthReporter
@@ -84,13 +84,22 @@ type Proxy struct {
 
 // New builds a Proxy.
 func New(cfg Config, reg *backend.Registry, router *route.Router, health HealthReporter, obs Observer, log *slog.Logger) *Proxy {
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 3
-	}
-	p := &Proxy{cfg: cfg, registry: reg, health: health, observer: obs, log: log}
+	p := &Proxy{registry: reg, health: health, observer: obs, log: log}
+	p.SetConfig(cfg)
 	p.router.Store(router)
 	return p
 }
+
+// SetConfig replaces the timeouts and limits for operations that start afterwards.
+func (p *Proxy) SetConfig(cfg Config) {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	p.cfg.Store(&cfg)
+}
+
+// conf returns the settings in force.
+func (p *Proxy) conf() *Config { return p.cfg.Load() }
 
 // SetRouter replaces the routing rules for operations that start afterwards.
 func (p *Proxy) SetRouter(r *route.Router) { p.router.Store(r) }
