@@ -268,7 +268,7 @@ load-balancing: {algorithm: fewest-operations}
 
 	start := monitorCounts(t, cluster)
 	compares(t, conn, 30)
-	if got := deltas(start, monitorCounts(t, cluster), "compare"); got[0] != 30 || got[1] != 0 || got[2] != 0 {
+	if got := settledDeltas(t, start, func() []map[string]int64 { return monitorCounts(t, cluster) }, "compare", 30); got[0] != 30 || got[1] != 0 || got[2] != 0 {
 		t.Fatalf("compares with every server up: %v, want all on ds1 (east)", got)
 	}
 
@@ -277,7 +277,7 @@ load-balancing: {algorithm: fewest-operations}
 	}
 	down := monitorCountsOf(t, cluster, 2, 3)
 	compares(t, conn, 30)
-	if got := deltas(down, monitorCountsOf(t, cluster, 2, 3), "compare"); got[1] != 0 || got[2] != 30 {
+	if got := settledDeltas(t, down, func() []map[string]int64 { return monitorCountsOf(t, cluster, 2, 3) }, "compare", 30); got[1] != 0 || got[2] != 30 {
 		t.Fatalf("compares with ds1 down: central %d, west %d; want all 30 on west", got[1], got[2])
 	}
 
@@ -334,6 +334,23 @@ func deltas(before, after []map[string]int64, op string) []int64 {
 		out[i] = after[i][op] - before[i][op]
 	}
 	return out
+}
+
+// settledDeltas waits until the replicas counted total operations since
+// before (slapd counts an operation just after answering it), then returns
+// the per-replica deltas.
+func settledDeltas(t *testing.T, before []map[string]int64, fetch func() []map[string]int64, op string, total int64) []int64 {
+	t.Helper()
+	var got []int64
+	eventually(t, 10*time.Second, fmt.Sprintf("%d %s operations counted", total, op), func() bool {
+		got = deltas(before, fetch(), op)
+		var sum int64
+		for _, n := range got {
+			sum += n
+		}
+		return sum >= total
+	})
+	return got
 }
 
 func roleEntry(dn string) *ldap.AddRequest {
