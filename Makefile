@@ -29,13 +29,13 @@ vet:
 	$(GO) vet ./...
 
 ## bench: direct slapd vs ldapmux vs HAProxy under the same load, one table
-## (about 6 minutes; BENCH_* variables, see docs/performance.md)
+## (about 7 minutes; BENCH_* variables, see docs/performance.md)
 bench:
 	@./scripts/bench.sh
 
 ## bench-go: Go benchmarks of the forwarding hot path, with allocations
 bench-go:
-	$(GO) test -run='^$$' -bench=. -benchmem ./internal/ldapwire/ ./internal/balancer/ ./internal/route/ ./internal/app/
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/ldapwire/ ./internal/balancer/ ./internal/route/ ./internal/proxy/ ./internal/app/
 
 ## fuzz: fuzz the frame decoder, every request decoder and the PROXY header
 ## parser, FUZZTIME each (seed corpus of real PDUs in internal/ldapwire/testdata/fuzz)
