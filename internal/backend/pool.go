@@ -73,20 +73,17 @@ var ErrPoolClosed = errors.New("backend: pool closed")
 // none is open (waiting at most ctx) and growing the pool under load.
 func (p *Pool) OpConn(ctx context.Context) (*Conn, error) {
 	for {
+		if c, err := p.ReadyOpConn(); c != nil || err != nil {
+			return c, err
+		}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
 			return nil, ErrPoolClosed
 		}
-		if c := p.leastLoaded(); c != nil {
-			if c.Inflight() > 0 && len(p.ops)+p.dialing < p.cfg.Conns {
-				p.startDial()
-			}
+		if len(p.ops) > 0 { // opened since ReadyOpConn looked
 			p.mu.Unlock()
-			if p.cfg.MaxPerConn > 0 && c.Load() >= p.cfg.MaxPerConn {
-				return nil, p.busyError()
-			}
-			return c, nil
+			continue
 		}
 		if p.dialWait == nil {
 			p.dialWait = make(chan struct{})
@@ -103,6 +100,30 @@ func (p *Pool) OpConn(ctx context.Context) (*Conn, error) {
 			return nil, err
 		}
 	}
+}
+
+// ReadyOpConn returns the least loaded open operation connection without
+// waiting (growing the pool under load), or nil and no error when one must
+// be dialed first: the forwarding fast path needs no context or timer.
+func (p *Pool) ReadyOpConn() (*Conn, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrPoolClosed
+	}
+	c := p.leastLoaded()
+	if c == nil {
+		p.mu.Unlock()
+		return nil, nil
+	}
+	if c.Inflight() > 0 && len(p.ops)+p.dialing < p.cfg.Conns {
+		p.startDial()
+	}
+	p.mu.Unlock()
+	if p.cfg.MaxPerConn > 0 && c.Load() >= p.cfg.MaxPerConn {
+		return nil, p.busyError()
+	}
+	return c, nil
 }
 
 // leastLoaded drops closed connections and returns the open one with the

@@ -128,6 +128,11 @@ func (p *Proxy) attempt(ctx context.Context, srv *backend.Server, req *Request) 
 
 // connFor gets a bind connection for binds and a shared one for the rest.
 func (p *Proxy) connFor(ctx context.Context, srv *backend.Server, req *Request) (*backend.Conn, error) {
+	if req.Msg.OpTag != ldapwire.OpBindRequest {
+		if c, err := srv.Pool().ReadyOpConn(); c != nil || err != nil {
+			return c, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.conf().ConnectTimeout)
 	defer cancel()
 	if req.Msg.OpTag == ldapwire.OpBindRequest {
