@@ -66,15 +66,7 @@ func (s *Server) Completed() (n int64, total time.Duration) {
 // Begin counts an operation as outstanding and returns the function that ends it.
 func (s *Server) Begin() (end func()) {
 	s.outstanding.Add(1)
-	start := time.Now()
-	var once atomic.Bool
-	return func() {
-		if once.CompareAndSwap(false, true) {
-			s.outstanding.Add(-1)
-			s.busyNanos.Add(int64(time.Since(start)))
-			s.completed.Add(1)
-		}
-	}
+	return s.ender()
 }
 
 // Pool returns the server's connection pool.

@@ -173,3 +173,20 @@ func appendString(dst []byte, tag byte, s string) []byte {
 
 // tlvSize is the full size of an element with content of length n.
 func tlvSize(n int) int { return 1 + lengthSize(n) + n }
+
+// AppendElement appends one complete element holding content. It and the
+// helpers below serve code that builds requests by hand (the load tool).
+func AppendElement(dst []byte, tag byte, content []byte) []byte {
+	return append(appendHeader(dst, tag, len(content)), content...)
+}
+
+// AppendHeader appends a tag and the definite length of the content to come.
+func AppendHeader(dst []byte, tag byte, contentLen int) []byte {
+	return appendHeader(dst, tag, contentLen)
+}
+
+// AppendInteger appends a complete INTEGER or ENUMERATED element.
+func AppendInteger(dst []byte, tag byte, v int64) []byte { return appendInt(dst, tag, v) }
+
+// ElementSize is the full size of an element whose content is n bytes.
+func ElementSize(n int) int { return tlvSize(n) }

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
 )
 
 // The load generator encodes its requests by hand, like ldapwire does for
@@ -32,56 +34,19 @@ const (
 	ScopeSub  = 2
 )
 
-func lenSize(n int) int {
-	switch {
-	case n < 0x80:
-		return 1
-	case n <= 0xff:
-		return 2
-	case n <= 0xffff:
-		return 3
-	case n <= 0xffffff:
-		return 4
-	}
-	return 5
-}
-
-func appendLen(dst []byte, n int) []byte {
-	size := lenSize(n)
-	if size == 1 {
-		return append(dst, byte(n))
-	}
-	dst = append(dst, 0x80|byte(size-1))
-	for i := size - 2; i >= 0; i-- {
-		dst = append(dst, byte(n>>(8*i)))
-	}
-	return dst
-}
-
 // appendTLV appends one element holding content.
 func appendTLV(dst []byte, tag byte, content []byte) []byte {
-	return append(appendLen(append(dst, tag), len(content)), content...)
+	return ldapwire.AppendElement(dst, tag, content)
 }
 
 // appendInt appends an INTEGER or ENUMERATED of a non-negative value.
-func appendInt(dst []byte, tag byte, v int) []byte {
-	n := 1
-	for x := v; x > 0x7f; x >>= 8 {
-		n++
-	}
-	dst = append(dst, tag, byte(n))
-	for i := n - 1; i >= 0; i-- {
-		dst = append(dst, byte(v>>(8*i)))
-	}
-	return dst
-}
+func appendInt(dst []byte, tag byte, v int) []byte { return ldapwire.AppendInteger(dst, tag, int64(v)) }
 
 // appendMessage wraps an encoded operation body in an LDAPMessage.
 func appendMessage(dst []byte, id int32, opTag byte, body []byte) []byte {
 	var idBuf [8]byte
 	idEnc := appendInt(idBuf[:0], tagInteger, int(id))
-	opSize := 1 + lenSize(len(body)) + len(body)
-	dst = appendLen(append(dst, tagSequence), len(idEnc)+opSize)
+	dst = ldapwire.AppendHeader(dst, tagSequence, len(idEnc)+ldapwire.ElementSize(len(body)))
 	dst = append(dst, idEnc...)
 	return appendTLV(dst, opTag, body)
 }
