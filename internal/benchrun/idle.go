@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/ldapmux/ldapmux/internal/ldapwire"
 )
 
 // IdleResult is the proxy's memory with many idle client connections.
@@ -107,21 +105,8 @@ func searchEach(conns []net.Conn) int {
 }
 
 func searchOnce(nc net.Conn) error {
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	defer nc.SetDeadline(time.Time{})
-	if _, err := nc.Write(ldapwire.AppendRootDSEProbe(nil, 1)); err != nil {
-		return err
-	}
-	r := ldapwire.NewReader(nc, 0)
-	for {
-		frame, err := r.Next()
-		if err != nil {
-			return err
-		}
-		if msg, err := ldapwire.Parse(frame); err == nil && msg.OpTag == ldapwire.OpSearchResultDone {
-			return nil
-		}
-	}
+	_, err := rootDSE(nc, 10*time.Second)
+	return err
 }
 
 func closeAll(conns []net.Conn) {

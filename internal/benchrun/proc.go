@@ -82,24 +82,32 @@ func probe(addr string) error {
 		return err
 	}
 	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(2 * time.Second))
+	res, err := rootDSE(nc, 2*time.Second)
+	if err == nil && res.Code != ldapwire.Success {
+		err = fmt.Errorf("root DSE search: result %d %s", res.Code, res.Diagnostic)
+	}
+	return err
+}
+
+// rootDSE searches the root DSE on nc within timeout and returns the result
+// of the search (the deadline is cleared afterwards).
+func rootDSE(nc net.Conn, timeout time.Duration) (ldapwire.Result, error) {
+	nc.SetDeadline(time.Now().Add(timeout))
+	defer nc.SetDeadline(time.Time{})
 	if _, err := nc.Write(ldapwire.AppendRootDSEProbe(nil, 1)); err != nil {
-		return err
+		return ldapwire.Result{}, err
 	}
 	r := ldapwire.NewReader(nc, 0)
 	for {
 		frame, err := r.Next()
 		if err != nil {
-			return err
+			return ldapwire.Result{}, err
 		}
 		msg, err := ldapwire.Parse(frame)
 		if err != nil || msg.OpTag != ldapwire.OpSearchResultDone {
 			continue
 		}
-		if res, err := ldapwire.ParseResult(msg.Body); err != nil || res.Code != ldapwire.Success {
-			return fmt.Errorf("root DSE search: result %d %s", res.Code, res.Diagnostic)
-		}
-		return nil
+		return ldapwire.ParseResult(msg.Body)
 	}
 }
 
