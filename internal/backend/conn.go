@@ -164,19 +164,11 @@ func (c *Conn) Send(h Handler, encode func(dst []byte, id int32) []byte) (int32,
 func (c *Conn) register(h Handler) (int32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err != nil {
-		return 0, c.err
+	id, err := c.nextFreeID()
+	if err == nil {
+		c.pending[id] = h
 	}
-	for {
-		c.nextID++
-		if c.nextID <= 0 || c.nextID > ldapwire.MaxMessageID {
-			c.nextID = 1
-		}
-		if _, busy := c.pending[c.nextID]; !busy {
-			c.pending[c.nextID] = h
-			return c.nextID, nil
-		}
-	}
+	return id, err
 }
 
 func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
