@@ -17,14 +17,35 @@ import (
 var ErrConnClosed = errors.New("backend: connection closed")
 
 // Handler receives the responses of one operation sent on a Conn. Both
-// methods run on the connection's reader goroutine and must not block: a
-// slow handler would stall every operation multiplexed on the connection.
+// methods run on the connection's reader goroutine (Lost also on whichever
+// goroutine closes the connection or times the operation out) and must not
+// block: a slow handler would stall every operation multiplexed on the
+// connection.
 type Handler interface {
-	// Response is called for every response message; frame is only valid
-	// during the call. final is true for the last one.
-	Response(frame []byte, msg ldapwire.Message, final bool)
-	// Lost is called when the connection fails before the final response.
+	// Response is called for every response message; frame and msg are only
+	// valid during the call. final is true for the last one. It returns
+	// what must be flushed once the reader has no more buffered responses
+	// (nil when nothing).
+	Response(frame []byte, msg ldapwire.Message, final bool) Flusher
+	// Lost is called when the connection fails or the operation's timeout
+	// passes (the error then wraps ErrTimeout) before the final response.
 	Lost(err error)
+}
+
+// Flusher is where handlers put responses: flushed once per read batch, so
+// that the many entries of one read reach a client in one write.
+type Flusher interface{ Flush() }
+
+// ErrTimeout is wrapped by the error Lost receives when an operation got no
+// final response within the timeout given to Send. The connection has sent
+// the server an abandon (a bind connection is closed instead).
+var ErrTimeout = errors.New("backend: operation timed out")
+
+// pendingOp is an operation waiting for its final response.
+type pendingOp struct {
+	h        Handler
+	deadline int64         // nanotime; 0 when the operation has no timeout
+	timeout  time.Duration // for the error message
 }
 
 // Kind tells operation connections from bind connections.
@@ -57,13 +78,15 @@ type Conn struct {
 	buf []byte
 
 	mu      sync.Mutex // mu guards the fields below
-	pending map[int32]Handler
+	pending map[int32]pendingOp
 	nextID  int32
+	timed   int   // pending operations with a deadline
 	err     error // set once the connection is closed
 
 	writeTimeout time.Duration
 
 	inflight atomic.Int32
+	closed   atomic.Bool  // set with err
 	ghosts   ghosts       // abandoned operations the server may still hold (ghosts.go)
 	lastUsed atomic.Int64 // unix nanoseconds
 	draining atomic.Bool
@@ -84,7 +107,7 @@ func Dial(ctx context.Context, s *Server, kind Kind, bindDN, password string, ti
 		return nil, fmt.Errorf("backend %s: %w", s.Name, err)
 	}
 	c := &Conn{server: s, kind: kind, nc: nc, born: time.Now(), w: bufio.NewWriterSize(nc, 16<<10),
-		pending: make(map[int32]Handler), done: make(chan struct{})}
+		pending: make(map[int32]pendingOp), done: make(chan struct{})}
 	c.lastUsed.Store(time.Now().UnixNano())
 	reader := ldapwire.NewReader(nc, maxPDU)
 	if bindDN != "" {
@@ -95,6 +118,7 @@ func Dial(ctx context.Context, s *Server, kind Kind, bindDN, password string, ti
 		}
 	}
 	go c.readLoop(reader)
+	sweep.add(c)
 	return c, nil
 }
 
@@ -144,14 +168,20 @@ func (c *Conn) Err() error {
 }
 
 // Send registers h, encodes a request with a fresh message ID through encode
-// and writes it. It returns the message ID used on this connection.
-func (c *Conn) Send(h Handler, encode func(dst []byte, id int32) []byte) (int32, error) {
-	id, err := c.register(h)
+// and writes it. It returns the message ID used on this connection. With a
+// timeout > 0, h is told Lost(ErrTimeout) when no final response came in
+// time (checked every sweepInterval).
+func (c *Conn) Send(h Handler, encode func(dst []byte, id int32) []byte, timeout time.Duration) (int32, error) {
+	now := nanotime()
+	id, err := c.register(h, now, timeout)
 	if err != nil {
 		return 0, err
 	}
 	c.inflight.Add(1)
 	c.lastUsed.Store(time.Now().UnixNano())
+	if timeout > 0 {
+		sweep.wake()
+	}
 	if err := c.write(id, encode); err != nil {
 		c.forget(id)
 		c.Close(err)
@@ -161,14 +191,32 @@ func (c *Conn) Send(h Handler, encode func(dst []byte, id int32) []byte) (int32,
 }
 
 // register allocates a message ID that is not in use.
-func (c *Conn) register(h Handler) (int32, error) {
+func (c *Conn) register(h Handler, now int64, timeout time.Duration) (int32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id, err := c.nextFreeID()
-	if err == nil {
-		c.pending[id] = h
+	if err != nil {
+		return 0, err
 	}
-	return id, err
+	op := pendingOp{h: h, timeout: timeout}
+	if timeout > 0 {
+		op.deadline = now + int64(timeout)
+		c.timed++
+	}
+	c.pending[id] = op
+	return id, nil
+}
+
+// take removes operation id from the pending ones. Caller must hold mu.
+func (c *Conn) take(id int32) (pendingOp, bool) {
+	op, ok := c.pending[id]
+	if ok {
+		delete(c.pending, id)
+		if op.deadline != 0 {
+			c.timed--
+		}
+	}
+	return op, ok
 }
 
 func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
@@ -193,8 +241,7 @@ func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
 // forget drops an operation's handler; it reports whether it was pending.
 func (c *Conn) forget(id int32) bool {
 	c.mu.Lock()
-	_, ok := c.pending[id]
-	delete(c.pending, id)
+	_, ok := c.take(id)
 	c.mu.Unlock()
 	if ok {
 		c.inflight.Add(-1)
@@ -208,13 +255,18 @@ func (c *Conn) Abandon(id int32) bool {
 	if !c.forget(id) {
 		return false
 	}
+	c.sendAbandon(id)
+	return true
+}
+
+// sendAbandon asks the server to abandon operation id, already forgotten.
+func (c *Conn) sendAbandon(id int32) {
 	c.mu.Lock()
 	abandonID, err := c.nextFreeID()
 	c.mu.Unlock()
 	if err == nil && c.write(abandonID, func(dst []byte, mid int32) []byte { return ldapwire.AppendAbandon(dst, mid, id) }) == nil {
 		c.addGhost(abandonID)
 	}
-	return true
 }
 
 // nextFreeID returns an unused message ID without registering it.
@@ -234,47 +286,84 @@ func (c *Conn) nextFreeID() (int32, error) {
 	}
 }
 
-// readLoop dispatches responses until the connection fails.
+// readLoop dispatches responses until the connection fails. What handlers
+// produced is flushed when no whole response is left in the read buffer, so
+// a burst of entries costs one client write, not one per entry.
 func (c *Conn) readLoop(r *ldapwire.Reader) {
+	var dirty flushSet
+	defer dirty.flush()
 	for {
 		frame, err := r.Next()
 		if err != nil {
 			c.Close(fmt.Errorf("backend %s: read: %w", c.server.Name, err))
 			return
 		}
-		if err := c.dispatch(frame); err != nil {
+		f, err := c.dispatch(frame)
+		if err != nil {
 			c.Close(err)
 			return
+		}
+		dirty.add(f)
+		if !r.Ready() {
+			dirty.flush()
 		}
 	}
 }
 
-// dispatch routes one response to its handler.
-func (c *Conn) dispatch(frame []byte) error {
+// dispatch routes one response to its handler and returns what it filled.
+func (c *Conn) dispatch(frame []byte) (Flusher, error) {
 	msg, err := ldapwire.Parse(frame)
 	if err != nil {
-		return fmt.Errorf("backend %s sent a malformed response: %w", c.server.Name, err)
+		return nil, fmt.Errorf("backend %s sent a malformed response: %w", c.server.Name, err)
 	}
 	if msg.ID == 0 {
-		return fmt.Errorf("backend %s: unsolicited notification (%s)", c.server.Name, noticeText(msg))
+		return nil, fmt.Errorf("backend %s: unsolicited notification (%s)", c.server.Name, noticeText(msg))
 	}
 	final := ldapwire.IsFinal(msg.OpTag)
 	c.mu.Lock()
-	h, ok := c.pending[msg.ID]
-	if ok && final {
-		delete(c.pending, msg.ID)
+	var op pendingOp
+	var ok bool
+	if final {
+		op, ok = c.take(msg.ID)
+	} else {
+		op, ok = c.pending[msg.ID]
 	}
 	c.mu.Unlock()
 	if !ok {
-		return nil // abandoned or timed out: drop late responses
+		return nil, nil // abandoned or timed out: drop late responses
 	}
 	if final {
 		c.inflight.Add(-1)
 		c.releaseGhosts(msg.ID)
 	}
 	c.lastUsed.Store(time.Now().UnixNano())
-	h.Response(frame, msg, final)
-	return nil
+	return op.h.Response(frame, msg, final), nil
+}
+
+// flushSet is the flushers a read batch filled, each once.
+type flushSet struct{ fs []Flusher }
+
+func (s *flushSet) add(f Flusher) {
+	if f == nil {
+		return
+	}
+	for _, g := range s.fs {
+		if g == f {
+			return
+		}
+	}
+	s.fs = append(s.fs, f)
+	if len(s.fs) >= 64 {
+		s.flush()
+	}
+}
+
+func (s *flushSet) flush() {
+	for i, f := range s.fs {
+		f.Flush()
+		s.fs[i] = nil
+	}
+	s.fs = s.fs[:0]
 }
 
 func noticeText(msg ldapwire.Message) string {
@@ -296,18 +385,24 @@ func (c *Conn) Close(cause error) {
 		return
 	}
 	c.err = cause
+	c.closed.Store(true)
 	lost := c.pending
 	c.pending = nil
+	c.timed = 0
 	c.mu.Unlock()
 	c.nc.Close()
 	close(c.done)
+	sweep.remove(c)
 	for range lost {
 		c.inflight.Add(-1)
 	}
-	for _, h := range lost {
-		h.Lost(cause)
+	for _, op := range lost {
+		op.h.Lost(cause)
 	}
 }
+
+// isOpen reports, without locking, whether the connection is still open.
+func (c *Conn) isOpen() bool { return !c.closed.Load() }
 
 // closeGracefully sends an unbind and closes; used for recycling.
 func (c *Conn) closeGracefully() {

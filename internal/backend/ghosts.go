@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrBusy is returned by Pool.OpConn when every operation connection is at
@@ -22,20 +23,25 @@ const ghostWeight = 2
 // ghost is let go when a response arrives to a request sent after its
 // abandon: the server reads a connection in order.
 type ghosts struct {
-	mu  sync.Mutex // mu guards ids
-	ids []int32    // message IDs of abandon requests, oldest first
+	mu  sync.Mutex   // mu guards ids
+	ids []int32      // message IDs of abandon requests, oldest first
+	n   atomic.Int32 // len(ids), read without the lock at every pick
 }
 
 // addGhost counts an abandon sent with message ID id.
 func (c *Conn) addGhost(id int32) {
 	c.ghosts.mu.Lock()
 	c.ghosts.ids = append(c.ghosts.ids, id)
+	c.ghosts.n.Store(int32(len(c.ghosts.ids)))
 	c.ghosts.mu.Unlock()
 }
 
 // releaseGhosts lets go of the abandons sent before the request answered
 // with message ID id.
 func (c *Conn) releaseGhosts(id int32) {
+	if c.ghosts.n.Load() == 0 {
+		return
+	}
 	c.ghosts.mu.Lock()
 	defer c.ghosts.mu.Unlock()
 	n := 0
@@ -44,6 +50,7 @@ func (c *Conn) releaseGhosts(id int32) {
 	}
 	if n > 0 {
 		c.ghosts.ids = append(c.ghosts.ids[:0], c.ghosts.ids[n:]...)
+		c.ghosts.n.Store(int32(len(c.ghosts.ids)))
 	}
 }
 
@@ -57,10 +64,7 @@ func sentBefore(a, b int32) bool {
 // Load is the connection's weight on the server: operations in flight plus
 // abandoned ones the server may not have dropped yet.
 func (c *Conn) Load() int {
-	c.ghosts.mu.Lock()
-	n := len(c.ghosts.ids)
-	c.ghosts.mu.Unlock()
-	return c.Inflight() + ghostWeight*n
+	return c.Inflight() + ghostWeight*int(c.ghosts.n.Load())
 }
 
 // busyError says which limit refused an operation.

@@ -130,14 +130,15 @@ func (p *Pool) ReadyOpConn() (*Conn, error) {
 // fewest operations in flight. Caller must hold mu.
 func (p *Pool) leastLoaded() *Conn {
 	var best *Conn
+	bestLoad := 0
 	live := p.ops[:0]
 	for _, c := range p.ops {
-		if c.Err() != nil {
+		if !c.isOpen() {
 			continue
 		}
 		live = append(live, c)
-		if best == nil || c.Load() < best.Load() {
-			best = c
+		if load := c.Load(); best == nil || load < bestLoad {
+			best, bestLoad = c, load
 		}
 	}
 	clear(p.ops[len(live):])
@@ -305,33 +306,29 @@ func (p *Pool) Close() {
 // probe performs a light read on c and reports whether it answered in time.
 func (p *Pool) probe(c *Conn) error {
 	h := &probeHandler{done: make(chan error, 1)}
-	id, err := c.Send(h, ldapwire.AppendRootDSEProbe)
-	if err != nil {
+	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, p.cfg.ConnectTimeout); err != nil {
 		return err
 	}
-	timer := time.NewTimer(p.cfg.ConnectTimeout)
-	defer timer.Stop()
-	select {
-	case err := <-h.done:
-		return err
-	case <-timer.C:
-		c.Abandon(id)
+	err := <-h.done
+	if errors.Is(err, ErrTimeout) {
 		return fmt.Errorf("backend %s: idle probe: no answer within %s", p.server.Name, p.cfg.ConnectTimeout)
 	}
+	return err
 }
 
 // probeHandler waits for the end of a probe search.
 type probeHandler struct{ done chan error }
 
-func (h *probeHandler) Response(_ []byte, msg ldapwire.Message, final bool) {
+func (h *probeHandler) Response(_ []byte, msg ldapwire.Message, final bool) Flusher {
 	if !final {
-		return
+		return nil
 	}
 	res, err := ldapwire.ParseResult(msg.Body)
 	if err == nil && res.Code != ldapwire.Success {
 		err = fmt.Errorf("idle probe: result %d %s", res.Code, res.Diagnostic)
 	}
 	h.done <- err
+	return nil
 }
 
 func (h *probeHandler) Lost(err error) { h.done <- err }

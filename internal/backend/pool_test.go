@@ -118,7 +118,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // roundTrip sends a root DSE probe and waits for its answer.
 func roundTrip(t *testing.T, c *Conn) error {
 	h := &probeHandler{done: make(chan error, 1)}
-	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe); err != nil {
+	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0); err != nil {
 		return err
 	}
 	select {
@@ -202,7 +202,7 @@ func TestAbandonUsesTheBackendMessageID(t *testing.T) {
 	}
 	f.hang.Store(true)
 	h := &probeHandler{done: make(chan error, 1)}
-	id, err := c.Send(h, ldapwire.AppendRootDSEProbe)
+	id, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestLostConnectionFailsPendingOperations(t *testing.T) {
 	}
 	f.hang.Store(true)
 	h := &probeHandler{done: make(chan error, 1)}
-	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe); err != nil {
+	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0); err != nil {
 		t.Fatal(err)
 	}
 	f.dropAll()
@@ -280,7 +280,7 @@ func TestMessageIDsSkipOutstandingOnes(t *testing.T) {
 	c.mu.Unlock()
 	seen := map[int32]bool{}
 	for i := 0; i < 4; i++ {
-		id, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe)
+		id, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

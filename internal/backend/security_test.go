@@ -39,7 +39,7 @@ func TestAbandonedOperationsWeighUntilALaterAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.hang.Store(true)
-	id, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe)
+	id, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestPoolAnswersBusyAtTheConnectionLimit(t *testing.T) {
 	}
 	f.hang.Store(true)
 	for range 2 {
-		if _, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe); err != nil {
+		if _, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

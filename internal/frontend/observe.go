@@ -64,15 +64,6 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 	)
 }
 
-// countSent adds a batch of response frames to the bytes sent.
-func (s *Server) countSent(batch [][]byte) {
-	n := 0
-	for _, f := range batch {
-		n += len(f)
-	}
-	s.obs.sent.Add(int64(n))
-}
-
 // monitor lets the cn=monitor handler answer msg; it reports whether it did.
 func (s *Session) monitor(msg ldapwire.Message) bool {
 	m := s.srv.obs.monitor.Load()
@@ -89,5 +80,7 @@ func (s *Session) monitor(msg ldapwire.Message) bool {
 // observeLocal reports an operation the frontend answered itself to the
 // proxy's observers (access log, metrics).
 func (s *Session) observeLocal(msg ldapwire.Message, code int) {
-	s.srv.proxy.Observe(s.request(msg, nil), proxy.Outcome{Code: code})
+	req := &proxy.Request{Msg: msg}
+	s.describe(req)
+	s.srv.proxy.Observe(req, proxy.Outcome{Code: code})
 }

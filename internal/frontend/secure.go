@@ -50,12 +50,10 @@ func (s *Session) startTLS(msg ldapwire.Message) {
 // queued, then runs the TLS handshake. A failed handshake ends the session.
 func (s *Session) upgrade(msg ldapwire.Message) {
 	s.wmu.Lock()
-	w := getWriter(s.conn)
-	var batch [][]byte
-	ok := s.flushLocked(w, &batch) && s.writeBatch(w, [][]byte{startTLSResponse(msg.ID)})
-	putWriter(w)
+	ok := s.writeLocked() && s.out.push(startTLSResponse(msg.ID)) && s.writeLocked()
 	tc := tls.Server(s.conn, s.lc.TLS.serverConfig())
 	s.conn = tc
+	s.direct = nil
 	s.wmu.Unlock()
 	if !ok {
 		s.close()

@@ -1,7 +1,6 @@
 package frontend
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -16,9 +15,11 @@ import (
 	"github.com/ldapmux/ldapmux/internal/route"
 )
 
-// Session is one client connection: a read loop that starts one forwarding
-// goroutine per operation, and a writer that sends responses in order of
-// arrival.
+// Session is one client connection. Its read loop parses each request and
+// hands it to the proxy, which usually writes it to a backend connection at
+// once; responses are appended to the session's output buffer by backend
+// readers and written straight to the socket when it takes them, by a
+// writer goroutine otherwise (and always under TLS).
 type Session struct {
 	srv    *Server
 	nc     net.Conn
@@ -28,13 +29,21 @@ type Session struct {
 	out    *outQueue
 	ctx    context.Context
 	cancel context.CancelFunc
+	frame  []byte // read loop only: the request being handled
 
 	mu  sync.Mutex // mu guards ops
-	ops map[int32]context.CancelFunc
+	ops map[int32]*proxy.Request
 
 	opsWG      sync.WaitGroup
 	writerDone chan struct{}
 	closeOnce  sync.Once
+
+	// Guarded by transport.wmu: bytes taken from out but not yet written,
+	// an empty buffer to give out in exchange, the non-blocking writer of a
+	// plain TCP connection (nil under TLS).
+	unwritten []byte
+	spare     []byte
+	direct    *directWriter
 
 	transport // TLS, PROXY protocol, deadlines and per-IP accounting (transport.go)
 }
@@ -42,12 +51,15 @@ type Session struct {
 func newSession(srv *Server, nc net.Conn, id uint64, lc *Listener) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{srv: srv, nc: nc, id: id, out: newOutQueue(srv.conf().MaxClientBuffer),
-		ctx: ctx, cancel: cancel, ops: make(map[int32]context.CancelFunc), writerDone: make(chan struct{})}
+		ctx: ctx, cancel: cancel, ops: make(map[int32]*proxy.Request), writerDone: make(chan struct{})}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		s.remote = ap.Addr().Unmap()
 	}
 	s.ident.Store(proxy.Anonymous)
 	s.initTransport(lc)
+	if !s.lc.LDAPS {
+		s.direct = newDirectWriter(nc)
+	}
 	return s
 }
 
@@ -83,10 +95,12 @@ func (s *Session) readFailed(err error) {
 }
 
 // handle dispatches one request; it returns false when the session must end.
+// frame is only valid during the call.
 func (s *Session) handle(frame []byte) bool {
-	raw := append([]byte(nil), frame...)
-	s.srv.obs.received.Add(int64(len(raw)))
-	msg, err := ldapwire.Parse(raw)
+	s.frame = frame
+	defer func() { s.frame = nil }()
+	s.srv.obs.received.Add(int64(len(frame)))
+	msg, err := ldapwire.Parse(frame)
 	if err != nil {
 		s.disconnect(ldapwire.ProtocolError, err.Error())
 		return false
@@ -126,11 +140,11 @@ func (s *Session) abandon(msg ldapwire.Message) {
 		return
 	}
 	s.mu.Lock()
-	cancel := s.ops[target]
-	delete(s.ops, target)
+	req := s.ops[target]
+	delete(s.ops, target) // out of the map, req is never reused
 	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if req != nil {
+		s.srv.proxy.Abandon(req)
 	}
 }
 
@@ -161,61 +175,100 @@ func (s *Session) extended(msg ldapwire.Message) {
 	s.operation(msg)
 }
 
-// start registers the operation and forwards it in its own goroutine.
+// start registers the operation and hands it to the proxy.
 func (s *Session) start(msg ldapwire.Message, onBind func(int)) {
 	if s.srv.draining.Load() {
 		s.reply(msg, ldapwire.Unavailable, "ldapmux is shutting down")
 		return
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
 	s.mu.Lock()
 	if _, dup := s.ops[msg.ID]; dup {
 		s.mu.Unlock()
-		cancel()
 		s.reply(msg, ldapwire.ProtocolError, "message ID already in use by an outstanding operation")
 		return
 	}
 	if max := s.srv.conf().MaxOpsPerConn; max > 0 && len(s.ops) >= max {
 		s.mu.Unlock()
-		cancel()
 		s.reply(msg, ldapwire.Busy, "too many outstanding operations on this connection (limits.max-operations-per-connection)")
 		return
 	}
-	s.ops[msg.ID] = cancel
+	req := s.request(onBind)
+	s.ops[msg.ID] = req
 	s.mu.Unlock()
-	req := s.request(msg, onBind)
 	s.opsWG.Add(1)
 	s.srv.inflight.Add(1)
-	go func() {
-		defer s.endOp(msg.ID, cancel)
-		s.srv.proxy.Forward(ctx, req)
-	}()
+	s.srv.proxy.Start(req)
 }
 
-// request describes msg for the proxy.
-func (s *Session) request(msg ldapwire.Message, onBind func(int)) *proxy.Request {
+// request describes the current request for the proxy, in a recycled
+// Request holding its own copy of the bytes.
+func (s *Session) request(onBind func(int)) *proxy.Request {
+	req := requestPool.Get().(*proxy.Request)
+	req.Raw = append(req.Raw, s.frame...)
+	req.Msg, _ = ldapwire.Parse(req.Raw) // parsed from the same bytes already
+	req.Sink, req.OnBindResult = s, onBind
+	s.describe(req)
+	return req
+}
+
+// describe fills in who sends req.Msg and what the router looks at.
+func (s *Session) describe(req *proxy.Request) {
 	ident := s.ident.Load()
-	return &proxy.Request{
-		Msg: msg, Identity: ident, Sink: s, ConnID: s.id, OnBindResult: onBind,
-		Route: route.Operation{Tag: msg.OpTag, TargetDN: msg.TargetDN(), ExtendedOID: msg.ExtendedOID(),
-			Controls: msg.Controls, ClientIP: s.remote, BindDN: ident.DN, ConnID: s.id},
-	}
+	req.Identity, req.ConnID = ident, s.id
+	req.Route = route.Operation{Tag: req.Msg.OpTag, TargetDN: req.Msg.TargetDN(), ExtendedOID: req.Msg.ExtendedOID(),
+		Controls: req.Msg.Controls, ClientIP: s.remote, BindDN: ident.DN, ConnID: s.id}
 }
 
-func (s *Session) endOp(id int32, cancel context.CancelFunc) {
-	cancel()
+// requestPool recycles the Requests of operations that ended normally.
+var requestPool = sync.Pool{New: func() any { return new(proxy.Request) }}
+
+// Ended is called by the proxy once an operation is over (proxy.Sink).
+func (s *Session) Ended(req *proxy.Request) {
 	s.mu.Lock()
-	delete(s.ops, id)
+	mine := s.ops[req.Msg.ID] == req // false once abandoned
+	if mine {
+		delete(s.ops, req.Msg.ID)
+	}
 	s.mu.Unlock()
 	s.touch()
 	s.srv.inflight.Add(-1)
 	s.opsWG.Done()
+	if mine {
+		if cap(req.Raw) > maxKeptBuffer {
+			req.Raw = nil
+		}
+		req.Reset()
+		requestPool.Put(req)
+	}
 }
 
-// Send queues a response frame (proxy.Sink). A client that lets too much
-// pile up is dropped, and its operations abandoned upstream.
+// abandonAll stops every operation in progress: the client is gone.
+func (s *Session) abandonAll() {
+	s.mu.Lock()
+	ops := s.ops
+	s.ops = make(map[int32]*proxy.Request)
+	s.mu.Unlock()
+	for _, req := range ops {
+		s.srv.proxy.Abandon(req)
+	}
+}
+
+// Send queues a response frame and flushes (proxy.Sink).
 func (s *Session) Send(frame []byte) {
-	if !s.out.push(frame) && !s.out.isClosed() {
+	s.queued(s.out.push(frame))
+	s.Flush()
+}
+
+// SendMessage queues a backend response under the client's message ID
+// (proxy.Sink); the backend reader flushes after its read batch.
+func (s *Session) SendMessage(msg ldapwire.Message, id int32) {
+	s.queued(s.out.pushMessage(msg, id))
+}
+
+// queued drops a client that lets too much pile up; its operations are
+// abandoned upstream when its read loop ends.
+func (s *Session) queued(ok bool) {
+	if !ok && !s.out.isClosed() {
 		s.srv.log.Warn("dropping client: it does not read its responses", "conn", s.id, "client", s.remote,
 			"buffered-limit", s.srv.conf().MaxClientBuffer)
 		s.close()
@@ -249,6 +302,7 @@ func (s *Session) close() {
 // finish runs when the read loop ends.
 func (s *Session) finish() {
 	s.cancel()
+	s.abandonAll()
 	s.opsWG.Wait()
 	s.out.close()
 	select {
@@ -260,55 +314,80 @@ func (s *Session) finish() {
 	s.srv.forget(s)
 }
 
-// writeLoop sends queued frames, batching what accumulated between wakes.
+// Flush writes what is queued (backend.Flusher): straight to the socket when
+// no write is in progress and the socket takes it all, through the writer
+// goroutine otherwise.
+func (s *Session) Flush() {
+	if !s.wmu.TryLock() {
+		s.out.signal() // a writer is busy; it will look at the queue again
+		return
+	}
+	if s.direct == nil || len(s.unwritten) > 0 {
+		s.wmu.Unlock()
+		s.out.signal()
+		return
+	}
+	b := s.out.take(s.spare)
+	s.spare = nil
+	n, err := s.direct.tryWrite(b)
+	s.srv.obs.sent.Add(int64(n))
+	switch {
+	case err != nil:
+		s.spare = reusable(b)
+		s.wmu.Unlock()
+		s.close()
+	case n < len(b):
+		s.unwritten = b[n:]
+		s.wmu.Unlock()
+		s.out.signal()
+	default:
+		s.spare = reusable(b)
+		s.wmu.Unlock()
+	}
+}
+
+// writeLoop writes what Flush could not, waiting for the socket.
 func (s *Session) writeLoop() {
 	defer close(s.writerDone)
-	var batch [][]byte
 	for range s.out.wake {
-		if !s.flushQueue(&batch) {
+		if !s.writeQueued() {
 			s.close()
 			return
 		}
 		if s.out.isClosed() {
-			s.flushQueue(&batch) // frames queued just before close
+			s.writeQueued() // frames queued just before close
 			return
 		}
 	}
 }
 
-// flushQueue writes queued frames until the queue is empty, through a
-// pooled buffer so that idle clients hold none.
-func (s *Session) flushQueue(batch *[][]byte) bool {
+// writeQueued writes until nothing is left or queued.
+func (s *Session) writeQueued() bool {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	w := getWriter(s.conn)
-	defer putWriter(w)
-	return s.flushLocked(w, batch)
+	return s.writeLocked()
 }
 
-// flushLocked writes queued frames to w. Caller must hold wmu.
-func (s *Session) flushLocked(w *bufio.Writer, batch *[][]byte) bool {
+// writeLocked writes the unwritten bytes, then the queue, until both are
+// empty. Caller must hold wmu.
+func (s *Session) writeLocked() bool {
 	for {
-		*batch = s.out.take((*batch)[:0])
-		if len(*batch) == 0 {
-			return true
+		if len(s.unwritten) == 0 {
+			s.unwritten = s.out.take(s.spare)
+			s.spare = nil
+			if len(s.unwritten) == 0 {
+				s.spare, s.unwritten = reusable(s.unwritten), nil
+				return true
+			}
 		}
-		if !s.writeBatch(w, *batch) {
+		s.nc.SetWriteDeadline(time.Now().Add(s.srv.conf().WriteTimeout))
+		n, err := s.conn.Write(s.unwritten)
+		s.srv.obs.sent.Add(int64(n))
+		if err != nil {
 			return false
 		}
+		s.spare, s.unwritten = reusable(s.unwritten), nil
 	}
-}
-
-func (s *Session) writeBatch(w *bufio.Writer, batch [][]byte) bool {
-	s.srv.countSent(batch)
-	s.nc.SetWriteDeadline(time.Now().Add(s.srv.conf().WriteTimeout))
-	for i, f := range batch {
-		if _, err := w.Write(f); err != nil {
-			return false
-		}
-		batch[i] = nil
-	}
-	return w.Flush() == nil
 }
 
 func isClosedConn(err error) bool { return errors.Is(err, net.ErrClosed) }

@@ -1,7 +1,6 @@
 package frontend
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -223,18 +222,4 @@ func (s *Session) outstanding() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.ops)
-}
-
-// writerPool lends write buffers for the time of a batch.
-var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
-
-func getWriter(w net.Conn) *bufio.Writer {
-	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(w)
-	return bw
-}
-
-func putWriter(bw *bufio.Writer) {
-	bw.Reset(nil)
-	writerPool.Put(bw)
 }

@@ -15,11 +15,16 @@ var ErrTooLarge = errors.New("LDAP message too large")
 
 // Reader frames LDAPMessages from a byte stream. The slice returned by Next
 // stays valid until the following call: callers copy what they keep.
+//
+// A message already whole in the read buffer is returned in place (no copy);
+// only messages that arrive in pieces are assembled in a frame buffer, so an
+// idle or lightly used connection holds no frame buffer at all.
 type Reader struct {
-	r   *bufio.Reader
-	max int
-	buf []byte
-	hdr [6]byte
+	r    *bufio.Reader
+	max  int
+	buf  []byte
+	hdr  [6]byte
+	lent int // bytes of the read buffer returned by the last Next, discarded by the next
 }
 
 // NewReader frames messages of at most max bytes (0 means DefaultMaxMessageSize).
@@ -38,6 +43,10 @@ func NewReaderSize(r io.Reader, max, size int) *Reader {
 // io.EOF is returned only at a clean message boundary; a stream cut inside a
 // message gives io.ErrUnexpectedEOF.
 func (fr *Reader) Next() ([]byte, error) {
+	fr.release()
+	if frame := fr.inPlace(); frame != nil {
+		return frame, nil
+	}
 	header, size, err := fr.readHeader()
 	if err != nil {
 		return nil, err
@@ -57,7 +66,54 @@ func (fr *Reader) Next() ([]byte, error) {
 
 // Buffered is the number of bytes read from the stream but not yet
 // returned: more than zero means a next message has begun.
-func (fr *Reader) Buffered() int { return fr.r.Buffered() }
+func (fr *Reader) Buffered() int { return fr.r.Buffered() - fr.lent }
+
+// Ready reports whether a whole next message is already buffered, so that
+// Next will return without reading the stream.
+func (fr *Reader) Ready() bool {
+	b, total, ok := fr.peekFrame()
+	return ok && total <= len(b)
+}
+
+// release discards the message lent by the previous Next.
+func (fr *Reader) release() {
+	if fr.lent > 0 {
+		fr.r.Discard(fr.lent)
+		fr.lent = 0
+	}
+}
+
+// inPlace returns the next message as a slice of the read buffer when it is
+// wholly buffered and well formed, or nil to take the reading path (which
+// also reports errors).
+func (fr *Reader) inPlace() []byte {
+	b, total, ok := fr.peekFrame()
+	if !ok || total > len(b) {
+		return nil
+	}
+	fr.lent = total
+	return b[:total]
+}
+
+// peekFrame looks at the buffered bytes after the lent message without
+// reading the stream: ok when they start with a valid message header of at
+// most max bytes; total is that message's whole size.
+func (fr *Reader) peekFrame() (b []byte, total int, ok bool) {
+	n := fr.r.Buffered()
+	if n-fr.lent < 2 {
+		return nil, 0, false
+	}
+	b, _ = fr.r.Peek(n) // n bytes are buffered: no read
+	b = b[fr.lent:]
+	if b[0] != tagSequence {
+		return nil, 0, false
+	}
+	length, used, err := parseLength(b[1:])
+	if err != nil || used == 0 || length > fr.max {
+		return nil, 0, false
+	}
+	return b, 1 + used + length, true
+}
 
 // growSize rounds allocations up so steady traffic reuses one buffer.
 func growSize(n int) int {

@@ -184,3 +184,50 @@ func controlsPacket(controls []ldap.Control) *ber.Packet {
 	}
 	return packet
 }
+
+// TestReaderInPlaceAndPieces frames the same stream whole and delivered in
+// every chunk size: messages whole in the read buffer are returned in place,
+// split ones are assembled, and both give the same frames; Ready says
+// whether Next can answer without reading.
+func TestReaderInPlaceAndPieces(t *testing.T) {
+	var stream []byte
+	var want [][]byte
+	for i := range 40 {
+		m := encodeSearch(t, int64(i+1), "uid=user."+strings.Repeat("z", i*7)+",dc=example")
+		want = append(want, m)
+		stream = append(stream, m...)
+	}
+	for _, chunk := range []int{1, 2, 3, 17, 64, 100, 1000, len(stream)} {
+		fr := NewReaderSize(&chunkReader{data: stream, chunk: chunk}, 0, 256)
+		for i, w := range want {
+			got, err := fr.Next()
+			if err != nil || !bytes.Equal(got, w) {
+				t.Fatalf("chunk %d, message %d: %v", chunk, i, err)
+			}
+			if fr.Ready() {
+				next, _ := fr.r.Peek(fr.r.Buffered())
+				if i+1 >= len(want) || !bytes.HasPrefix(next[fr.lent:], want[i+1]) {
+					t.Fatalf("chunk %d, message %d: Ready without the whole next message buffered", chunk, i)
+				}
+			}
+		}
+		if _, err := fr.Next(); err != io.EOF {
+			t.Fatalf("chunk %d: want EOF, got %v", chunk, err)
+		}
+	}
+}
+
+// chunkReader hands out data at most chunk bytes per Read.
+type chunkReader struct {
+	data  []byte
+	chunk int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.chunk)], c.data)
+	c.data = c.data[n:]
+	return n, nil
+}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/ldapmux/ldapmux/internal/backend"
@@ -8,23 +9,25 @@ import (
 )
 
 // call is one attempt's view of an operation in flight on a backend
-// connection. It implements backend.Handler.
+// connection. It implements backend.Handler. Exactly one of the final
+// Response, Lost and interrupt ends it; that one reports the end to the
+// proxy.
 type call struct {
-	req  *Request
-	done chan attemptResult // receives exactly one result
+	req     *Request
+	srv     *backend.Server
+	conn    *backend.Conn
+	started int64 // from Server.StartOp
+	id      int32 // the message ID on conn, set before the request is written
 
 	mu        sync.Mutex // mu guards the fields below
 	finished  bool
 	delivered int
 }
 
-func newCall(req *Request) *call {
-	return &call{req: req, done: make(chan attemptResult, 1)}
-}
-
 // encode writes the request with the backend message ID; every operation but
 // a bind carries the client's identity as a Proxied Authorization control.
 func (c *call) encode(dst []byte, id int32) []byte {
+	c.id = id
 	var extra []byte
 	if c.req.Msg.OpTag != ldapwire.OpBindRequest {
 		extra = c.req.Identity.control
@@ -33,11 +36,13 @@ func (c *call) encode(dst []byte, id int32) []byte {
 }
 
 // Response passes a backend response on to the client with its message ID.
-func (c *call) Response(frame []byte, msg ldapwire.Message, final bool) {
+// The final one ends the attempt.
+func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flusher {
+	sink := c.req.Sink // the request may be reused once the attempt ended
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.finished {
-		return
+		c.mu.Unlock()
+		return nil
 	}
 	code := -1
 	if final {
@@ -49,39 +54,46 @@ func (c *call) Response(frame []byte, msg ldapwire.Message, final bool) {
 			c.req.OnBindResult(code)
 		}
 	}
-	c.req.Sink.Send(msg.WithID(make([]byte, 0, len(frame)+4), c.req.Msg.ID))
+	sink.SendMessage(msg, c.req.Msg.ID) // under mu: nothing follows an error reply
 	c.delivered++
+	delivered := c.delivered
+	c.mu.Unlock()
 	if final {
-		c.done <- attemptResult{status: answered, code: code, delivered: c.delivered}
+		c.req.proxy.attemptEnded(c, attemptResult{status: answered, code: code, delivered: delivered})
 	}
+	return sink
 }
 
-// Lost ends the call when its connection fails first.
+// Lost ends the call when its connection fails or its timeout passes first.
 func (c *call) Lost(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.finished {
-		return
-	}
-	c.finished = true
-	c.done <- attemptResult{status: lost, err: err, delivered: c.delivered}
-}
-
-// interrupt stops the call from the proxy's side (timeout or client gone)
-// unless a result won the race, and releases it on the backend.
-func (c *call) interrupt(conn *backend.Conn, id int32, st status, err error) attemptResult {
 	c.mu.Lock()
 	if c.finished {
 		c.mu.Unlock()
-		return <-c.done
+		return
 	}
 	c.finished = true
 	delivered := c.delivered
 	c.mu.Unlock()
-	if conn.Kind() == backend.BindConn {
-		conn.Close(errInterrupted) // a bind cannot be abandoned
-	} else {
-		conn.Abandon(id)
+	st := lost
+	if errors.Is(err, backend.ErrTimeout) {
+		st = timedOut
 	}
-	return attemptResult{status: st, err: err, delivered: delivered}
+	c.req.proxy.attemptEnded(c, attemptResult{status: st, err: err, delivered: delivered})
+}
+
+// interrupt stops the call for a client that abandoned the operation or
+// left, unless a result won the race, and releases it on the server.
+func (c *call) interrupt() {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.finished = true
+	delivered := c.delivered
+	c.mu.Unlock()
+	if c.conn.Kind() != backend.BindConn { // a bind connection is closed by releaseConn
+		c.conn.Abandon(c.id)
+	}
+	c.req.proxy.attemptEnded(c, attemptResult{status: abandoned, err: errInterrupted, delivered: delivered})
 }

@@ -42,118 +42,234 @@ func (r attemptResult) retryable(req *Request) bool {
 	return false
 }
 
-// Forward sends req to a backend server chosen by the router and streams its
-// responses to req.Sink. It returns when the operation is over.
-func (p *Proxy) Forward(ctx context.Context, req *Request) Outcome {
-	start := time.Now()
-	router := p.router.Load() // before the snapshot: a reload publishes servers before routers
-	snap := p.registry.Snapshot()
-	var buf [16]int
-	cands, alg := router.Candidates(snap, &req.Route, buf[:0])
-	out := Outcome{Algorithm: alg, Code: -1}
-	defer func() {
-		out.Elapsed = time.Since(start)
-		if p.observer != nil {
-			p.observer.Forwarded(req, out)
-		}
-	}()
-	if len(cands) == 0 {
-		out.Code = p.fail(req, ldapwire.Unavailable, noServerMessage(snap))
-		return out
+// Start forwards req: it sends the request to the first server the router
+// chooses and returns; the responses go to req.Sink as they arrive, and
+// req.Sink.Ended(req) is called once the operation is over.
+//
+// When the chosen server has an open connection, the request is written on
+// the caller's goroutine (the client's read loop) and the operation is
+// completed by the backend connection's reader: no goroutine and no timer
+// per operation. Only what has to wait — a bind, a connection being dialed,
+// a retry on another server — continues in a goroutine of its own.
+func (p *Proxy) Start(req *Request) {
+	req.begin(p)
+	if len(req.cands) == 0 {
+		req.out.Code = p.fail(req, ldapwire.Unavailable, noServerMessage(req.snap))
+		p.complete(req)
+		return
 	}
-	var errs []string
-	allFull := true
-	for i, idx := range cands[:min(len(cands), p.conf().MaxAttempts)] {
-		srv := snap.Servers[idx].Server
-		res := p.attempt(ctx, srv, req)
-		out.Attempts++
-		switch res.status {
-		case answered:
-			out.Server, out.Code, out.Failover = srv.Name, res.code, i > 0
-			router.Record(&req.Route, srv.Name, res.code, time.Now())
-			return out
-		case abandoned:
-			return out
-		case full: // busy, not failing: health is not told
-			errs = append(errs, fmt.Sprintf("%s: %v", srv.Name, res.err))
-			continue
-		}
-		allFull = false
-		p.health.OperationFailed(srv, res.err)
-		out.Failed = append(out.Failed, srv.Name)
-		errs = append(errs, fmt.Sprintf("%s: %v", srv.Name, res.err))
-		if !res.retryable(req) {
-			out.Server = srv.Name
-			code, msg := failureReply(srv, res)
-			out.Code = p.fail(req, code, msg)
-			return out
-		}
-		p.log.Debug("retrying on next server", "conn", req.ConnID, "msgid", req.Msg.ID, "server", srv.Name, "err", res.err)
-	}
-	code := ldapwire.Unavailable
-	if allFull {
-		code = ldapwire.Busy
-	}
-	out.Code = p.fail(req, code, "no backend server could take the operation: "+strings.Join(errs, "; "))
-	return out
+	p.advance(req, false)
 }
 
-// attempt forwards req to one server and waits for the end.
-func (p *Proxy) attempt(ctx context.Context, srv *backend.Server, req *Request) attemptResult {
-	end, ok := srv.TryBegin(p.conf().MaxPerServer)
+// Abandon stops req: the attempt in flight is abandoned on its server (a
+// bind's connection is closed) and no other server is tried. The caller
+// must not let req be reused until Ended.
+func (p *Proxy) Abandon(req *Request) {
+	req.mu.Lock()
+	req.abandoned = true
+	c, cancel := req.cur, req.cancelDial
+	req.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if c != nil {
+		c.interrupt()
+	}
+}
+
+// advance tries the remaining candidates until one takes the request. On
+// the caller's goroutine (mayWait false) it only uses open connections and
+// hands over to a goroutine as soon as it would have to wait.
+func (p *Proxy) advance(req *Request, mayWait bool) {
+	for req.next < len(req.cands) && req.out.Attempts < p.conf().MaxAttempts {
+		srv := req.snap.Servers[req.cands[req.next]].Server
+		if req.isAbandoned() {
+			p.complete(req)
+			return
+		}
+		res, sent := p.send(req, srv, mayWait)
+		switch {
+		case sent:
+			return
+		case res.err == errMustWait:
+			go p.advance(req, true)
+			return
+		case res.status == abandoned:
+			p.complete(req)
+			return
+		}
+		req.next++
+		req.out.Attempts++
+		if !p.afterFailure(req, srv, res) {
+			return
+		}
+	}
+	p.giveUp(req)
+}
+
+// errMustWait means that the attempt needs a goroutine that may wait.
+var errMustWait = errors.New("attempt must wait")
+
+// send starts one attempt of req on srv. It reports true once the request
+// is on its way: the attempt's end then comes through its call.
+func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptResult, bool) {
+	started, ok := srv.StartOp(p.conf().MaxPerServer)
 	if !ok {
-		return attemptResult{status: full, err: errServerFull}
+		return attemptResult{status: full, err: errServerFull}, false
 	}
-	defer end()
-	conn, err := p.connFor(ctx, srv, req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return attemptResult{status: abandoned}
-		}
-		if errors.Is(err, backend.ErrBusy) {
-			return attemptResult{status: full, err: err}
-		}
-		return attemptResult{status: notSent, err: err}
+	conn, res := p.connFor(req, srv, mayWait)
+	if conn == nil {
+		srv.CancelOp()
+		return res, false
 	}
-	if req.Msg.OpTag == ldapwire.OpBindRequest {
-		defer srv.Pool().ReleaseBind(conn)
+	c := req.newCall(srv, conn, started)
+	req.mu.Lock()
+	defer req.mu.Unlock() // held while sending: Abandon finds the call with its ID
+	if req.abandoned {
+		p.releaseConn(c, false)
+		srv.CancelOp()
+		return attemptResult{status: abandoned}, false
 	}
-	c := newCall(req)
-	id, err := conn.Send(c, c.encode)
-	if err != nil {
-		return attemptResult{status: notSent, err: err}
+	if _, err := conn.Send(c, c.encode, p.timeoutFor(req)); err != nil {
+		p.releaseConn(c, false)
+		srv.CancelOp()
+		return attemptResult{status: notSent, err: err}, false
 	}
-	return p.await(ctx, conn, id, c)
+	req.cur = c
+	return attemptResult{}, true
 }
 
 // connFor gets a bind connection for binds and a shared one for the rest.
-func (p *Proxy) connFor(ctx context.Context, srv *backend.Server, req *Request) (*backend.Conn, error) {
-	if req.Msg.OpTag != ldapwire.OpBindRequest {
+// Without mayWait it returns errMustWait instead of waiting for one.
+func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, attemptResult) {
+	bind := req.Msg.OpTag == ldapwire.OpBindRequest
+	if !bind {
 		if c, err := srv.Pool().ReadyOpConn(); c != nil || err != nil {
-			return c, err
+			return c, connError(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.conf().ConnectTimeout)
-	defer cancel()
-	if req.Msg.OpTag == ldapwire.OpBindRequest {
-		return srv.Pool().BindConn(ctx)
+	if !mayWait {
+		return nil, attemptResult{status: notSent, err: errMustWait}
 	}
-	return srv.Pool().OpConn(ctx)
+	ctx, cancel := context.WithTimeout(context.Background(), p.conf().ConnectTimeout)
+	defer cancel()
+	if !req.setDialCancel(cancel) {
+		return nil, attemptResult{status: abandoned}
+	}
+	defer req.setDialCancel(nil)
+	var c *backend.Conn
+	var err error
+	if bind {
+		c, err = srv.Pool().BindConn(ctx)
+	} else {
+		c, err = srv.Pool().OpConn(ctx)
+	}
+	if err != nil && req.isAbandoned() {
+		return nil, attemptResult{status: abandoned}
+	}
+	return c, connError(err)
 }
 
-// await waits for the call's end, the operation timeout or the client.
-func (p *Proxy) await(ctx context.Context, conn *backend.Conn, id int32, c *call) attemptResult {
-	limit := p.timeoutFor(c.req)
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
-	select {
-	case r := <-c.done:
-		return r
-	case <-timer.C:
-		return c.interrupt(conn, id, timedOut, fmt.Errorf("no answer within %s", limit))
-	case <-ctx.Done():
-		return c.interrupt(conn, id, abandoned, ctx.Err())
+// connError classifies an error from the pool.
+func connError(err error) attemptResult {
+	switch {
+	case err == nil:
+		return attemptResult{}
+	case errors.Is(err, backend.ErrBusy):
+		return attemptResult{status: full, err: err}
 	}
+	return attemptResult{status: notSent, err: err}
+}
+
+// attemptEnded runs once per sent attempt, on whichever goroutine ended it:
+// the backend reader (answered), a connection's Close or the timeout sweep
+// (lost, timed out), or the client's read loop (abandoned).
+func (p *Proxy) attemptEnded(c *call, res attemptResult) {
+	req := c.req
+	p.releaseConn(c, res.status == answered)
+	c.srv.EndOp(c.started)
+	req.mu.Lock()
+	req.cur = nil
+	req.mu.Unlock()
+	if res.status != answered {
+		req.spoil() // a loser may still hold the call: never reuse it
+	}
+	req.next++
+	req.out.Attempts++
+	switch res.status {
+	case answered:
+		req.out.Server, req.out.Code, req.out.Failover = c.srv.Name, res.code, req.next > 1
+		req.router.Record(&req.Route, c.srv.Name, res.code, time.Now())
+		p.complete(req)
+	case abandoned:
+		p.complete(req)
+	default:
+		if p.afterFailure(req, c.srv, res) {
+			go p.advance(req, true)
+		}
+	}
+}
+
+// releaseConn gives a bind connection back to its pool; one whose bind did
+// not end normally is closed.
+func (p *Proxy) releaseConn(c *call, ok bool) {
+	if c.conn.Kind() != backend.BindConn {
+		return
+	}
+	if !ok {
+		c.conn.Close(errInterrupted)
+	}
+	c.srv.Pool().ReleaseBind(c.conn)
+}
+
+// afterFailure records a failed attempt and reports whether the next
+// candidate may be tried; when not, the client has been answered and the
+// operation completed.
+func (p *Proxy) afterFailure(req *Request, srv *backend.Server, res attemptResult) bool {
+	switch res.status {
+	case abandoned:
+		p.complete(req)
+		return false
+	case full: // busy, not failing: health is not told
+		req.note(srv, res.err)
+		return true
+	}
+	req.allFull = false
+	p.health.OperationFailed(srv, res.err)
+	req.out.Failed = append(req.out.Failed, srv.Name)
+	req.note(srv, res.err)
+	if req.isAbandoned() {
+		p.complete(req)
+		return false
+	}
+	if !res.retryable(req) {
+		req.out.Server = srv.Name
+		code, msg := failureReply(srv, res)
+		req.out.Code = p.fail(req, code, msg)
+		p.complete(req)
+		return false
+	}
+	p.log.Debug("retrying on next server", "conn", req.ConnID, "msgid", req.Msg.ID, "server", srv.Name, "err", res.err)
+	return true
+}
+
+// giveUp answers the client when no candidate took the operation.
+func (p *Proxy) giveUp(req *Request) {
+	code := ldapwire.Unavailable
+	if req.allFull {
+		code = ldapwire.Busy
+	}
+	req.out.Code = p.fail(req, code, "no backend server could take the operation: "+strings.Join(req.errs, "; "))
+	p.complete(req)
+}
+
+// complete reports the operation's outcome and hands req back to its sink.
+func (p *Proxy) complete(req *Request) {
+	req.out.Elapsed = time.Since(req.start)
+	if p.observer != nil {
+		p.observer.Forwarded(req, req.out)
+	}
+	req.Sink.Ended(req)
 }
 
 // failureReply chooses the result sent to the client after a failed attempt

@@ -33,10 +33,18 @@ func NewIdentity(dn string) *Identity {
 	return &Identity{DN: dn, control: ldapwire.ProxiedAuthzControl(authzID)}
 }
 
-// Sink receives the responses of one client operation, already carrying the
-// client's message ID. Send takes ownership of frame and must not block.
+// Sink receives the responses of one client operation. No method may block:
+// they run on backend connection readers shared by many clients.
 type Sink interface {
+	// SendMessage queues msg with the client's message ID id; it is written
+	// at the next Flush (the backend reader flushes after each read batch).
+	SendMessage(msg ldapwire.Message, id int32)
+	// Send queues a whole frame, already carrying the client's message ID,
+	// and flushes. The frame is copied.
 	Send(frame []byte)
+	backend.Flusher
+	// Ended is called once when the operation is over, last.
+	Ended(req *Request)
 }
 
 // HealthReporter hears about failed operations (passive health).
@@ -103,18 +111,6 @@ func (p *Proxy) conf() *Config { return p.cfg.Load() }
 
 // SetRouter replaces the routing rules for operations that start afterwards.
 func (p *Proxy) SetRouter(r *route.Router) { p.router.Store(r) }
-
-// Request is one client operation to forward. Raw is owned by the request.
-type Request struct {
-	Msg      ldapwire.Message
-	Identity *Identity
-	Route    route.Operation
-	Sink     Sink
-	ConnID   uint64
-	// OnBindResult, for binds, hears the result code before the client does,
-	// so that the new identity applies to the client's next operation.
-	OnBindResult func(code int)
-}
 
 // isRead reports whether an operation may be sent again to another server
 // after its connection failed: it changes nothing on the server.

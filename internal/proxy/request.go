@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/backend"
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+	"github.com/ldapmux/ldapmux/internal/route"
+)
+
+// Request is one client operation to forward. Callers may reuse a Request
+// (Reset) once its sink heard Ended, unless they abandoned it: an abandoned
+// request may still be referenced by a late response and must be dropped.
+type Request struct {
+	Msg      ldapwire.Message
+	Raw      []byte // the bytes Msg refers to, owned by the request
+	Identity *Identity
+	Route    route.Operation
+	Sink     Sink
+	ConnID   uint64
+	// OnBindResult, for binds, hears the result code before the client does,
+	// so that the new identity applies to the client's next operation.
+	OnBindResult func(code int)
+
+	flight // the proxy's state while the operation is in progress
+}
+
+// flight is what the proxy keeps of an operation in progress.
+type flight struct {
+	proxy   *Proxy
+	start   time.Time
+	router  *route.Router
+	snap    *backend.Snapshot
+	cands   []int
+	candBuf [16]int
+	next    int // index in cands of the next server to try
+	out     Outcome
+	errs    []string // why servers failed, for the final error message
+	allFull bool     // every failure so far was a server at its limit
+	call    *call    // reused by the next attempt unless spoiled
+
+	mu         sync.Mutex // mu guards the fields below
+	abandoned  bool
+	cur        *call              // the attempt in flight
+	cancelDial context.CancelFunc // stops waiting for a connection
+}
+
+// Reset clears req for another operation, keeping its buffers.
+func (req *Request) Reset() {
+	raw, call, errs := req.Raw[:0], req.call, req.errs[:0]
+	*req = Request{Raw: raw}
+	req.call, req.errs = call, errs
+}
+
+// begin prepares req to be forwarded by p.
+func (req *Request) begin(p *Proxy) {
+	req.proxy = p
+	req.start = time.Now()
+	req.router = p.router.Load() // before the snapshot: a reload publishes servers before routers
+	req.snap = p.registry.Snapshot()
+	req.cands, req.out.Algorithm = req.router.Candidates(req.snap, &req.Route, req.candBuf[:0])
+	req.out.Code = -1
+	req.allFull = true
+}
+
+// newCall prepares an attempt on conn, reusing the last call when no
+// connection can still refer to it.
+func (req *Request) newCall(srv *backend.Server, conn *backend.Conn, started int64) *call {
+	c := req.call
+	if c == nil {
+		c = new(call)
+		req.call = c
+	}
+	*c = call{req: req, srv: srv, conn: conn, started: started}
+	return c
+}
+
+// spoil drops the call of an attempt that did not end with its final
+// response: a connection or the timeout sweep may still hold it.
+func (req *Request) spoil() { req.call = nil }
+
+// note records why a server did not take the operation.
+func (req *Request) note(srv *backend.Server, err error) {
+	req.errs = append(req.errs, fmt.Sprintf("%s: %v", srv.Name, err))
+}
+
+func (req *Request) isAbandoned() bool {
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	return req.abandoned
+}
+
+// setDialCancel records how to stop waiting for a connection; it reports
+// false when the operation is already abandoned.
+func (req *Request) setDialCancel(cancel context.CancelFunc) bool {
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	req.cancelDial = cancel
+	return !req.abandoned
+}
