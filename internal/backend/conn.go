@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -73,9 +72,11 @@ type Conn struct {
 	nc     net.Conn
 	born   time.Time
 
-	wmu sync.Mutex // wmu guards the fields below
-	w   *bufio.Writer
-	buf []byte
+	wmu       sync.Mutex // wmu guards the fields below
+	queued    []byte     // requests waiting for the write in progress
+	spare     []byte     // an empty buffer to swap with queued
+	writing   bool       // a sender is writing: others queue behind it
+	wdeadline time.Time  // write deadline armed on nc
 
 	mu      sync.Mutex // mu guards the fields below
 	pending map[int32]pendingOp
@@ -106,7 +107,7 @@ func Dial(ctx context.Context, s *Server, kind Kind, bindDN, password string, ti
 	if nc, err = s.secure(ctx, nc); err != nil {
 		return nil, fmt.Errorf("backend %s: %w", s.Name, err)
 	}
-	c := &Conn{server: s, kind: kind, nc: nc, born: time.Now(), w: bufio.NewWriterSize(nc, 16<<10),
+	c := &Conn{server: s, kind: kind, nc: nc, born: time.Now(),
 		pending: make(map[int32]pendingOp), done: make(chan struct{})}
 	c.lastUsed.Store(time.Now().UnixNano())
 	reader := ldapwire.NewReader(nc, maxPDU)
@@ -219,23 +220,51 @@ func (c *Conn) take(id int32) (pendingOp, bool) {
 	return op, ok
 }
 
+// write encodes a request and writes it. A sender that finds a write in
+// progress leaves its request queued for that sender, which writes until the
+// queue is empty: requests sent at the same time share a system call.
 func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.buf = encode(c.buf[:0], id)
-	if c.writeTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	c.queued = encode(c.queued, id)
+	if c.writing {
+		c.wmu.Unlock()
+		return nil
 	}
-	if _, err := c.w.Write(c.buf); err != nil {
-		return fmt.Errorf("backend %s: write: %w", c.server.Name, err)
+	c.writing = true
+	var err error
+	for len(c.queued) > 0 && err == nil {
+		buf := c.queued
+		c.queued, c.spare = c.spare[:0], nil
+		c.armWriteDeadline()
+		c.wmu.Unlock()
+		_, err = c.nc.Write(buf)
+		c.wmu.Lock()
+		if cap(buf) <= 64<<10 {
+			c.spare = buf[:0]
+		}
 	}
-	if cap(c.buf) > 1<<20 {
-		c.buf = nil
-	}
-	if err := c.w.Flush(); err != nil {
+	c.writing = false
+	c.wmu.Unlock()
+	if err != nil {
 		return fmt.Errorf("backend %s: write: %w", c.server.Name, err)
 	}
 	return nil
+}
+
+// armWriteDeadline bounds the next write by the write timeout. The deadline
+// is moved only once less than half of the timeout is left, sparing a
+// runtime timer update per request: a stuck write fails after between half
+// and all of the timeout. Caller must hold wmu.
+func (c *Conn) armWriteDeadline() {
+	if c.writeTimeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if c.wdeadline.Sub(now) > c.writeTimeout/2 {
+		return
+	}
+	c.wdeadline = now.Add(c.writeTimeout)
+	c.nc.SetWriteDeadline(c.wdeadline)
 }
 
 // forget drops an operation's handler; it reports whether it was pending.

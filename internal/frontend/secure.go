@@ -55,11 +55,12 @@ func (s *Session) upgrade(msg ldapwire.Message) {
 	s.conn = tc
 	s.direct = nil
 	s.wmu.Unlock()
+	s.secured = true
 	if !ok {
 		s.close()
 		return
 	}
-	s.nc.SetReadDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
+	s.setReadDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		s.srv.log.Debug("dropping client: TLS handshake after StartTLS failed", "conn", s.id, "client", s.remote, "err", err)
 		s.close()

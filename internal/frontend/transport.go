@@ -28,7 +28,9 @@ type transport struct {
 	conn net.Conn // nc, or TLS over it
 
 	reader     *ldapwire.Reader
-	inRequest  bool         // read loop only: bytes of a request have arrived
+	inRequest  bool         // read loop only: the request timeout is armed
+	secured    bool         // read loop only: the stream is TLS
+	armed      time.Time    // read loop only: the read deadline set on nc
 	tlsOn      atomic.Bool  // TLS is established
 	proxySSL   bool         // a trusted load balancer ended TLS for the client
 	lastActive atomic.Int64 // unix nanoseconds of the last request or operation end
@@ -44,8 +46,8 @@ func (s *Session) initTransport(lc *Listener) {
 	s.touch()
 }
 
-// watchedConn starts the request clock when the first byte of a request
-// arrives, below TLS, so that trickling TLS records is caught too.
+// watchedConn starts the request clock, under TLS, when the first byte of a
+// request arrives below it, so that trickling TLS records is caught too.
 type watchedConn struct {
 	net.Conn
 	s *Session
@@ -53,21 +55,28 @@ type watchedConn struct {
 
 func (c watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.s.inRequest {
+	if n > 0 && c.s.secured && !c.s.inRequest {
 		c.s.startRequest()
 	}
 	return n, err
 }
 
 // streamReader reads the session's current stream (plain, then maybe TLS)
-// for the framer; bytes it hands over start the request clock too (TLS may
-// hold decrypted bytes of a next request without reading the socket).
+// for the framer. On a plain connection the request clock starts when the
+// framer has to read again to complete a request: a request that arrives in
+// one read, the usual case, costs no deadline update. Under TLS it starts
+// when bytes are handed over (TLS may hold decrypted bytes of a next request
+// without reading the socket).
 type streamReader struct{ s *Session }
 
 func (r streamReader) Read(p []byte) (int, error) {
-	n, err := r.s.conn.Read(p)
-	if n > 0 && !r.s.inRequest {
-		r.s.startRequest()
+	s := r.s
+	if !s.inRequest && !s.secured && s.reader.Partial() {
+		s.startRequest()
+	}
+	n, err := s.conn.Read(p)
+	if n > 0 && s.secured && !s.inRequest {
+		s.startRequest()
 	}
 	return n, err
 }
@@ -90,9 +99,9 @@ func (s *Session) prepare() bool {
 
 // readProxyHeader takes the client's address from a trusted load balancer.
 func (s *Session) readProxyHeader() bool {
-	s.nc.SetReadDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
+	s.setReadDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
 	info, err := readProxyHeader(s.nc)
-	s.nc.SetReadDeadline(time.Time{})
+	s.setReadDeadline(time.Time{})
 	if err != nil {
 		s.srv.log.Warn("dropping connection: bad PROXY protocol header", "conn", s.id, "proxy", s.remote, "err", err)
 		return false
@@ -136,8 +145,11 @@ func (s *Session) handshake() bool {
 	tc := tls.Server(s.conn, s.lc.TLS.serverConfig())
 	s.wmu.Lock()
 	s.conn = tc
+	s.direct = nil
 	s.wmu.Unlock()
-	s.nc.SetDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
+	s.secured = true
+	s.nc.SetWriteDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
+	s.setReadDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		s.srv.log.Debug("dropping client: TLS handshake failed", "conn", s.id, "client", s.remote, "err", err)
 		return false
@@ -184,19 +196,44 @@ func (s *Session) next() ([]byte, error) {
 }
 
 // awaitRequest sets the read deadline for the wait before a request: the
-// request timeout when part of one is already buffered, else the idle one.
+// idle one, or under TLS the request timeout when part of a request is
+// already buffered (on a plain connection the framer's next read starts it).
 func (s *Session) awaitRequest() {
-	if s.reader.Buffered() > 0 {
+	if s.secured && s.reader.Buffered() > 0 {
 		s.startRequest()
 		return
 	}
 	s.inRequest = false
-	s.nc.SetReadDeadline(s.idleDeadline())
+	s.armIdle()
+}
+
+// armIdle makes the read deadline the idle deadline. A deadline already
+// armed is kept while more than half of the idle timeout is left: it can
+// only be earlier than the idle deadline (which moves forward with every
+// request), and waking early just re-arms it (next).
+func (s *Session) armIdle() {
+	idle := s.srv.conf().IdleTimeout
+	if idle <= 0 {
+		if !s.armed.IsZero() {
+			s.setReadDeadline(time.Time{})
+		}
+		return
+	}
+	if left := time.Until(s.armed); !s.armed.IsZero() && left > idle/2 && left <= idle {
+		return
+	}
+	s.setReadDeadline(s.idleDeadline())
 }
 
 func (s *Session) startRequest() {
 	s.inRequest = true
-	s.nc.SetReadDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
+	s.setReadDeadline(time.Now().Add(s.srv.conf().requestTimeout()))
+}
+
+// setReadDeadline sets and remembers the read deadline. Read loop only.
+func (s *Session) setReadDeadline(t time.Time) {
+	s.armed = t
+	s.nc.SetReadDeadline(t)
 }
 
 // idleDeadline is when the client becomes idle; never while it has

@@ -25,6 +25,8 @@ type Reader struct {
 	buf  []byte
 	hdr  [6]byte
 	lent int // bytes of the read buffer returned by the last Next, discarded by the next
+
+	partial bool // Next is reading the rest of a message already begun
 }
 
 // NewReader frames messages of at most max bytes (0 means DefaultMaxMessageSize).
@@ -47,6 +49,8 @@ func (fr *Reader) Next() ([]byte, error) {
 	if frame := fr.inPlace(); frame != nil {
 		return frame, nil
 	}
+	fr.partial = fr.r.Buffered() > 0
+	defer func() { fr.partial = false }()
 	header, size, err := fr.readHeader()
 	if err != nil {
 		return nil, err
@@ -74,6 +78,11 @@ func (fr *Reader) Ready() bool {
 	b, total, ok := fr.peekFrame()
 	return ok && total <= len(b)
 }
+
+// Partial reports, while Next reads the stream, whether that read is for
+// the rest of a message already begun (not the wait for a next one): the
+// caller of Next may bound it more tightly.
+func (fr *Reader) Partial() bool { return fr.partial }
 
 // release discards the message lent by the previous Next.
 func (fr *Reader) release() {
@@ -137,6 +146,7 @@ func (fr *Reader) readHeader() ([]byte, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	fr.partial = true
 	if tag != tagSequence {
 		return nil, 0, malformed("message starts with tag 0x%02x, want SEQUENCE (0x30)", tag)
 	}

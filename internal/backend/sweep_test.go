@@ -1,0 +1,118 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+)
+
+// TestTimeoutAbandonsAndTellsTheHandler: an operation with no answer within
+// its timeout is taken from the connection, abandoned on the server and
+// reported as ErrTimeout, while one without a timeout keeps waiting and the
+// connection stays usable.
+func TestTimeoutAbandonsAndTellsTheHandler(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{Conns: 1})
+	c, err := p.OpConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.hang.Store(true)
+	timed := &probeHandler{done: make(chan error, 1)}
+	patient := &probeHandler{done: make(chan error, 1)}
+	sent := time.Now()
+	if _, err := c.Send(timed, ldapwire.AppendRootDSEProbe, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Send(patient, ldapwire.AppendRootDSEProbe, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-timed.done:
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("got %v, want ErrTimeout", err)
+		}
+		if waited := time.Since(sent); waited < 50*time.Millisecond {
+			t.Fatalf("timed out after %s, before its timeout", waited)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the timeout never fired")
+	}
+	waitFor(t, func() bool { return f.abandons.Load() == 1 }, "the server never received the abandon")
+	select {
+	case err := <-patient.done:
+		t.Fatalf("operation without a timeout ended: %v", err)
+	default:
+	}
+	if c.Err() != nil || c.Inflight() != 1 {
+		t.Fatalf("connection err %v, in flight %d; want open with 1", c.Err(), c.Inflight())
+	}
+}
+
+// TestTimeoutClosesABindConnection: a bind cannot be abandoned, so its
+// connection is closed.
+func TestTimeoutClosesABindConnection(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{Conns: 1, BindConns: 1})
+	c, err := p.BindConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.hang.Store(true)
+	h := &probeHandler{done: make(chan error, 1)}
+	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-h.done:
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("got %v, want ErrTimeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the timeout never fired")
+	}
+	waitFor(t, func() bool { return c.Err() != nil }, "the bind connection stayed open")
+	p.ReleaseBind(c)
+}
+
+// TestSweeperSleepsAndWakes: once no operation has a deadline the sweeper
+// parks, and a new operation with one wakes it.
+func TestSweeperSleepsAndWakes(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{Conns: 1})
+	c, err := p.OpConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sweep.parked.Load, "the sweeper never parked with nothing to watch")
+	f.hang.Store(true)
+	for range 3 {
+		h := &probeHandler{done: make(chan error, 1)}
+		if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 10*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-h.done:
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("got %v, want ErrTimeout", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a parked sweeper missed the operation")
+		}
+		waitFor(t, sweep.parked.Load, "the sweeper never parked again")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
