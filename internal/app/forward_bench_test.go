@@ -26,7 +26,7 @@ import (
 var benchEntries = []int{0, 1, 10, 100}
 
 // startBenchProxy runs ldapmux in front of a fake server.
-func startBenchProxy(b *testing.B, fake *fakeldap.Server, algorithm string) string {
+func startBenchProxy(b testing.TB, fake *fakeldap.Server, algorithm string) string {
 	b.Helper()
 	yaml := fmt.Sprintf(`listen: [{address: '127.0.0.1:0'}]
 servers:
@@ -54,7 +54,7 @@ log: {level: error}
 	return a.Addrs()[0]
 }
 
-func startFake(b *testing.B, entries int) *fakeldap.Server {
+func startFake(b testing.TB, entries int) *fakeldap.Server {
 	b.Helper()
 	fake, err := fakeldap.Start(entries)
 	if err != nil {

@@ -50,7 +50,8 @@ func (s *Session) startTLS(msg ldapwire.Message) {
 // queued, then runs the TLS handshake. A failed handshake ends the session.
 func (s *Session) upgrade(msg ldapwire.Message) {
 	s.wmu.Lock()
-	ok := s.writeLocked() && s.out.push(startTLSResponse(msg.ID)) && s.writeLocked()
+	timeout := s.srv.conf().WriteTimeout
+	ok := s.writeLocked(timeout) && s.out.push(startTLSResponse(msg.ID)) && s.writeLocked(timeout)
 	tc := tls.Server(s.conn, s.lc.TLS.serverConfig())
 	s.conn = tc
 	s.direct = nil

@@ -35,6 +35,8 @@ type Session struct {
 	ops map[int32]*proxy.Request
 
 	opsWG      sync.WaitGroup
+	writerOnce sync.Once   // starts the writer goroutine the first time one is needed
+	writerOn   atomic.Bool // the writer goroutine was started
 	writerDone chan struct{}
 	closeOnce  sync.Once
 
@@ -66,7 +68,6 @@ func newSession(srv *Server, nc net.Conn, id uint64, lc *Listener) *Session {
 // serve reads requests until the client leaves, then cleans up.
 func (s *Session) serve() {
 	ready := s.prepare()
-	go s.writeLoop()
 	defer s.finish()
 	if !ready {
 		return
@@ -305,13 +306,38 @@ func (s *Session) finish() {
 	s.abandonAll()
 	s.opsWG.Wait()
 	s.out.close()
-	select {
-	case <-s.writerDone:
-	case <-time.After(5 * time.Second):
+	s.writerOnce.Do(func() {}) // no writer is started from now on
+	if s.writerOn.Load() {
+		select {
+		case <-s.writerDone:
+		case <-time.After(finalWriteTimeout):
+		}
+	} else {
+		s.wmu.Lock()
+		s.writeLocked(min(s.srv.conf().WriteTimeout, finalWriteTimeout)) // a Notice of Disconnection, say
+		s.wmu.Unlock()
 	}
 	s.close()
 	s.releaseIP()
 	s.srv.forget(s)
+}
+
+// finalWriteTimeout bounds what a leaving session waits for its last bytes.
+const finalWriteTimeout = 5 * time.Second
+
+// wakeWriter has the writer goroutine write what is queued, starting it the
+// first time: a plain connection whose socket always takes its responses at
+// once never needs one.
+func (s *Session) wakeWriter() {
+	if !s.writerOn.Load() {
+		s.writerOnce.Do(s.startWriter)
+	}
+	s.out.signal()
+}
+
+func (s *Session) startWriter() {
+	s.writerOn.Store(true)
+	go s.writeLoop()
 }
 
 // Flush writes what is queued (backend.Flusher): straight to the socket when
@@ -319,12 +345,12 @@ func (s *Session) finish() {
 // goroutine otherwise.
 func (s *Session) Flush() {
 	if !s.wmu.TryLock() {
-		s.out.signal() // a writer is busy; it will look at the queue again
+		s.wakeWriter() // a write is in progress; the writer looks at the queue again after it
 		return
 	}
 	if s.direct == nil || len(s.unwritten) > 0 {
 		s.wmu.Unlock()
-		s.out.signal()
+		s.wakeWriter()
 		return
 	}
 	b := s.out.take(s.spare)
@@ -339,7 +365,7 @@ func (s *Session) Flush() {
 	case n < len(b):
 		s.unwritten = b[n:]
 		s.wmu.Unlock()
-		s.out.signal()
+		s.wakeWriter()
 	default:
 		s.spare = reusable(b)
 		s.wmu.Unlock()
@@ -365,12 +391,12 @@ func (s *Session) writeLoop() {
 func (s *Session) writeQueued() bool {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return s.writeLocked()
+	return s.writeLocked(s.srv.conf().WriteTimeout)
 }
 
 // writeLocked writes the unwritten bytes, then the queue, until both are
-// empty. Caller must hold wmu.
-func (s *Session) writeLocked() bool {
+// empty, each write bounded by timeout. Caller must hold wmu.
+func (s *Session) writeLocked(timeout time.Duration) bool {
 	for {
 		if len(s.unwritten) == 0 {
 			s.unwritten = s.out.take(s.spare)
@@ -380,7 +406,7 @@ func (s *Session) writeLocked() bool {
 				return true
 			}
 		}
-		s.nc.SetWriteDeadline(time.Now().Add(s.srv.conf().WriteTimeout))
+		s.nc.SetWriteDeadline(time.Now().Add(timeout))
 		n, err := s.conn.Write(s.unwritten)
 		s.srv.obs.sent.Add(int64(n))
 		if err != nil {
