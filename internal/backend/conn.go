@@ -184,9 +184,7 @@ func (c *Conn) Send(h Handler, encode func(dst []byte, id int32) []byte, timeout
 		sweep.wake()
 	}
 	if err := c.write(id, encode); err != nil {
-		c.forget(id)
-		c.Close(err)
-		return 0, err
+		return 0, err // the connection is closed and id forgotten
 	}
 	return id, nil
 }
@@ -222,7 +220,8 @@ func (c *Conn) take(id int32) (pendingOp, bool) {
 
 // write encodes a request and writes it. A sender that finds a write in
 // progress leaves its request queued for that sender, which writes until the
-// queue is empty: requests sent at the same time share a system call.
+// queue is empty: requests sent at the same time share a system call. A
+// failed write closes the connection.
 func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
 	c.wmu.Lock()
 	c.queued = encode(c.queued, id)
@@ -232,7 +231,8 @@ func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
 	}
 	c.writing = true
 	var err error
-	for len(c.queued) > 0 && err == nil {
+	own := true // the first batch holds this sender's request
+	for len(c.queued) > 0 {
 		buf := c.queued
 		c.queued, c.spare = c.spare[:0], nil
 		c.armWriteDeadline()
@@ -242,13 +242,27 @@ func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
 		if cap(buf) <= 64<<10 {
 			c.spare = buf[:0]
 		}
+		if err != nil {
+			break
+		}
+		own = false
 	}
 	c.writing = false
 	c.wmu.Unlock()
-	if err != nil {
-		return fmt.Errorf("backend %s: write: %w", c.server.Name, err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	// Requests queued behind are lost with the connection: closing it tells
+	// their handlers. This sender's own request is its caller's to handle,
+	// unless it was written before the failure.
+	err = fmt.Errorf("backend %s: write: %w", c.server.Name, err)
+	if !own {
+		c.Close(err)
+		return nil
+	}
+	c.forget(id)
+	c.Close(err)
+	return err
 }
 
 // armWriteDeadline bounds the next write by the write timeout. The deadline
