@@ -70,17 +70,17 @@ func (a *Affinity) apply(snap *backend.Snapshot, v *view, cands []int, now time.
 	}
 	var want string
 	if a.Consistent {
-		id, ok := a.identity(v)
+		h, ok := a.identityHash(v)
 		if !ok {
 			return false
 		}
-		want = snap.Servers[a.rendezvous(snap, id, cands)].Name
+		want = snap.Servers[a.rendezvous(snap, h, cands)].Name
 	} else {
-		k, ok := a.key(v)
+		k, dn, ok := a.key(v)
 		if !ok {
 			return false
 		}
-		if want, ok = a.Table.Get(k, now); !ok {
+		if want, ok = a.Table.Get(k, dn, now); !ok {
 			return false
 		}
 	}
@@ -89,13 +89,16 @@ func (a *Affinity) apply(snap *backend.Snapshot, v *view, cands []int, now time.
 
 // record remembers who answered an operation that sets affinity.
 func (a *Affinity) record(v *view, server string, now time.Time) {
-	if a.Consistent || !a.After.Has(v.op.Tag) {
+	if !a.records(v.op) {
 		return
 	}
-	if k, ok := a.key(v); ok {
-		a.Table.Set(k, server, now, now.Add(a.Duration))
+	if k, dn, ok := a.key(v); ok {
+		a.Table.Set(k, dn, server, now, now.Add(a.Duration))
 	}
 }
+
+// records reports whether op is of a kind that sets affinity.
+func (a *Affinity) records(op *Operation) bool { return !a.Consistent && a.After.Has(op.Tag) }
 
 // toFront moves the candidate named name to the front, keeping the order of
 // the others. It reports false when name is not a candidate.
@@ -110,51 +113,64 @@ func toFront(snap *backend.Snapshot, cands []int, name string) bool {
 	return false
 }
 
-// affinityKey identifies a client in the affinity table.
+// affinityKey and a normalised bind DN identify a client. The DN travels
+// apart, as bytes in the caller's buffer: sharing a struct with ip, which
+// tables keep, would make escape analysis move that buffer to the heap.
 type affinityKey struct {
 	kind AffinityKind
 	conn uint64
 	ip   netip.Addr
-	dn   string
 }
 
-func (a *Affinity) key(v *view) (affinityKey, bool) {
-	k := affinityKey{kind: a.Kind}
+// tableKey is how an AffinityTable stores a client's key.
+type tableKey struct {
+	affinityKey
+	dn string
+}
+
+// key identifies the client of v; dn is set for ByBindDN.
+func (a *Affinity) key(v *view) (k affinityKey, dn []byte, ok bool) {
+	k.kind = a.Kind
 	switch a.Kind {
 	case ByConnection:
 		k.conn = v.op.ConnID
-		return k, true
+		return k, nil, true
 	case ByClientIP:
 		k.ip = v.op.ClientIP
-		return k, k.ip.IsValid()
+		return k, nil, k.ip.IsValid()
 	case ByBindDN:
 		id, ok := v.identity()
-		k.dn = id.String()
-		return k, ok
+		if ok {
+			dn = id.text()
+		}
+		return k, dn, ok
 	}
-	return k, false
+	return k, nil, false
 }
 
-// identity is the client identity hashed in consistent mode.
-func (a *Affinity) identity(v *view) (string, bool) {
-	k, ok := a.key(v)
-	switch {
-	case !ok:
-		return "", false
-	case a.Kind == ByConnection:
-		return strconv.FormatUint(k.conn, 10), true
-	case a.Kind == ByClientIP:
-		return k.ip.Unmap().String(), true
+// identityHash hashes the client identity in consistent mode: the text of
+// its connection number, its address or its normalised bind DN.
+func (a *Affinity) identityHash(v *view) (uint64, bool) {
+	k, dn, ok := a.key(v)
+	if !ok {
+		return 0, false
 	}
-	return k.dn, true
+	var buf [64]byte
+	switch a.Kind {
+	case ByConnection:
+		return fnv(fnvOffset, strconv.AppendUint(buf[:0], k.conn, 10)), true
+	case ByClientIP:
+		return fnv(fnvOffset, k.ip.Unmap().AppendTo(buf[:0])), true
+	}
+	return fnv(fnvOffset, dn), true
 }
 
 // rendezvous picks, among the candidates of the same tier and state as the
-// first, the one with the highest hash of (identity, server name): highest
-// random weight hashing. Removing a server only moves the clients it had.
-func (a *Affinity) rendezvous(snap *backend.Snapshot, id string, cands []int) int {
+// first, the one with the highest hash of (identity, server name), h being
+// the identity's: highest random weight hashing. Removing a server only
+// moves the clients it had.
+func (a *Affinity) rendezvous(snap *backend.Snapshot, h uint64, cands []int) int {
 	group := a.standing(snap, cands[0])
-	h := fnv(fnvOffset, id)
 	best, bestScore := cands[0], uint64(0)
 	for _, s := range cands {
 		if a.standing(snap, s) != group {
@@ -183,7 +199,7 @@ const (
 
 // fnv continues a 64-bit FNV-1a hash with s. It is fixed by its
 // specification, so every proxy instance computes the same values.
-func fnv(h uint64, s string) uint64 {
+func fnv[T bytesOrString](h uint64, s T) uint64 {
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
 		h *= fnvPrime
@@ -210,12 +226,12 @@ type AffinityTable struct {
 	max int
 
 	mu    sync.Mutex // mu guards the fields below
-	items map[affinityKey]*list.Element
+	items map[tableKey]*list.Element
 	order list.List // of *affinityEntry, least recently recorded first
 }
 
 type affinityEntry struct {
-	key    affinityKey
+	key    tableKey
 	server string
 	until  time.Time
 }
@@ -225,14 +241,15 @@ func NewAffinityTable(max int) *AffinityTable {
 	if max <= 0 {
 		max = DefaultAffinityEntries
 	}
-	return &AffinityTable{max: max, items: map[affinityKey]*list.Element{}}
+	return &AffinityTable{max: max, items: map[tableKey]*list.Element{}}
 }
 
-// Get returns the server recorded for k, unless it expired by now.
-func (t *AffinityTable) Get(k affinityKey, now time.Time) (string, bool) {
+// Get returns the server recorded for the client (k, dn), unless it
+// expired by now.
+func (t *AffinityTable) Get(k affinityKey, dn []byte, now time.Time) (string, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	el, ok := t.items[k]
+	el, ok := t.find(k, dn)
 	if !ok {
 		return "", false
 	}
@@ -244,19 +261,27 @@ func (t *AffinityTable) Get(k affinityKey, now time.Time) (string, bool) {
 	return e.server, true
 }
 
-// Set records server for k until the given time, then drops the entries
-// expired by now and any beyond the size limit.
-func (t *AffinityTable) Set(k affinityKey, server string, now, until time.Time) {
+// Set records server for the client (k, dn) until the given time, then
+// drops the entries expired by now and any beyond the size limit.
+func (t *AffinityTable) Set(k affinityKey, dn []byte, server string, now, until time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if el, ok := t.items[k]; ok {
+	if el, ok := t.find(k, dn); ok {
 		e := el.Value.(*affinityEntry)
 		e.server, e.until = server, until
 		t.order.MoveToBack(el)
 	} else {
-		t.items[k] = t.order.PushBack(&affinityEntry{key: k, server: server, until: until})
+		tk := tableKey{k, string(dn)}
+		t.items[tk] = t.order.PushBack(&affinityEntry{key: tk, server: server, until: until})
 	}
 	t.trim(now)
+}
+
+// find looks a client up. Converting dn inside the index expression lets
+// the compiler skip the copy. Caller must hold mu.
+func (t *AffinityTable) find(k affinityKey, dn []byte) (*list.Element, bool) {
+	el, ok := t.items[tableKey{k, string(dn)}]
+	return el, ok
 }
 
 // trim drops the least recently recorded entries while they are expired or

@@ -171,24 +171,24 @@ func TestAffinityTableBounded(t *testing.T) {
 	now := time.Unix(1000, 0)
 	tab := NewAffinityTable(100)
 	for i := range 1000 {
-		tab.Set(affinityKey{kind: ByConnection, conn: uint64(i)}, "ds0", now, now.Add(time.Minute))
+		tab.Set(affinityKey{kind: ByConnection, conn: uint64(i)}, nil, "ds0", now, now.Add(time.Minute))
 	}
 	if n := tab.Len(); n != 100 {
 		t.Errorf("Len = %d, want 100", n)
 	}
-	if _, ok := tab.Get(affinityKey{kind: ByConnection, conn: 0}, now); ok {
+	if _, ok := tab.Get(affinityKey{kind: ByConnection, conn: 0}, nil, now); ok {
 		t.Error("oldest entry kept beyond the limit")
 	}
-	if s, ok := tab.Get(affinityKey{kind: ByConnection, conn: 999}, now); !ok || s != "ds0" {
+	if s, ok := tab.Get(affinityKey{kind: ByConnection, conn: 999}, nil, now); !ok || s != "ds0" {
 		t.Error("newest entry lost")
 	}
 	// Expired entries are dropped as new ones arrive.
 	later := now.Add(2 * time.Minute)
-	tab.Set(affinityKey{kind: ByClientIP, ip: netip.MustParseAddr("::1")}, "ds1", later, later.Add(time.Minute))
+	tab.Set(affinityKey{kind: ByClientIP, ip: netip.MustParseAddr("::1")}, nil, "ds1", later, later.Add(time.Minute))
 	if n := tab.Len(); n != 1 {
 		t.Errorf("Len after expiry = %d, want 1", n)
 	}
-	if _, ok := tab.Get(affinityKey{kind: ByClientIP, ip: netip.MustParseAddr("::1")}, later.Add(time.Minute)); ok {
+	if _, ok := tab.Get(affinityKey{kind: ByClientIP, ip: netip.MustParseAddr("::1")}, nil, later.Add(time.Minute)); ok {
 		t.Error("entry alive at its expiry time")
 	}
 	if NewAffinityTable(0).max != DefaultAffinityEntries {
@@ -278,5 +278,35 @@ func TestParseAffinityKind(t *testing.T) {
 	}
 	if _, err := ParseAffinityKind("cookie"); err == nil {
 		t.Error("cookie accepted")
+	}
+}
+
+// TestIdentityHash: consistent mode hashes the same identity text as
+// before (decimal connection number, unmapped address, normalised DN), so
+// that proxies of different versions agree.
+func TestIdentityHash(t *testing.T) {
+	tests := []struct {
+		kind AffinityKind
+		op   Operation
+		text string
+	}{
+		{ByConnection, Operation{ConnID: 7}, "7"},
+		{ByConnection, Operation{ConnID: 18446744073709551615}, "18446744073709551615"},
+		{ByClientIP, Operation{ClientIP: netip.MustParseAddr("192.0.2.1")}, "192.0.2.1"},
+		{ByClientIP, Operation{ClientIP: netip.MustParseAddr("::ffff:192.0.2.1")}, "192.0.2.1"},
+		{ByClientIP, Operation{ClientIP: netip.MustParseAddr("fe80::1%eth0")}, "fe80::1%eth0"},
+		{ByBindDN, Operation{Tag: ldapwire.OpSearchRequest, BindDN: "UID=App, ou=Apps,dc=example,dc=com"}, appDN},
+		{ByBindDN, Operation{Tag: ldapwire.OpBindRequest, TargetDN: []byte(`cn=a\2Cb + sn=X,dc=com`)}, mustDN(t, `SN=x+CN=a\,b,dc=com`).String()},
+		{ByBindDN, Operation{Tag: ldapwire.OpSearchRequest, BindDN: "cn=#0403616263,dc=com"}, "cn=abc,dc=com"},
+	}
+	for _, tt := range tests {
+		a := &Affinity{Kind: tt.kind, Consistent: true}
+		h, ok := a.identityHash(&view{op: &tt.op})
+		if !ok || h != fnv(fnvOffset, tt.text) {
+			t.Errorf("%v %+v: hash %x (%v), want that of %q", tt.kind, tt.op, h, ok, tt.text)
+		}
+	}
+	if _, ok := (&Affinity{Kind: ByBindDN}).identityHash(&view{op: &Operation{BindDN: " "}}); ok {
+		t.Error("anonymous client hashed")
 	}
 }

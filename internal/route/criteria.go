@@ -195,8 +195,12 @@ func (c *Criteria) matchIdentity(v *view) bool {
 	if !ok {
 		return false
 	}
-	return slices.ContainsFunc(c.BindDNs, func(d DN) bool { return slices.Equal(id, d) }) ||
-		slices.ContainsFunc(c.BindSubtrees, id.Within)
+	for _, d := range c.BindDNs {
+		if id.is(d) {
+			return true
+		}
+	}
+	return withinAny(id, c.BindSubtrees)
 }
 
 func (c *Criteria) matchTarget(v *view) bool {
@@ -204,7 +208,16 @@ func (c *Criteria) matchTarget(v *view) bool {
 		return true
 	}
 	t, ok := v.target()
-	return ok && slices.ContainsFunc(c.TargetSubtrees, t.Within)
+	return ok && withinAny(t, c.TargetSubtrees)
+}
+
+func withinAny(d *normDN, bases []DN) bool {
+	for _, b := range bases {
+		if d.within(b) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Criteria) matchControls(controls []byte) bool {
@@ -213,7 +226,7 @@ func (c *Criteria) matchControls(controls []byte) bool {
 	}
 	found := false
 	err := ldapwire.EachControl(controls, func(ctl ldapwire.Control) bool {
-		found = slices.Contains(c.Controls, string(ctl.OID))
+		found = holds(c.Controls, ctl.OID)
 		return !found
 	})
 	return found && err == nil
@@ -223,45 +236,60 @@ func (c *Criteria) matchExtended(op *Operation) bool {
 	if len(c.ExtendedOIDs) == 0 {
 		return true
 	}
-	return op.Tag == ldapwire.OpExtendedRequest && slices.Contains(c.ExtendedOIDs, string(op.ExtendedOID))
+	return op.Tag == ldapwire.OpExtendedRequest && holds(c.ExtendedOIDs, op.ExtendedOID)
 }
 
-// view is one operation with its DNs parsed lazily, at most once.
+// holds reports whether list has b, comparing without converting b.
+func holds(list []string, b []byte) bool {
+	for _, s := range list {
+		if s == string(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// view is one operation with its DNs normalised lazily, at most once.
 type view struct {
-	op                   *Operation
-	ident, targ          DN
-	identDone, targDone  bool
-	identOK, targetValid bool
+	op                  *Operation
+	dns                 *viewDNs // nil until needed
+	identDone, targDone bool
+	identOK, targOK     bool
+}
+
+// viewDNs is room for a view's DNs. Router gives it on its stack, only
+// when it reads DNs: zeroing it costs more than routing without DNs.
+type viewDNs struct{ ident, targ normDN }
+
+// room is where the DNs go, allocated if the view came without.
+func (v *view) room() *viewDNs {
+	if v.dns == nil {
+		v.dns = new(viewDNs)
+	}
+	return v.dns
 }
 
 // identity is the DN the operation acts as: for a bind the DN being bound,
 // otherwise the client's bound DN. Anonymous clients have none.
-func (v *view) identity() (DN, bool) {
+func (v *view) identity() (*normDN, bool) {
+	d := &v.room().ident
 	if !v.identDone {
 		v.identDone = true
-		s := v.op.BindDN
 		if v.op.Tag == ldapwire.OpBindRequest {
-			s = string(v.op.TargetDN)
+			v.identOK = parseDN(d, v.op.TargetDN, true)
+		} else {
+			v.identOK = parseDN(d, v.op.BindDN, true)
 		}
-		v.ident, v.identOK = parseNonEmpty(s)
 	}
-	return v.ident, v.identOK
+	return d, v.identOK
 }
 
 // target is the operation's target entry or search base.
-func (v *view) target() (DN, bool) {
+func (v *view) target() (*normDN, bool) {
+	d := &v.room().targ
 	if !v.targDone {
 		v.targDone = true
-		d, err := ParseDN(string(v.op.TargetDN))
-		v.targ, v.targetValid = d, err == nil && v.op.Tag != ldapwire.OpExtendedRequest
+		v.targOK = v.op.Tag != ldapwire.OpExtendedRequest && parseDN(d, v.op.TargetDN, false)
 	}
-	return v.targ, v.targetValid
-}
-
-func parseNonEmpty(s string) (DN, bool) {
-	if strings.TrimSpace(s) == "" {
-		return nil, false
-	}
-	d, err := ParseDN(s)
-	return d, err == nil
+	return d, v.targOK
 }
