@@ -76,21 +76,26 @@ func TestPoolAnswersBusyAtTheConnectionLimit(t *testing.T) {
 	}
 }
 
-func TestTryBeginStopsAtTheLimit(t *testing.T) {
+func TestStartOpStopsAtTheLimit(t *testing.T) {
 	s := &Server{Name: "x"}
-	end1, ok1 := s.TryBegin(2)
-	_, ok2 := s.TryBegin(2)
-	_, ok3 := s.TryBegin(2)
+	started1, ok1 := s.StartOp(2)
+	_, ok2 := s.StartOp(2)
+	_, ok3 := s.StartOp(2)
 	if !ok1 || !ok2 || ok3 || s.Outstanding() != 2 {
 		t.Fatalf("ok %v %v %v, outstanding %d", ok1, ok2, ok3, s.Outstanding())
 	}
-	end1()
-	end1()
-	if _, ok := s.TryBegin(2); !ok || s.Outstanding() != 2 {
+	s.EndOp(started1)
+	if _, ok := s.StartOp(2); !ok || s.Outstanding() != 2 {
 		t.Fatalf("after one end: outstanding %d", s.Outstanding())
 	}
 	if n, _ := s.Completed(); n != 1 {
 		t.Fatalf("completed %d", n)
+	}
+	end := s.Begin()
+	end()
+	end()
+	if n, _ := s.Completed(); n != 2 || s.Outstanding() != 2 {
+		t.Fatalf("Begin's end twice: completed %d, outstanding %d", n, s.Outstanding())
 	}
 }
 

@@ -63,10 +63,16 @@ func (s *Server) Completed() (n int64, total time.Duration) {
 	return s.completed.Load(), time.Duration(s.busyNanos.Load())
 }
 
-// Begin counts an operation as outstanding and returns the function that ends it.
+// Begin counts an operation as outstanding and returns the function that
+// ends it (StartOp and EndOp with a closure; calls after the first do nothing).
 func (s *Server) Begin() (end func()) {
-	s.outstanding.Add(1)
-	return s.ender()
+	started, _ := s.StartOp(0)
+	var once atomic.Bool
+	return func() {
+		if once.CompareAndSwap(false, true) {
+			s.EndOp(started)
+		}
+	}
 }
 
 // Pool returns the server's connection pool.

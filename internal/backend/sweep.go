@@ -97,20 +97,20 @@ func (sw *sweeper) scan(dst []expiredOp) ([]expiredOp, bool) {
 	now := nanotime()
 	busy := false
 	for c := range sw.conns {
-		dst = c.takeExpired(now, dst)
-		if c.hasTimed() {
-			busy = true
-		}
+		var left bool
+		dst, left = c.takeExpired(now, dst)
+		busy = busy || left
 	}
 	return dst, busy
 }
 
-// takeExpired moves c's operations past their deadline into dst.
-func (c *Conn) takeExpired(now int64, dst []expiredOp) []expiredOp {
+// takeExpired moves c's operations past their deadline into dst and reports
+// whether operations with a deadline are left.
+func (c *Conn) takeExpired(now int64, dst []expiredOp) ([]expiredOp, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.timed == 0 {
-		return dst
+		return dst, false
 	}
 	for id, op := range c.pending {
 		if op.deadline != 0 && op.deadline <= now {
@@ -118,13 +118,7 @@ func (c *Conn) takeExpired(now int64, dst []expiredOp) []expiredOp {
 			dst = append(dst, expiredOp{conn: c, id: id, op: op})
 		}
 	}
-	return dst
-}
-
-func (c *Conn) hasTimed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.timed > 0
+	return dst, c.timed > 0
 }
 
 // fire ends expired operations, each in its own goroutine: abandoning one

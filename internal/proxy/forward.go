@@ -222,15 +222,11 @@ func (p *Proxy) releaseConn(c *call, ok bool) {
 	c.srv.Pool().ReleaseBind(c.conn)
 }
 
-// afterFailure records a failed attempt and reports whether the next
+// afterFailure records a failed attempt (never an abandoned one) and reports whether the next
 // candidate may be tried; when not, the client has been answered and the
 // operation completed.
 func (p *Proxy) afterFailure(req *Request, srv *backend.Server, res attemptResult) bool {
-	switch res.status {
-	case abandoned:
-		p.complete(req)
-		return false
-	case full: // busy, not failing: health is not told
+	if res.status == full { // busy, not failing: health is not told
 		req.note(srv, res.err)
 		return true
 	}
