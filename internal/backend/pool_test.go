@@ -193,14 +193,22 @@ func TestPoolReplacesConnectionsThatFailTheIdleProbe(t *testing.T) {
 	}
 }
 
-func TestAbandonUsesTheBackendMessageID(t *testing.T) {
+// hungConn opens the only operation connection of a pool configured as cfg
+// on a fake server that then stops answering searches.
+func hungConn(t *testing.T, cfg PoolConfig) (*fakeServer, *Pool, *Conn) {
+	t.Helper()
 	f := startFake(t)
-	p, _ := testPool(t, f, PoolConfig{Conns: 1})
+	p, _ := testPool(t, f, cfg)
 	c, err := p.OpConn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.hang.Store(true)
+	return f, p, c
+}
+
+func TestAbandonUsesTheBackendMessageID(t *testing.T) {
+	f, _, c := hungConn(t, PoolConfig{Conns: 1})
 	h := &probeHandler{done: make(chan error, 1)}
 	id, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0)
 	if err != nil {
@@ -212,26 +220,14 @@ func TestAbandonUsesTheBackendMessageID(t *testing.T) {
 	if c.Abandon(id) {
 		t.Fatal("abandoned twice")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.abandons.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the server never received the abandon")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, func() bool { return f.abandons.Load() > 0 }, "the server never received the abandon")
 	if c.Inflight() != 0 {
 		t.Fatalf("in flight %d after abandon", c.Inflight())
 	}
 }
 
 func TestLostConnectionFailsPendingOperations(t *testing.T) {
-	f := startFake(t)
-	p, _ := testPool(t, f, PoolConfig{Conns: 1})
-	c, err := p.OpConn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.hang.Store(true)
+	f, _, c := hungConn(t, PoolConfig{Conns: 1})
 	h := &probeHandler{done: make(chan error, 1)}
 	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0); err != nil {
 		t.Fatal(err)
@@ -268,13 +264,7 @@ func TestBindConnectionsAreLentOneAtATime(t *testing.T) {
 }
 
 func TestMessageIDsSkipOutstandingOnes(t *testing.T) {
-	f := startFake(t)
-	p, _ := testPool(t, f, PoolConfig{Conns: 1})
-	c, err := p.OpConn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.hang.Store(true)
+	_, _, c := hungConn(t, PoolConfig{Conns: 1})
 	c.mu.Lock()
 	c.nextID = ldapwire.MaxMessageID - 1
 	c.mu.Unlock()
@@ -288,5 +278,17 @@ func TestMessageIDsSkipOutstandingOnes(t *testing.T) {
 			t.Fatalf("bad or repeated message ID %d", id)
 		}
 		seen[id] = true
+	}
+}
+
+// waitFor polls cond until it holds, failing with msg after 5 seconds.
+func waitFor(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

@@ -32,13 +32,7 @@ func TestSentBeforeWrapsAround(t *testing.T) {
 // counts (twice) against its connection until the server answers a
 // request sent after the abandon.
 func TestAbandonedOperationsWeighUntilALaterAnswer(t *testing.T) {
-	f := startFake(t)
-	p, _ := testPool(t, f, PoolConfig{Conns: 1})
-	c, err := p.OpConn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.hang.Store(true)
+	f, _, c := hungConn(t, PoolConfig{Conns: 1})
 	id, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -59,13 +53,7 @@ func TestAbandonedOperationsWeighUntilALaterAnswer(t *testing.T) {
 // TestPoolAnswersBusyAtTheConnectionLimit: OpConn refuses rather than
 // piling more onto a full connection.
 func TestPoolAnswersBusyAtTheConnectionLimit(t *testing.T) {
-	f := startFake(t)
-	p, _ := testPool(t, f, PoolConfig{Conns: 1, MaxPerConn: 2})
-	c, err := p.OpConn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.hang.Store(true)
+	_, p, c := hungConn(t, PoolConfig{Conns: 1, MaxPerConn: 2})
 	for range 2 {
 		if _, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe, 0); err != nil {
 			t.Fatal(err)

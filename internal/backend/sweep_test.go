@@ -14,13 +14,7 @@ import (
 // reported as ErrTimeout, while one without a timeout keeps waiting and the
 // connection stays usable.
 func TestTimeoutAbandonsAndTellsTheHandler(t *testing.T) {
-	f := startFake(t)
-	p, _ := testPool(t, f, PoolConfig{Conns: 1})
-	c, err := p.OpConn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.hang.Store(true)
+	f, _, c := hungConn(t, PoolConfig{Conns: 1})
 	timed := &probeHandler{done: make(chan error, 1)}
 	patient := &probeHandler{done: make(chan error, 1)}
 	sent := time.Now()
@@ -81,14 +75,8 @@ func TestTimeoutClosesABindConnection(t *testing.T) {
 // TestSweeperSleepsAndWakes: once no operation has a deadline the sweeper
 // parks, and a new operation with one wakes it.
 func TestSweeperSleepsAndWakes(t *testing.T) {
-	f := startFake(t)
-	p, _ := testPool(t, f, PoolConfig{Conns: 1})
-	c, err := p.OpConn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, c := hungConn(t, PoolConfig{Conns: 1})
 	waitFor(t, sweep.parked.Load, "the sweeper never parked with nothing to watch")
-	f.hang.Store(true)
 	for range 3 {
 		h := &probeHandler{done: make(chan error, 1)}
 		if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 10*time.Millisecond); err != nil {
@@ -103,16 +91,5 @@ func TestSweeperSleepsAndWakes(t *testing.T) {
 			t.Fatal("a parked sweeper missed the operation")
 		}
 		waitFor(t, sweep.parked.Load, "the sweeper never parked again")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(msg)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
