@@ -355,6 +355,11 @@ func (s *Session) Flush() {
 	}
 	b := s.out.take(s.spare)
 	s.spare = nil
+	if len(b) == 0 { // another flush took it: no empty write system call
+		s.spare = b
+		s.wmu.Unlock()
+		return
+	}
 	n, err := s.direct.tryWrite(b)
 	s.srv.obs.sent.Add(int64(n))
 	switch {
