@@ -39,15 +39,19 @@ func addSeeds(f *testing.F) {
 	}
 }
 
-func FuzzParseBind(f *testing.F) {
+// fuzzPart runs check on the input taken as the part itself, and on that
+// part of the input when it parses as a message.
+func fuzzPart(f *testing.F, check func(*testing.T, []byte), part func(Message) []byte) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkBind(t, data)
+		check(t, data)
 		if m, ok := parsed(data); ok {
-			checkBind(t, m.Body)
+			check(t, part(m))
 		}
 	})
 }
+
+func FuzzParseBind(f *testing.F) { fuzzPart(f, checkBind, func(m Message) []byte { return m.Body }) }
 
 // checkBind decodes a bind body; a simple bind must survive re-encoding.
 func checkBind(t *testing.T, body []byte) {
@@ -112,13 +116,7 @@ func FuzzAbandonTarget(f *testing.F) {
 }
 
 func FuzzEachControl(f *testing.F) {
-	addSeeds(f)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		checkControls(t, data)
-		if m, ok := parsed(data); ok {
-			checkControls(t, m.Controls)
-		}
-	})
+	fuzzPart(f, checkControls, func(m Message) []byte { return m.Controls })
 }
 
 // checkControls walks a controls element; the walk is bounded by its size.
@@ -139,13 +137,7 @@ func checkControls(t *testing.T, controls []byte) {
 }
 
 func FuzzParseResult(f *testing.F) {
-	addSeeds(f)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		checkResult(t, data)
-		if m, ok := parsed(data); ok {
-			checkResult(t, m.Body)
-		}
-	})
+	fuzzPart(f, checkResult, func(m Message) []byte { return m.Body })
 }
 
 // checkResult decodes an LDAPResult; code and diagnostic survive re-encoding.
