@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what ldapmux's demo and tests need from Debian's packages, when missing:
-# slapd (OpenLDAP server, without a system instance) and ldap-utils (its clients);
+# slapd (OpenLDAP server, without a system instance), ldap-utils (its clients) and
+# libsasl2-modules (SASL mechanisms);
 # with --with-browser also chromium, for the status page's browser test.
 set -euo pipefail
 
 missing=()
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
+# SASL mechanisms (PLAIN, SCRAM, DIGEST-MD5, CRAM-MD5) for slapd and the clients
+dpkg -s libsasl2-modules >/dev/null 2>&1 || missing+=(libsasl2-modules)
 if [ "${1:-}" = "--with-browser" ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fi

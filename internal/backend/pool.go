@@ -167,7 +167,7 @@ func (p *Pool) startDial() {
 }
 
 func (p *Pool) dialOp() {
-	c, err := p.dial(OpConn)
+	c, err := p.dial(context.Background(), OpConn)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dialing--
@@ -187,12 +187,12 @@ func (p *Pool) dialOp() {
 
 // dial opens a connection of the given kind, binding operation connections
 // as the service account.
-func (p *Pool) dial(kind Kind) (*Conn, error) {
+func (p *Pool) dial(ctx context.Context, kind Kind) (*Conn, error) {
 	bindDN := ""
 	if kind == OpConn {
 		bindDN = p.cfg.BindDN
 	}
-	c, err := Dial(context.Background(), p.server, kind, bindDN, p.cfg.Password, p.cfg.ConnectTimeout, p.cfg.MaxPDU)
+	c, err := Dial(ctx, p.server, kind, bindDN, p.cfg.Password, p.cfg.ConnectTimeout, p.cfg.MaxPDU)
 	if err != nil {
 		p.failed[kind].Add(1)
 		return nil, err
@@ -227,7 +227,7 @@ func (p *Pool) BindConn(ctx context.Context) (*Conn, error) {
 			}
 			p.retire(c)
 		default:
-			c, err := p.dial(BindConn)
+			c, err := p.dial(ctx, BindConn)
 			if err != nil {
 				<-p.bindSlots
 				return nil, err
@@ -236,6 +236,23 @@ func (p *Pool) BindConn(ctx context.Context) (*Conn, error) {
 		}
 	}
 }
+
+// DialSASL opens a connection of its own for one client's SASL bind,
+// outside the bind connections: a negotiation may span several client
+// requests, and what the server keeps of it belongs to that client. Close
+// it with Retire when the bind is over.
+func (p *Pool) DialSASL(ctx context.Context) (*Conn, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, ErrPoolClosed
+	}
+	return p.dial(ctx, BindConn)
+}
+
+// Retire unbinds and closes a connection the pool does not hold.
+func (c *Conn) Retire() { c.closeGracefully() }
 
 // ReleaseBind returns a bind connection; a broken one is closed.
 func (p *Pool) ReleaseBind(c *Conn) {

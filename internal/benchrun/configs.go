@@ -8,8 +8,9 @@ import (
 )
 
 // ldapmuxConfig is the proxy's configuration for one target: the given
-// replicas, one algorithm, quiet logs, room for the idle-connection test.
-func ldapmuxConfig(listen string, replicas []*slapdtest.Replica, algorithm string, maxClients int) string {
+// replicas, one algorithm, quiet logs, room for the idle-connection test;
+// poolConns sets connections-per-server when not 0.
+func ldapmuxConfig(listen string, replicas []*slapdtest.Replica, algorithm string, maxClients, poolConns int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen:\n  - address: %s\nservers:\n", listen)
 	for _, r := range replicas {
@@ -18,6 +19,9 @@ func ldapmuxConfig(listen string, replicas []*slapdtest.Replica, algorithm strin
 	fmt.Fprintf(&b, "service-account:\n  bind-dn: %s\n  password: %s\n", slapdtest.ServiceDN, slapdtest.ServicePassword)
 	fmt.Fprintf(&b, "load-balancing:\n  algorithm: %s\n", algorithm)
 	fmt.Fprintf(&b, "limits:\n  max-client-connections: %d\n", maxClients)
+	if poolConns > 0 {
+		fmt.Fprintf(&b, "pool:\n  connections-per-server: %d\n", poolConns)
+	}
 	b.WriteString("log:\n  level: warn\nshutdown-grace-period: 1s\n")
 	return b.String()
 }

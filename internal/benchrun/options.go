@@ -26,6 +26,7 @@ type Options struct {
 	IdleHold     time.Duration // how long they are held         (BENCH_IDLE_HOLD, 5s)
 	ScaleThreads int           // slapd threads when scaling     (BENCH_SCALE_THREADS, 2)
 	ScaleConns   int           // connections when scaling       (BENCH_SCALE_CONNS, 16)
+	PoolConns    int           // ldapmux connections per server (BENCH_POOL_CONNS, 0: its default)
 	ScalePin     bool          // also scale with pinned replicas (BENCH_SCALE_PIN, 1)
 	Scenarios    []string      // subset of AllScenarios         (BENCH_SCENARIOS, all)
 	QuietWait    time.Duration // wait for other load to end     (BENCH_QUIET_WAIT, 30s)
@@ -60,7 +61,7 @@ func OptionsFromEnv() (Options, error) {
 		def int
 	}{{&o.Users, "BENCH_USERS", 10000}, {&o.Conns, "BENCH_CONNS", 8}, {&o.IdleConns, "BENCH_IDLE_CONNS", 10000},
 		{&o.ScaleThreads, "BENCH_SCALE_THREADS", 2}, {&o.ScaleConns, "BENCH_SCALE_CONNS", 16},
-		{&o.Rounds, "BENCH_ROUNDS", 3}}
+		{&o.Rounds, "BENCH_ROUNDS", 3}, {&o.PoolConns, "BENCH_POOL_CONNS", 0}}
 	if n, err := strconv.Atoi(env("BENCH_NICE", "0")); err == nil {
 		o.Nice = n
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
@@ -144,7 +145,7 @@ func (b *bench) startLdapmux(ctx context.Context, replicas []*slapdtest.Replica,
 	if err != nil {
 		return target{}, err
 	}
-	p, err := startProc(name, b.file(name, ".log"), nil, b.o.Ldapmux, "serve", "-config", cfgPath)
+	p, err := startProc(name, b.file(name, ".log"), strings.Fields(os.Getenv("BENCH_LDAPMUX_ENV")), b.o.Ldapmux, "serve", "-config", cfgPath)
 	if err != nil {
 		return target{}, err
 	}
@@ -186,7 +187,7 @@ func (b *bench) writeProxyConfig(replicas []*slapdtest.Replica, alg, name string
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(port)
 	path = b.file(name, ".yaml")
-	cfg := ldapmuxConfig(addr, replicas, alg, b.o.IdleConns+1000)
+	cfg := ldapmuxConfig(addr, replicas, alg, b.o.IdleConns+1000, b.o.PoolConns)
 	return addr, path, os.WriteFile(path, []byte(cfg), 0o600)
 }
 

@@ -1,6 +1,8 @@
 package frontend
 
 import (
+	"strings"
+
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
 	"github.com/ldapmux/ldapmux/internal/proxy"
 )
@@ -10,6 +12,9 @@ import (
 // bind leaves the client anonymous (RFC 4511, 4.2.1).
 func (s *Session) bind(msg ldapwire.Message) {
 	br, err := ldapwire.ParseBind(msg.Body)
+	if err != nil || br.Auth != ldapwire.AuthSASL {
+		s.sasl.Close() // any other bind aborts a SASL negotiation (RFC 4513, 5.2.1.2)
+	}
 	switch {
 	case err != nil:
 		s.reply(msg, ldapwire.ProtocolError, "malformed bind request")
@@ -17,7 +22,8 @@ func (s *Session) bind(msg ldapwire.Message) {
 		s.ident.Store(proxy.Anonymous)
 		s.reply(msg, ldapwire.ProtocolError, "only LDAP version 3 is supported")
 	case br.Auth == ldapwire.AuthSASL:
-		s.reply(msg, ldapwire.AuthMethodNotSupported, "SASL binds are not supported by ldapmux; use a simple bind")
+		s.ident.Store(proxy.Anonymous)
+		s.forwardSASL(msg, string(br.Mechanism))
 	case br.Auth != ldapwire.AuthSimple:
 		s.reply(msg, ldapwire.AuthMethodNotSupported, "unknown authentication choice")
 	case len(br.Name) == 0 && len(br.Password) == 0:
@@ -37,11 +43,33 @@ func (s *Session) bind(msg ldapwire.Message) {
 // forwardBind sends a simple bind to a backend and sets the identity from its result.
 func (s *Session) forwardBind(msg ldapwire.Message, dn string) {
 	ident := proxy.NewIdentity(dn)
-	s.start(msg, func(code int) {
-		if code == ldapwire.Success {
-			s.ident.Store(ident)
-		} else {
-			s.ident.Store(proxy.Anonymous)
+	s.start(msg, func(req *proxy.Request) {
+		req.OnBindResult = func(code int) {
+			if code == ldapwire.Success {
+				s.ident.Store(ident)
+			} else {
+				s.ident.Store(proxy.Anonymous)
+			}
 		}
 	})
 }
+
+// forwardSASL sends one round of a SASL bind to a server: the first round
+// to the server the router chooses, on a connection of its own, the next
+// rounds of the same mechanism on that connection (proxy.SASLExchange). The
+// client stays anonymous until the server accepts it, then acts as the
+// authorization identity the server reports.
+func (s *Session) forwardSASL(msg ldapwire.Message, mechanism string) {
+	if cleartextMechanisms[strings.ToUpper(mechanism)] && s.refuseInsecure(msg) {
+		s.sasl.Close()
+		return
+	}
+	s.start(msg, func(req *proxy.Request) {
+		req.SASL = &s.sasl
+		req.SASLBound = func(ident *proxy.Identity) { s.ident.Store(ident) }
+	})
+}
+
+// cleartextMechanisms carry the password itself: require-secure-bind
+// applies to them as to simple binds.
+var cleartextMechanisms = map[string]bool{"PLAIN": true, "LOGIN": true}

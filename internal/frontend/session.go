@@ -34,6 +34,8 @@ type Session struct {
 	mu  sync.Mutex // mu guards ops
 	ops map[int32]*proxy.Request
 
+	sasl proxy.SASLExchange // a SASL bind between two rounds
+
 	opsWG      sync.WaitGroup
 	writerOnce sync.Once   // starts the writer goroutine the first time one is needed
 	writerOn   atomic.Bool // the writer goroutine was started
@@ -176,8 +178,9 @@ func (s *Session) extended(msg ldapwire.Message) {
 	s.operation(msg)
 }
 
-// start registers the operation and hands it to the proxy.
-func (s *Session) start(msg ldapwire.Message, onBind func(int)) {
+// start registers the operation and hands it to the proxy; prepare, when
+// not nil, completes the request first.
+func (s *Session) start(msg ldapwire.Message, prepare func(*proxy.Request)) {
 	if s.srv.draining.Load() {
 		s.reply(msg, ldapwire.Unavailable, "ldapmux is shutting down")
 		return
@@ -193,7 +196,10 @@ func (s *Session) start(msg ldapwire.Message, onBind func(int)) {
 		s.reply(msg, ldapwire.Busy, "too many outstanding operations on this connection (limits.max-operations-per-connection)")
 		return
 	}
-	req := s.request(onBind)
+	req := s.request()
+	if prepare != nil {
+		prepare(req)
+	}
 	s.ops[msg.ID] = req
 	s.mu.Unlock()
 	s.opsWG.Add(1)
@@ -203,11 +209,11 @@ func (s *Session) start(msg ldapwire.Message, onBind func(int)) {
 
 // request describes the current request for the proxy, in a recycled
 // Request holding its own copy of the bytes.
-func (s *Session) request(onBind func(int)) *proxy.Request {
+func (s *Session) request() *proxy.Request {
 	req := requestPool.Get().(*proxy.Request)
 	req.Raw = append(req.Raw, s.frame...)
 	req.Msg, _ = ldapwire.Parse(req.Raw) // parsed from the same bytes already
-	req.Sink, req.OnBindResult = s, onBind
+	req.Sink = s
 	s.describe(req)
 	return req
 }
@@ -305,6 +311,7 @@ func (s *Session) finish() {
 	s.cancel()
 	s.abandonAll()
 	s.opsWG.Wait()
+	s.sasl.Close()
 	s.out.close()
 	s.writerOnce.Do(func() {}) // no writer is started from now on
 	if s.writerOn.Load() {

@@ -104,6 +104,39 @@ func AppendExtendedResult(dst []byte, id int32, code int, value string) []byte {
 	return appendString(dst, 0x8b, value)
 }
 
+// AppendWhoAmI appends a "Who am I?" ExtendedRequest (RFC 4532).
+func AppendWhoAmI(dst []byte, id int32) []byte {
+	body := tlvSize(len(OIDWhoAmI))
+	dst = appendHeader(dst, tagSequence, tlvSize(intSize(int64(id)))+tlvSize(body))
+	dst = appendInt(dst, tagInteger, int64(id))
+	dst = appendHeader(dst, OpExtendedRequest, body)
+	return appendString(dst, 0x80, OIDWhoAmI)
+}
+
+// ParseExtendedValue returns the responseValue of an ExtendedResponse body
+// and whether it has one.
+func ParseExtendedValue(body []byte) ([]byte, bool, error) {
+	rest := body
+	for i := 0; i < 3; i++ { // resultCode, matchedDN, diagnosticMessage
+		t, err := readTLV(rest)
+		if err != nil {
+			return nil, false, err
+		}
+		rest = rest[t.size:]
+	}
+	for len(rest) > 0 {
+		t, err := readTLV(rest)
+		if err != nil {
+			return nil, false, err
+		}
+		if t.tag == 0x8b {
+			return t.content, true, nil
+		}
+		rest = rest[t.size:]
+	}
+	return nil, false, nil
+}
+
 // AppendAbandon appends an AbandonRequest for target.
 func AppendAbandon(dst []byte, id, target int32) []byte {
 	op := intSize(int64(target))

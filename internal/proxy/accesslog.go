@@ -53,6 +53,9 @@ func requestAttrs(req *Request) []slog.Attr {
 	bindDN := ""
 	if req.Identity != nil {
 		bindDN = req.Identity.DN
+		if bindDN == "" && req.Identity.AuthzID != "" {
+			bindDN = req.Identity.AuthzID
+		}
 	}
 	attrs := []slog.Attr{
 		slog.Uint64("conn", req.ConnID), slog.Int("msgid", int(req.Msg.ID)),

@@ -53,6 +53,10 @@ func (r attemptResult) retryable(req *Request) bool {
 // a retry on another server — continues in a goroutine of its own.
 func (p *Proxy) Start(req *Request) {
 	req.begin(p)
+	if req.SASL != nil {
+		go p.saslBind(req)
+		return
+	}
 	if len(req.cands) == 0 {
 		req.out.Code = p.fail(req, ldapwire.Unavailable, noServerMessage(req.snap))
 		p.complete(req)

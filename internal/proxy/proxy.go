@@ -17,7 +17,8 @@ import (
 // Identity is who a client is bound as, with the Proxied Authorization
 // control that carries it on shared connections.
 type Identity struct {
-	DN      string // "" for anonymous
+	DN      string // "" for anonymous and for a "u:" authorization ID
+	AuthzID string // "dn:<DN>" or "u:<name>" (RFC 4513, 5.2.1.8); "" for anonymous
 	control []byte
 }
 
@@ -30,7 +31,7 @@ func NewIdentity(dn string) *Identity {
 	if dn != "" {
 		authzID = "dn:" + dn
 	}
-	return &Identity{DN: dn, control: ldapwire.ProxiedAuthzControl(authzID)}
+	return &Identity{DN: dn, AuthzID: authzID, control: ldapwire.ProxiedAuthzControl(authzID)}
 }
 
 // Sink receives the responses of one client operation. No method may block:

@@ -24,6 +24,10 @@ type Request struct {
 	// OnBindResult, for binds, hears the result code before the client does,
 	// so that the new identity applies to the client's next operation.
 	OnBindResult func(code int)
+	// SASL, for SASL binds, is the client's negotiation; SASLBound hears
+	// the identity of a successful one before the client hears of it.
+	SASL      *SASLExchange
+	SASLBound func(*Identity)
 
 	flight // the proxy's state while the operation is in progress
 }

@@ -90,6 +90,10 @@ moduleload syncprov
 
 serverID {{.ID}}
 authz-policy to
+# SASL: the authentication ID of any mechanism (uid=NAME[,cn=REALM],cn=MECH,cn=auth)
+# is the entry whose uid is NAME; PLAIN is allowed without TLS (loopback only).
+authz-regexp "^uid=([^,]+)(,cn=[^,]+)?,cn=[^,]+,cn=auth$" "ldap:///{{.Base}}??sub?(uid=$1)"
+sasl-secprops noanonymous
 pidfile "{{.Dir}}/slapd.pid"
 argsfile "{{.Dir}}/slapd.args"
 {{- if .Threads}}

@@ -107,6 +107,22 @@ func (r *Replica) OperationCounts(ctx context.Context) (map[string]int64, error)
 	return counts, err
 }
 
+// CurrentConnections reads how many connections the replica has open
+// (cn=Current,cn=Connections,cn=Monitor), the one asking included.
+func (r *Replica) CurrentConnections(ctx context.Context) (int64, error) {
+	var n int64
+	err := r.withAdmin(ctx, func(conn *ldap.Conn) error {
+		res, err := conn.Search(ldap.NewSearchRequest("cn=Current,cn=Connections,cn=Monitor", ldap.ScopeBaseObject,
+			ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"monitorCounter"}, nil))
+		if err != nil || len(res.Entries) != 1 {
+			return fmt.Errorf("slapdtest: read current connections of replica %d: %v", r.ID, err)
+		}
+		n, err = strconv.ParseInt(res.Entries[0].GetAttributeValue("monitorCounter"), 10, 64)
+		return err
+	})
+	return n, err
+}
+
 // proxyAuthz is the Proxied Authorization v2 control (RFC 4370).
 type proxyAuthz struct{ authzID string }
 
