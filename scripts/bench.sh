@@ -10,6 +10,7 @@
 #   BENCH_IDLE_CONNS [10000]  BENCH_IDLE_HOLD [5s]  BENCH_SCALE_THREADS [2]
 #   BENCH_SCALE_CONNS [16]  BENCH_SCALE_PIN [1]  BENCH_SCENARIOS [search8,search1,idle,scale]
 #   BENCH_POOL_CONNS [ldapmux default]: pool.connections-per-server of ldapmux
+#   BENCH_LDAPMUX_ENV (e.g. GOMAXPROCS=1): environment of the ldapmux processes
 #   BENCH_OUT [bench-out]  BENCH_PROFILE (set: also CPU/heap-profile ldapmux)
 #   BENCH_QUIET_WAIT [30s]: before each round, wait for other load to end
 #   BENCH_NICE (e.g. -20: run every benchmark process at that priority, to

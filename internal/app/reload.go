@@ -365,9 +365,8 @@ func (a *App) warnRestartOnly(cfg *config.Config) {
 	if old.Log.Format != cfg.Log.Format {
 		a.log.Warn("reload: log.format changed; restart ldapmux to apply")
 	}
-	if old.Limits.MaxOperationsPerServerConnection != cfg.Limits.MaxOperationsPerServerConnection || old.Limits.MaxPDUSize != cfg.Limits.MaxPDUSize ||
-		old.Pool.OperationTimeout != cfg.Pool.OperationTimeout || old.Pool.ConnectTimeout != cfg.Pool.ConnectTimeout {
-		a.log.Info("reload: pool limits and timeouts apply to reconfigured servers' new pools; unchanged servers keep theirs until restart")
+	if !reflect.DeepEqual(a.poolConfig(), (&App{cfg: cfg}).poolConfig()) {
+		a.log.Info("reload: pool settings changed; every server gets a new pool, the old ones close once their operations end")
 	}
 }
 

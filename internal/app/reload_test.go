@@ -122,3 +122,33 @@ func TestReloadRefusedKeepsEverything(t *testing.T) {
 		t.Errorf("the refused configuration took effect: %+v", a.Status().Reload)
 	}
 }
+
+// TestPlanReplacesEveryPoolWhenPoolSettingsChange: pool sizes, ages,
+// timeouts and per-connection limits apply on reload, to every server.
+func TestPlanReplacesEveryPoolWhenPoolSettingsChange(t *testing.T) {
+	servers := "  - {name: ds1, address: '127.0.0.1:1'}\n  - {name: ds2, address: '127.0.0.1:2'}\n"
+	a := startOffline(t, offline(t, servers, ""))
+	old := a.Servers()
+	for name, change := range map[string]func(*config.Config){
+		"connections-per-server":                func(c *config.Config) { c.Pool.ConnectionsPerServer = 9 },
+		"max-connection-age":                    func(c *config.Config) { c.Pool.MaxConnectionAge = config.Duration(time.Minute) },
+		"limits.max-operations-per-server-conn": func(c *config.Config) { c.Limits.MaxOperationsPerServerConnection = 7 },
+	} {
+		next := offline(t, servers, "")
+		change(next)
+		set, err := loadTLS(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := a.plan(next, set)
+		if len(p.kept) != 0 || len(p.replaced) != 2 || p.slots[0] == old[0] || p.slots[1] == old[1] {
+			t.Errorf("%s: kept %d, replaced %v; want both pools replaced", name, len(p.kept), names(p.replaced))
+		}
+		p.abort()
+	}
+	same := a.plan(offline(t, servers, ""), &tlsSet{servers: make([]*backend.TLS, 2)})
+	defer same.abort()
+	if len(same.kept) != 2 {
+		t.Errorf("an unchanged file replaced pools: kept %d", len(same.kept))
+	}
+}
