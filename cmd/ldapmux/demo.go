@@ -138,6 +138,7 @@ Try it (users uid=user.1 .. uid=user.100, password password.N):
 
   ldapsearch -x -H ldap://{{.Addr}} -b ou=people,dc=example,dc=com "(uid=user.1)"
   ldapwhoami -x -H ldap://{{.Addr}} -D uid=user.1,ou=people,dc=example,dc=com -w password.1
+  ldapwhoami -H ldap://{{.Addr}} -Y SCRAM-SHA-256 -U user.1 -w password.1     # SASL
   ldapsearch -x -H ldap://{{.Addr}} -D uid=user.1,ou=people,dc=example,dc=com -w password.1 \
       -b ou=people,dc=example,dc=com -E pr=10/noprompt "(uid=*)" mail
   printf 'dn: cn=hello,ou=scratch,dc=example,dc=com\nobjectClass: organizationalRole\ncn: hello\n' | \
