@@ -146,7 +146,12 @@ func TestPlanReplacesEveryPoolWhenPoolSettingsChange(t *testing.T) {
 		}
 		p.abort()
 	}
-	same := a.plan(offline(t, servers, ""), &tlsSet{servers: make([]*backend.TLS, 2)})
+	unchanged := offline(t, servers, "")
+	set, err := loadTLS(unchanged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := a.plan(unchanged, set)
 	defer same.abort()
 	if len(same.kept) != 2 {
 		t.Errorf("an unchanged file replaced pools: kept %d", len(same.kept))

@@ -171,14 +171,13 @@ func (p *Proxy) saslConn(req *Request) (*backend.Server, *backend.Conn) {
 		if err == nil {
 			return srv, conn
 		}
-		if req.isAbandoned() {
+		if req.isAbandoned() { // the dial was cancelled: the server did not fail
 			p.complete(req)
 			return nil, nil
 		}
-		p.health.OperationFailed(srv, err)
-		req.out.Failed = append(req.out.Failed, srv.Name)
-		req.note(srv, err)
-		req.allFull = false
+		if !p.afterFailure(req, srv, attemptResult{status: notSent, err: err}) {
+			return nil, nil
+		}
 	}
 	if len(req.cands) == 0 {
 		req.out.Code = p.fail(req, ldapwire.Unavailable, noServerMessage(req.snap))
