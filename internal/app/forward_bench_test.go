@@ -1,13 +1,9 @@
 package app
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/ldapmux/ldapmux/internal/config"
 	"github.com/ldapmux/ldapmux/internal/fakeldap"
@@ -39,18 +35,7 @@ log: {level: error}
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Shutdown(ctx)
-	})
+	a := startApp(b, cfg)
 	return a.Addrs()[0]
 }
 

@@ -27,14 +27,21 @@ func offline(t *testing.T, servers string, extra string) *config.Config {
 
 func startOffline(t *testing.T, cfg *config.Config) *App {
 	t.Helper()
+	return startApp(t, cfg)
+}
+
+// startApp starts ldapmux with cfg, logging nowhere, and shuts it down at
+// the end of the test.
+func startApp(tb testing.TB, cfg *config.Config) *App {
+	tb.Helper()
 	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		a.Shutdown(ctx)

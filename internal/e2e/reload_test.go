@@ -78,7 +78,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	eventually(t, 20*time.Second, "ds1 serving again", func() bool { return serverStatus(a.Status(), "ds1").Completed >= 100 })
 	load.halt()
 	added, werr := writes.halt()
-	if errs := load.errors(); len(errs) > 0 {
+	if errs := load.errors(0); len(errs) > 0 {
 		t.Fatalf("%d of %d reads failed across reloads, first: %v", len(errs), load.ok.Load()+load.failed.Load(), errs[0])
 	}
 	if werr != nil || added == 0 {

@@ -125,7 +125,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("the transitions table lacks ds2 becoming unavailable")
 	}
 	screenshot(t, bin, a, url)
-	if errs := load.errors(); len(errs) > 0 {
+	if errs := load.errors(1); len(errs) > 0 {
 		t.Errorf("%d reads failed, first: %v", len(errs), errs[0])
 	}
 }

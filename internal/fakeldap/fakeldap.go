@@ -20,6 +20,7 @@ type Server struct {
 	entry   []byte // a SearchResultEntry protocolOp
 	entries atomic.Int32
 	ops     atomic.Int64
+	watch   atomic.Pointer[watch]
 
 	mu    sync.Mutex // mu guards conns
 	conns map[net.Conn]struct{}
@@ -44,6 +45,26 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // SetEntries changes the number of entries searches return.
 func (s *Server) SetEntries(n int) { s.entries.Store(int32(n)) }
+
+// watch singles out the searches of one base DN.
+type watch struct {
+	base  string
+	hold  bool // send the entries, never the final result
+	count atomic.Int64
+}
+
+// Watch counts the searches whose base DN is base; with hold, they get
+// their entries and never their final result, as from a server that hangs
+// midway through a search.
+func (s *Server) Watch(base string, hold bool) { s.watch.Store(&watch{base: base, hold: hold}) }
+
+// Watched is the number of searches of the watched base DN so far.
+func (s *Server) Watched() int64 {
+	if w := s.watch.Load(); w != nil {
+		return w.count.Load()
+	}
+	return 0
+}
 
 // Ops is the number of requests answered so far.
 func (s *Server) Ops() int64 { return s.ops.Load() }
@@ -116,10 +137,24 @@ func (s *Server) answer(dst []byte, msg ldapwire.Message) []byte {
 		for range s.entries.Load() {
 			dst = ldapwire.AppendMessage(dst, msg.ID, s.entry, nil, nil)
 		}
+		if s.held(msg) {
+			return dst
+		}
 	case ldapwire.OpExtendedRequest:
 		return ldapwire.AppendExtendedResult(dst, msg.ID, ldapwire.Success, "")
 	case ldapwire.OpCompareRequest:
 		return ldapwire.AppendResult(dst, msg.ID, ldapwire.OpCompareResponse, ldapwire.CompareTrue, "")
 	}
 	return ldapwire.AppendResult(dst, msg.ID, ldapwire.ResponseTag(msg.OpTag), ldapwire.Success, "")
+}
+
+// held counts msg, a search, when it is watched and reports whether it is
+// left without its final result.
+func (s *Server) held(msg ldapwire.Message) bool {
+	w := s.watch.Load()
+	if w == nil || string(msg.TargetDN()) != w.base {
+		return false
+	}
+	w.count.Add(1)
+	return w.hold
 }

@@ -276,13 +276,18 @@ func (p *Proxy) complete(req *Request) {
 // that may not be retried.
 func failureReply(srv *backend.Server, r attemptResult) (int, string) {
 	switch {
+	case r.status == timedOut && r.delivered > 0:
+		return ldapwire.TimeLimitExceeded, fmt.Sprintf("no final answer from server %s within the operation timeout; the operation was abandoned after %d %s", srv.Name, r.delivered, partialResults)
 	case r.status == timedOut:
 		return ldapwire.TimeLimitExceeded, fmt.Sprintf("no answer from server %s within the operation timeout; the operation was abandoned", srv.Name)
 	case r.delivered > 0:
-		return ldapwire.Unavailable, fmt.Sprintf("connection to server %s lost after %d responses", srv.Name, r.delivered)
+		return ldapwire.Unavailable, fmt.Sprintf("connection to server %s lost after %d %s", srv.Name, r.delivered, partialResults)
 	}
 	return ldapwire.Unavailable, fmt.Sprintf("connection to server %s lost before its answer; the operation may or may not have been applied", srv.Name)
 }
+
+// partialResults explains why a read cut off midway is not retried.
+const partialResults = "responses already sent to the client; a read is not moved to another server once part of its results was sent"
 
 // fail answers the client with an error result (none for operations
 // without a response) and returns the code sent.
