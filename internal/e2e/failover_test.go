@@ -35,10 +35,10 @@ type readLoad struct {
 	ok, failed, cut atomic.Int64
 	mu              sync.Mutex // mu guards the fields below
 	errs            []error
-	successes  []time.Time
-	maxLatency time.Duration
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	successes       []time.Time
+	maxLatency      time.Duration
+	stop            chan struct{}
+	wg              sync.WaitGroup
 }
 
 func startReadLoad(t *testing.T, addr string, clients int) *readLoad {
