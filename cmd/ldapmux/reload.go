@@ -70,8 +70,9 @@ func writePIDFile(path string, log *slog.Logger) func() {
 func reloadCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("admin", "", "admin listener address of the running proxy (host:port)")
-	path := fs.String("config", "", "configuration file: checked first, then its admin.address is used")
+	var af adminFlags
+	af.register(fs, "")
+	path := fs.String("config", "", "configuration file: checked first, then its admin section (address, tls, token-file) is used")
 	pidFile := fs.String("pid-file", "", "send SIGHUP to the process whose ID this file holds (see serve -pid-file)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -85,24 +86,28 @@ func reloadCmd(args []string, stdout, stderr io.Writer) int {
 			printConfigError(stderr, *path, err)
 			return 2
 		}
-		if cfg.Admin.Address == "" {
+		if cfg.Admin.Address == "" && af.addr == "" {
 			fmt.Fprintf(stderr, "ldapmux reload: %s sets no admin.address; use -admin or -pid-file\n", *path)
 			return 2
 		}
-		*addr = cfg.Admin.Address
-	case *addr == "":
+		af.fromConfig(cfg)
+	case af.addr == "":
 		fmt.Fprintln(stderr, "ldapmux reload: give -admin HOST:PORT, -config FILE or -pid-file FILE")
 		return 2
 	}
-	return postReload(*addr, stdout, stderr)
+	client, err := af.client(time.Minute)
+	if err != nil {
+		fmt.Fprintf(stderr, "ldapmux reload: %v\n", err)
+		return 2
+	}
+	return postReload(client, af.addr, stdout, stderr)
 }
 
 // postReload reloads through POST /api/reload.
-func postReload(addr string, stdout, stderr io.Writer) int {
-	client := &http.Client{Timeout: time.Minute}
-	resp, err := client.Post(adminURL(addr, "/api/reload"), "application/json", nil)
+func postReload(client *adminClient, addr string, stdout, stderr io.Writer) int {
+	resp, err := client.do(http.MethodPost, "/api/reload")
 	if err != nil {
-		fmt.Fprintf(stderr, "ldapmux reload: %v (is the admin listener at %s?)\n", err, addr)
+		fmt.Fprintf(stderr, "ldapmux reload: %s\n", adminError(err, addr))
 		return 1
 	}
 	defer resp.Body.Close()
@@ -139,12 +144,4 @@ func signalReload(pidFile string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "sent SIGHUP to process %d; its log tells whether the configuration was applied\n", pid)
 	return 0
-}
-
-// adminURL makes an admin endpoint URL from host:port (or a full URL).
-func adminURL(addr, path string) string {
-	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
-		return strings.TrimSuffix(addr, "/") + path
-	}
-	return "http://" + addr + path
 }

@@ -18,14 +18,20 @@ import (
 func statusCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("admin", "127.0.0.1:8389", "admin listener address of the running proxy (host:port)")
+	var af adminFlags
+	af.register(fs, "127.0.0.1:8389")
 	raw := fs.Bool("json", false, "print the status report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	body, err := fetchStatus(*addr)
+	client, err := af.client(10 * time.Second)
 	if err != nil {
-		fmt.Fprintf(stderr, "ldapmux status: %v (is the admin listener at %s? see admin.address)\n", err, *addr)
+		fmt.Fprintf(stderr, "ldapmux status: %v\n", err)
+		return 2
+	}
+	body, err := fetchStatus(client)
+	if err != nil {
+		fmt.Fprintf(stderr, "ldapmux status: %s\n", adminError(err, af.addr))
 		return 1
 	}
 	if *raw {
@@ -41,9 +47,8 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func fetchStatus(addr string) ([]byte, error) {
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get(adminURL(addr, "/api/status"))
+func fetchStatus(client *adminClient) ([]byte, error) {
+	resp, err := client.do(http.MethodGet, "/api/status")
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@
 package admin
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -35,8 +37,12 @@ var ErrNoConfigFile = errors.New("admin: no configuration file to reload (the pr
 //go:embed page
 var page embed.FS
 
-// Handler routes the admin endpoints.
-func Handler(src Source, metrics prometheus.Gatherer) http.Handler {
+// Handler routes the admin endpoints. token returns the admin token, ""
+// when none is asked for; it is called for every request, so that a reload
+// can change it. Requests that change something (POST) from another
+// site's page are refused, so a browser holding the credentials cannot be
+// made to send them.
+func Handler(src Source, metrics prometheus.Gatherer, token func() string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { text(w, http.StatusOK, "ok\n") })
@@ -49,7 +55,42 @@ func Handler(src Source, metrics prometheus.Gatherer) http.Handler {
 	})
 	files, _ := fs.Sub(page, "page")
 	mux.Handle("GET /", secured(http.FileServerFS(files)))
-	return mux
+	return http.NewCrossOriginProtection().Handler(requireToken(mux, token))
+}
+
+// probes answer without the token: orchestrators and load balancers check
+// them without credentials, and they reveal only readiness.
+var probes = map[string]bool{"/healthz": true, "/readyz": true}
+
+// requireToken lets a request through when no token is configured, when it
+// is a probe, or when it carries the token as a bearer token or as the
+// password of basic authentication (any user name, for browsers).
+func requireToken(next http.Handler, token func() string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := token()
+		if want == "" || probes[r.URL.Path] || tokenMatches(r, want) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="ldapmux admin", charset="UTF-8"`)
+		text(w, http.StatusUnauthorized, "admin token required: send \"Authorization: Bearer TOKEN\", or basic authentication with the token as password\n")
+	})
+}
+
+// tokenMatches compares digests in constant time, so that neither the
+// token's contents nor its length show in response times.
+func tokenMatches(r *http.Request, want string) bool {
+	got, ok := "", false
+	if _, pw, basic := r.BasicAuth(); basic {
+		got, ok = pw, true
+	} else if bearer, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found {
+		got, ok = strings.TrimSpace(bearer), true
+	}
+	if !ok {
+		return false
+	}
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }
 
 func readyz(w http.ResponseWriter, src Source) {

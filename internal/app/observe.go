@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/ldapmux/ldapmux/internal/admin"
 	"github.com/ldapmux/ldapmux/internal/backend"
 	"github.com/ldapmux/ldapmux/internal/config"
+	"github.com/ldapmux/ldapmux/internal/frontend"
 	"github.com/ldapmux/ldapmux/internal/health"
 	"github.com/ldapmux/ldapmux/internal/monitor"
 	"github.com/ldapmux/ldapmux/internal/proxy"
@@ -49,8 +51,10 @@ type observability struct {
 	reloads     *prometheus.CounterVec
 	reloadTime  prometheus.Gauge
 
-	adminSrv *http.Server
-	adminLn  net.Listener
+	adminSrv   *http.Server
+	adminLn    net.Listener
+	adminTLS   *frontend.TLSSource // nil without admin.tls
+	adminToken atomic.Pointer[string]
 
 	mu         sync.Mutex // mu guards the fields below
 	lastReload status.Reload
@@ -112,6 +116,8 @@ func (a *App) applyObservability(cfg *config.Config) error {
 	if err := a.applyAccessLog(cfg); err != nil {
 		return err
 	}
+	token := cfg.Admin.Token.Reveal()
+	a.obs.adminToken.Store(&token)
 	if len(cfg.Monitor.AdminDNs) == 0 {
 		a.frontend.SetMonitor(nil)
 		return nil
@@ -204,6 +210,9 @@ func (a *App) listenAdmin() error {
 	if err != nil {
 		return fmt.Errorf("admin listener on %s: %w", addr, err)
 	}
+	if a.obs.adminTLS != nil {
+		ln = tls.NewListener(ln, a.obs.adminTLS.ServerConfig())
+	}
 	a.obs.adminLn = ln
 	return nil
 }
@@ -215,9 +224,15 @@ func (a *App) startObservability(ctx context.Context) {
 	if a.obs.adminLn == nil {
 		return
 	}
-	a.obs.adminSrv = &http.Server{Handler: admin.Handler(adminSource{a}, a.obs.reg), ReadHeaderTimeout: 10 * time.Second,
+	token := func() string { return *a.obs.adminToken.Load() }
+	a.obs.adminSrv = &http.Server{Handler: admin.Handler(adminSource{a}, a.obs.reg, token), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
-	a.log.Info("admin listener", "address", a.obs.adminLn.Addr().String())
+	adm := a.cfg.Admin
+	a.log.Info("admin listener", "address", a.obs.adminLn.Addr().String(), "https", adm.TLS.Enabled(), "token", adm.TokenFile != "",
+		"client-certificates", adm.TLS.ClientAuthType() == tls.RequireAndVerifyClientCert)
+	if !adm.Protected() {
+		a.log.Info("the admin listener asks for no token or client certificate: keep it on loopback or a management network (admin.token-file, admin.tls)")
+	}
 	go a.obs.adminSrv.Serve(a.obs.adminLn)
 }
 

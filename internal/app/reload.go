@@ -318,6 +318,9 @@ func (a *App) reloadTLS(set *tlsSet, p *plan) {
 	for s, i := range p.kept {
 		s.SetTLS(set.servers[i])
 	}
+	if a.obs.adminTLS != nil && set.admin != nil {
+		a.obs.adminTLS.Set(set.admin)
+	}
 }
 
 // drainAll closes the pools of servers out of service once their
@@ -359,8 +362,11 @@ func (a *App) warnRestartOnly(cfg *config.Config) {
 	if !reflect.DeepEqual(old.Listen, cfg.Listen) {
 		a.log.Warn("reload: listen changed; restart ldapmux to apply (certificate files are reread)")
 	}
-	if !reflect.DeepEqual(old.Admin, cfg.Admin) {
+	if old.Admin.Address != cfg.Admin.Address {
 		a.log.Warn("reload: admin.address changed; restart ldapmux to apply")
+	}
+	if old.Admin.TLS.Enabled() != cfg.Admin.TLS.Enabled() {
+		a.log.Warn("reload: admin.tls turned on or off; restart ldapmux to apply (certificate files are reread)")
 	}
 	if old.Log.Format != cfg.Log.Format {
 		a.log.Warn("reload: log.format changed; restart ldapmux to apply")

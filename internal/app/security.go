@@ -15,6 +15,7 @@ import (
 type tlsSet struct {
 	listeners []*tls.Config
 	servers   []*backend.TLS
+	admin     *tls.Config // nil without admin.tls
 }
 
 // loadTLS reads every certificate, key and CA file of cfg. Errors name the
@@ -37,6 +38,10 @@ func loadTLS(cfg *config.Config) (*tlsSet, error) {
 			return nil, fmt.Errorf("servers[%d].tls: %w", i, err)
 		}
 		set.servers = append(set.servers, bt)
+	}
+	var err error
+	if set.admin, err = listenerTLS(cfg.Admin.TLS); err != nil {
+		return nil, fmt.Errorf("admin.tls: %w", err)
 	}
 	return set, nil
 }
@@ -103,6 +108,9 @@ func (a *App) setupSecurity() error {
 	}
 	for i, l := range a.cfg.Listen {
 		a.listenerConfs = append(a.listenerConfs, listenerConf(l, set.listeners[i]))
+	}
+	if set.admin != nil {
+		a.obs.adminTLS = frontend.NewTLSSource(set.admin)
 	}
 	return nil
 }

@@ -47,5 +47,6 @@ func (s *TLSSource) Set(cfg *tls.Config) { s.cur.Store(cfg) }
 // Current is the configuration new handshakes use.
 func (s *TLSSource) Current() *tls.Config { return s.cur.Load() }
 
-// serverConfig is the configuration given to tls.Server.
-func (s *TLSSource) serverConfig() *tls.Config { return s.base }
+// ServerConfig is the configuration to give tls.Server or tls.NewListener:
+// each handshake takes the current one.
+func (s *TLSSource) ServerConfig() *tls.Config { return s.base }

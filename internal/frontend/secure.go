@@ -52,7 +52,7 @@ func (s *Session) upgrade(msg ldapwire.Message) {
 	s.wmu.Lock()
 	timeout := s.srv.conf().WriteTimeout
 	ok := s.writeLocked(timeout) && s.out.push(startTLSResponse(msg.ID)) && s.writeLocked(timeout)
-	tc := tls.Server(s.conn, s.lc.TLS.serverConfig())
+	tc := tls.Server(s.conn, s.lc.TLS.ServerConfig())
 	s.conn = tc
 	s.direct = nil
 	s.wmu.Unlock()

@@ -142,7 +142,7 @@ func (s *Session) releaseIP() {
 // handshake secures the stream with the listener's certificate, within the
 // request timeout.
 func (s *Session) handshake() bool {
-	tc := tls.Server(s.conn, s.lc.TLS.serverConfig())
+	tc := tls.Server(s.conn, s.lc.TLS.ServerConfig())
 	s.wmu.Lock()
 	s.conn = tc
 	s.direct = nil
