@@ -254,14 +254,22 @@ func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
 	}
 	// Requests queued behind are lost with the connection: closing it tells
 	// their handlers. This sender's own request is its caller's to handle,
-	// unless it was written before the failure.
+	// unless it was written before the failure or the connection was closed
+	// meanwhile (by its reader or the timeout sweep), which already told the
+	// handler: exactly one of the two reports the request's end.
 	err = fmt.Errorf("backend %s: write: %w", c.server.Name, err)
 	if !own {
-		c.Close(err)
+		// This sender's request went out in an earlier batch and is still
+		// pending: closing tells its handler, which may need a lock the
+		// sender's caller holds while it sends. Close on another goroutine.
+		go c.Close(err)
 		return nil
 	}
-	c.forget(id)
-	c.Close(err)
+	mine := c.forget(id)
+	c.Close(err) // tells only other requests' handlers, or does nothing
+	if !mine {
+		return nil
+	}
 	return err
 }
 

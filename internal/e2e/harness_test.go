@@ -46,7 +46,14 @@ func startProxyYAML(t *testing.T, yaml string) (*app.App, string) {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	a, err := app.New(cfg, testLogger(t))
+	a := runApp(t, cfg, testLogger(t))
+	return a, a.Addrs()[0]
+}
+
+// runApp starts ldapmux with cfg and shuts it down at the end of the test.
+func runApp(t *testing.T, cfg *config.Config, log *slog.Logger) *app.App {
+	t.Helper()
+	a, err := app.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +65,7 @@ func startProxyYAML(t *testing.T, yaml string) (*app.App, string) {
 		defer cancel()
 		a.Shutdown(ctx)
 	})
-	return a, a.Addrs()[0]
+	return a
 }
 
 // testLogger logs to the test output when LDAPMUX_TEST_LOG is set.

@@ -63,19 +63,8 @@ func startProxyFile(t *testing.T, yaml string, logs io.Writer) (*app.App, string
 	if os.Getenv("LDAPMUX_TEST_LOG") != "" {
 		w = io.MultiWriter(w, tWriter{t})
 	}
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	a := runApp(t, cfg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	a.SetConfigFile(path, nil)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Shutdown(ctx)
-	})
 	return a, path
 }
 

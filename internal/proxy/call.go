@@ -66,14 +66,10 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 
 // Lost ends the call when its connection fails or its timeout passes first.
 func (c *call) Lost(err error) {
-	c.mu.Lock()
-	if c.finished {
-		c.mu.Unlock()
+	delivered, ok := c.finish()
+	if !ok {
 		return
 	}
-	c.finished = true
-	delivered := c.delivered
-	c.mu.Unlock()
 	st := lost
 	if errors.Is(err, backend.ErrTimeout) {
 		st = timedOut
@@ -81,17 +77,25 @@ func (c *call) Lost(err error) {
 	c.req.proxy.attemptEnded(c, attemptResult{status: st, err: err, delivered: delivered})
 }
 
+// finish ends the call without its final response, unless something else
+// ended it first, and returns the responses already delivered.
+func (c *call) finish() (delivered int, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return 0, false
+	}
+	c.finished = true
+	return c.delivered, true
+}
+
 // interrupt stops the call for a client that abandoned the operation or
 // left, unless a result won the race, and releases it on the server.
 func (c *call) interrupt() {
-	c.mu.Lock()
-	if c.finished {
-		c.mu.Unlock()
+	delivered, ok := c.finish()
+	if !ok {
 		return
 	}
-	c.finished = true
-	delivered := c.delivered
-	c.mu.Unlock()
 	if c.conn.Kind() != backend.BindConn { // a bind connection is closed by releaseConn
 		c.conn.Abandon(c.id)
 	}
