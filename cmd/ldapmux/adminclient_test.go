@@ -75,7 +75,7 @@ func TestStatusAndReloadWithTokenOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &adminSource{}
-	srv := httptest.NewUnstartedServer(admin.Handler(src, prometheus.NewRegistry(), func() string { return token }))
+	srv := httptest.NewUnstartedServer(admin.Handler(src, admin.Options{Metrics: prometheus.NewRegistry(), Token: func() string { return token }}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

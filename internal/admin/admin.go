@@ -37,12 +37,23 @@ var ErrNoConfigFile = errors.New("admin: no configuration file to reload (the pr
 //go:embed page
 var page embed.FS
 
-// Handler routes the admin endpoints. token returns the admin token, ""
-// when none is asked for; it is called for every request, so that a reload
-// can change it. Requests that change something (POST) from another
-// site's page are refused, so a browser holding the credentials cannot be
-// made to send them.
-func Handler(src Source, metrics prometheus.Gatherer, token func() string) http.Handler {
+// Options are the admin endpoints' settings.
+type Options struct {
+	// Metrics is what /metrics exposes.
+	Metrics prometheus.Gatherer
+	// Token returns the admin token, "" when none is asked for; it is
+	// called for every request, so that a reload can change it.
+	Token func() string
+	// Refused, when set, counts refused requests by reason: "token" (401)
+	// or "cross-origin" (403).
+	Refused *prometheus.CounterVec
+}
+
+// Handler routes the admin endpoints. Requests that change something
+// (POST) from another site's page are refused, so a browser holding the
+// credentials cannot be made to send them.
+func Handler(src Source, opt Options) http.Handler {
+	metrics := opt.Metrics
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { text(w, http.StatusOK, "ok\n") })
@@ -55,7 +66,18 @@ func Handler(src Source, metrics prometheus.Gatherer, token func() string) http.
 	})
 	files, _ := fs.Sub(page, "page")
 	mux.Handle("GET /", secured(http.FileServerFS(files)))
-	return http.NewCrossOriginProtection().Handler(requireToken(mux, token))
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		opt.refused("cross-origin")
+		text(w, http.StatusForbidden, "cross-origin request refused\n")
+	}))
+	return cop.Handler(requireToken(mux, opt))
+}
+
+func (o Options) refused(reason string) {
+	if o.Refused != nil {
+		o.Refused.WithLabelValues(reason).Inc()
+	}
 }
 
 // probes answer without the token: orchestrators and load balancers check
@@ -65,13 +87,17 @@ var probes = map[string]bool{"/healthz": true, "/readyz": true}
 // requireToken lets a request through when no token is configured, when it
 // is a probe, or when it carries the token as a bearer token or as the
 // password of basic authentication (any user name, for browsers).
-func requireToken(next http.Handler, token func() string) http.Handler {
+func requireToken(next http.Handler, opt Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		want := token()
+		want := ""
+		if opt.Token != nil {
+			want = opt.Token()
+		}
 		if want == "" || probes[r.URL.Path] || tokenMatches(r, want) {
 			next.ServeHTTP(w, r)
 			return
 		}
+		opt.refused("token")
 		w.Header().Set("WWW-Authenticate", `Basic realm="ldapmux admin", charset="UTF-8"`)
 		text(w, http.StatusUnauthorized, "admin token required: send \"Authorization: Bearer TOKEN\", or basic authentication with the token as password\n")
 	})

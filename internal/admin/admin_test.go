@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ldapmux/ldapmux/internal/status"
 )
@@ -34,8 +35,6 @@ func (f *fakeSource) Ready() (bool, []string) {
 
 func (f *fakeSource) Reload() error { f.reloads++; return f.reloadErr }
 
-func noToken() string { return "" }
-
 func do(t *testing.T, h http.Handler, method, path string, headers ...string) (*http.Response, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -54,7 +53,7 @@ func TestEndpoints(t *testing.T) {
 	reg.MustRegister(c)
 	c.Add(3)
 	src := &fakeSource{ready: true}
-	h := Handler(src, reg, noToken)
+	h := Handler(src, Options{Metrics: reg})
 	cases := []struct {
 		method, path string
 		code         int
@@ -87,7 +86,7 @@ func TestEndpoints(t *testing.T) {
 
 func TestNotReadyAndRefusedReload(t *testing.T) {
 	src := &fakeSource{reloadErr: errors.New("servers[1].address (line 7): missing port")}
-	h := Handler(src, prometheus.NewRegistry(), noToken)
+	h := Handler(src, Options{Metrics: prometheus.NewRegistry()})
 	if resp, body := do(t, h, "GET", "/readyz"); resp.StatusCode != 503 || !strings.Contains(body, "route reads: no usable server") {
 		t.Errorf("/readyz: %d %q", resp.StatusCode, body)
 	}
@@ -108,7 +107,8 @@ func TestNotReadyAndRefusedReload(t *testing.T) {
 func TestToken(t *testing.T) {
 	src := &fakeSource{ready: true}
 	token := "0123456789abcdef-first"
-	h := Handler(src, prometheus.NewRegistry(), func() string { return token })
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "refused"}, []string{"reason"})
+	h := Handler(src, Options{Metrics: prometheus.NewRegistry(), Token: func() string { return token }, Refused: refused})
 	basic := func(user, pw string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
 	}
@@ -144,6 +144,9 @@ func TestToken(t *testing.T) {
 	if src.reloads != 1 {
 		t.Errorf("%d reloads, want 1 (only the authenticated one)", src.reloads)
 	}
+	if got := counted(t, refused, "token"); got != 9 {
+		t.Errorf("%v refusals counted, want 9 (the 401s above)", got)
+	}
 	old := token
 	token = "fedcba9876543210-second"
 	if resp, _ := do(t, h, "GET", "/api/status", "Authorization", "Bearer "+old); resp.StatusCode != 401 {
@@ -159,7 +162,8 @@ func TestToken(t *testing.T) {
 // page itself, the command line and scripts can.
 func TestCrossSiteReloadRefused(t *testing.T) {
 	src := &fakeSource{ready: true}
-	h := Handler(src, prometheus.NewRegistry(), noToken)
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "refused"}, []string{"reason"})
+	h := Handler(src, Options{Metrics: prometheus.NewRegistry(), Refused: refused})
 	if resp, _ := do(t, h, "POST", "/api/reload", "Sec-Fetch-Site", "cross-site"); resp.StatusCode != 403 {
 		t.Errorf("cross-site reload (Sec-Fetch-Site): %d, want 403", resp.StatusCode)
 	}
@@ -168,6 +172,9 @@ func TestCrossSiteReloadRefused(t *testing.T) {
 	}
 	if src.reloads != 0 {
 		t.Fatalf("a cross-site request reloaded the configuration")
+	}
+	if got := counted(t, refused, "cross-origin"); got != 2 {
+		t.Errorf("%v cross-origin refusals counted, want 2", got)
 	}
 	if resp, _ := do(t, h, "POST", "/api/reload", "Sec-Fetch-Site", "same-origin"); resp.StatusCode != 200 {
 		t.Errorf("same-origin reload: %d", resp.StatusCode)
@@ -178,4 +185,14 @@ func TestCrossSiteReloadRefused(t *testing.T) {
 	if resp, _ := do(t, h, "GET", "/api/status", "Sec-Fetch-Site", "cross-site"); resp.StatusCode != 200 {
 		t.Errorf("a cross-site read (safe method): %d", resp.StatusCode)
 	}
+}
+
+// counted reads one counter of cv.
+func counted(t *testing.T, cv *prometheus.CounterVec, label string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := cv.WithLabelValues(label).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

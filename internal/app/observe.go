@@ -38,18 +38,19 @@ const (
 // observability is everything that reports on the proxy: metrics, access
 // log, status history, cn=monitor and the admin HTTP listener.
 type observability struct {
-	started     time.Time
-	reg         *prometheus.Registry
-	ops         *proxy.Metrics
-	checks      *health.Metrics
-	access      *proxy.AccessLog
-	accessFile  *lockedFile // nil unless log.access-log-file is set
-	transitions *status.Transitions
-	history     *status.History
-	draining    atomic.Bool
-	ready       prometheus.GaugeFunc
-	reloads     *prometheus.CounterVec
-	reloadTime  prometheus.Gauge
+	started      time.Time
+	reg          *prometheus.Registry
+	ops          *proxy.Metrics
+	checks       *health.Metrics
+	access       *proxy.AccessLog
+	accessFile   *lockedFile // nil unless log.access-log-file is set
+	transitions  *status.Transitions
+	history      *status.History
+	draining     atomic.Bool
+	ready        prometheus.GaugeFunc
+	reloads      *prometheus.CounterVec
+	adminRefused *prometheus.CounterVec
+	reloadTime   prometheus.Gauge
 
 	adminSrv   *http.Server
 	adminLn    net.Listener
@@ -82,7 +83,9 @@ func (a *App) initObservability() {
 		}
 		return 0
 	})
-	o.reg.MustRegister(o.reloads, o.reloadTime, o.ready)
+	o.adminRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ldapmux_admin_requests_refused_total",
+		Help: "Admin listener requests refused, by reason (token: missing or wrong token; cross-origin: a POST from another site's page)."}, []string{"reason"})
+	o.reg.MustRegister(o.reloads, o.reloadTime, o.ready, o.adminRefused)
 	a.obs = o
 }
 
@@ -225,7 +228,8 @@ func (a *App) startObservability(ctx context.Context) {
 		return
 	}
 	token := func() string { return *a.obs.adminToken.Load() }
-	a.obs.adminSrv = &http.Server{Handler: admin.Handler(adminSource{a}, a.obs.reg, token), ReadHeaderTimeout: 10 * time.Second,
+	opt := admin.Options{Metrics: a.obs.reg, Token: token, Refused: a.obs.adminRefused}
+	a.obs.adminSrv = &http.Server{Handler: admin.Handler(adminSource{a}, opt), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	adm := a.cfg.Admin
 	a.log.Info("admin listener", "address", a.obs.adminLn.Addr().String(), "https", adm.TLS.Enabled(), "token", adm.TokenFile != "",

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ldapmux/ldapmux/internal/app"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
 
@@ -84,6 +85,9 @@ func TestAdminListenerTLSAndToken(t *testing.T) {
 	if got := a.Status().Reload.Count; got != 0 {
 		t.Fatalf("%d reloads after an unauthenticated POST", got)
 	}
+	if got := refusedByToken(t, a); got != 4 {
+		t.Errorf("ldapmux_admin_requests_refused_total{reason=\"token\"} = %v, want 4", got)
+	}
 
 	// Rotate the token and the server certificate, then reload through the
 	// listener itself: the new token works, the old one no longer does.
@@ -107,4 +111,27 @@ func TestAdminListenerTLSAndToken(t *testing.T) {
 	if got := resp.TLS.PeerCertificates[0].SerialNumber; got.Cmp(rotated.Serial) != 0 {
 		t.Errorf("a new connection after the reload got certificate %v, want the rotated one %v", got, rotated.Serial)
 	}
+}
+
+// refusedByToken reads the count of admin requests refused for the token
+// from the registry (the admin listener itself asks for the token).
+func refusedByToken(t *testing.T, a *app.App) float64 {
+	t.Helper()
+	families, err := a.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "ldapmux_admin_requests_refused_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == "token" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
