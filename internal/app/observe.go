@@ -114,22 +114,24 @@ func (a *App) finishObservability() error {
 	return a.applyObservability(a.cfg)
 }
 
-// applyObservability sets the access log and cn=monitor from cfg.
+// applyObservability sets the access log, cn=monitor and the admin token
+// from cfg. What may fail comes first, so that a refused reload changes
+// as little as possible.
 func (a *App) applyObservability(cfg *config.Config) error {
+	var m frontend.Monitor // nil: cn=monitor searches are forwarded
+	if len(cfg.Monitor.AdminDNs) > 0 {
+		mon, err := monitor.New(cfg.Monitor.AdminDNs, a.Status)
+		if err != nil {
+			return err
+		}
+		m = mon
+	}
 	if err := a.applyAccessLog(cfg); err != nil {
 		return err
 	}
+	a.frontend.SetMonitor(m)
 	token := cfg.Admin.Token.Reveal()
 	a.obs.adminToken.Store(&token)
-	if len(cfg.Monitor.AdminDNs) == 0 {
-		a.frontend.SetMonitor(nil)
-		return nil
-	}
-	m, err := monitor.New(cfg.Monitor.AdminDNs, a.Status)
-	if err != nil {
-		return err
-	}
-	a.frontend.SetMonitor(m)
 	return nil
 }
 
