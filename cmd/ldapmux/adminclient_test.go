@@ -2,15 +2,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -23,6 +16,7 @@ import (
 
 	"github.com/ldapmux/ldapmux/internal/admin"
 	"github.com/ldapmux/ldapmux/internal/status"
+	"github.com/ldapmux/ldapmux/internal/testcert"
 )
 
 // adminSource is a running proxy as the admin endpoints see it.
@@ -35,37 +29,11 @@ func (s *adminSource) Status() *status.Status {
 func (s *adminSource) Ready() (bool, []string) { return true, nil }
 func (s *adminSource) Reload() error           { s.reloads.Add(1); return nil }
 
-// selfSignedFiles writes a certificate for 127.0.0.1 and its key into dir.
-func selfSignedFiles(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "admin.pem"), filepath.Join(dir, "admin.key")
-	for file, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: keyDER}} {
-		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
-}
-
 // TestStatusAndReloadWithTokenOverHTTPS drives the commands against an
 // admin listener that serves HTTPS and asks for a token.
 func TestStatusAndReloadWithTokenOverHTTPS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := selfSignedFiles(t, dir)
+	certFile, keyFile := testcert.SelfSigned(t, dir, "admin", "127.0.0.1")
 	const token = "0123456789-operator-token"
 	tokenFile, wrongFile := filepath.Join(dir, "admin.token"), filepath.Join(dir, "wrong.token")
 	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
