@@ -209,8 +209,7 @@ func hungConn(t *testing.T, cfg PoolConfig) (*fakeServer, *Pool, *Conn) {
 
 func TestAbandonUsesTheBackendMessageID(t *testing.T) {
 	f, _, c := hungConn(t, PoolConfig{Conns: 1})
-	h := &probeHandler{done: make(chan error, 1)}
-	id, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0)
+	id, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,10 +227,7 @@ func TestAbandonUsesTheBackendMessageID(t *testing.T) {
 
 func TestLostConnectionFailsPendingOperations(t *testing.T) {
 	f, _, c := hungConn(t, PoolConfig{Conns: 1})
-	h := &probeHandler{done: make(chan error, 1)}
-	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0); err != nil {
-		t.Fatal(err)
-	}
+	h := sendProbe(t, c, 0)
 	f.dropAll()
 	select {
 	case err := <-h.done:

@@ -15,25 +15,12 @@ import (
 // connection stays usable.
 func TestTimeoutAbandonsAndTellsTheHandler(t *testing.T) {
 	f, _, c := hungConn(t, PoolConfig{Conns: 1})
-	timed := &probeHandler{done: make(chan error, 1)}
-	patient := &probeHandler{done: make(chan error, 1)}
 	sent := time.Now()
-	if _, err := c.Send(timed, ldapwire.AppendRootDSEProbe, 50*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Send(patient, ldapwire.AppendRootDSEProbe, 0); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-timed.done:
-		if !errors.Is(err, ErrTimeout) {
-			t.Fatalf("got %v, want ErrTimeout", err)
-		}
-		if waited := time.Since(sent); waited < 50*time.Millisecond {
-			t.Fatalf("timed out after %s, before its timeout", waited)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the timeout never fired")
+	timed := sendProbe(t, c, 50*time.Millisecond)
+	patient := sendProbe(t, c, 0)
+	expectTimeout(t, timed, "the timeout never fired")
+	if waited := time.Since(sent); waited < 50*time.Millisecond {
+		t.Fatalf("timed out after %s, before its timeout", waited)
 	}
 	waitFor(t, func() bool { return f.abandons.Load() == 1 }, "the server never received the abandon")
 	select {
@@ -56,18 +43,7 @@ func TestTimeoutClosesABindConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.hang.Store(true)
-	h := &probeHandler{done: make(chan error, 1)}
-	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 20*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-h.done:
-		if !errors.Is(err, ErrTimeout) {
-			t.Fatalf("got %v, want ErrTimeout", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the timeout never fired")
-	}
+	expectTimeout(t, sendProbe(t, c, 20*time.Millisecond), "the timeout never fired")
 	waitFor(t, func() bool { return c.Err() != nil }, "the bind connection stayed open")
 	p.ReleaseBind(c)
 }
@@ -78,18 +54,31 @@ func TestSweeperSleepsAndWakes(t *testing.T) {
 	_, _, c := hungConn(t, PoolConfig{Conns: 1})
 	waitFor(t, sweep.parked.Load, "the sweeper never parked with nothing to watch")
 	for range 3 {
-		h := &probeHandler{done: make(chan error, 1)}
-		if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 10*time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-h.done:
-			if !errors.Is(err, ErrTimeout) {
-				t.Fatalf("got %v, want ErrTimeout", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("a parked sweeper missed the operation")
-		}
+		expectTimeout(t, sendProbe(t, c, 10*time.Millisecond), "a parked sweeper missed the operation")
 		waitFor(t, sweep.parked.Load, "the sweeper never parked again")
+	}
+}
+
+// sendProbe sends a root DSE probe on c with timeout and returns its handler.
+func sendProbe(t *testing.T, c *Conn, timeout time.Duration) *probeHandler {
+	t.Helper()
+	h := &probeHandler{done: make(chan error, 1)}
+	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, timeout); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// expectTimeout waits for h to be told ErrTimeout; missed says what went
+// wrong when it is not told within 5 seconds.
+func expectTimeout(t *testing.T, h *probeHandler, missed string) {
+	t.Helper()
+	select {
+	case err := <-h.done:
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("got %v, want ErrTimeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal(missed)
 	}
 }
