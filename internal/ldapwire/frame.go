@@ -56,6 +56,7 @@ func (fr *Reader) Next() ([]byte, error) {
 		return nil, err
 	}
 	total := len(header) + size
+	fr.shrink(total)
 	if cap(fr.buf) < total {
 		fr.buf = make([]byte, total, growSize(total))
 	}
@@ -64,7 +65,6 @@ func (fr *Reader) Next() ([]byte, error) {
 	if _, err := io.ReadFull(fr.r, fr.buf[len(header):]); err != nil {
 		return nil, unexpected(err)
 	}
-	fr.shrink()
 	return fr.buf, nil
 }
 
@@ -132,9 +132,12 @@ func growSize(n int) int {
 	return n
 }
 
-// shrink drops a buffer that one large message grew far beyond the usual size.
-func (fr *Reader) shrink() {
-	if cap(fr.buf) > 1<<20 && len(fr.buf) < 64<<10 {
+// shrink drops, before a small message of total bytes is assembled, a
+// buffer that an earlier large message grew far beyond the usual size. It
+// runs before the buffer is filled, never after: the frame returned is
+// always the buffer just read into.
+func (fr *Reader) shrink(total int) {
+	if cap(fr.buf) > 1<<20 && total < 64<<10 {
 		fr.buf = nil
 	}
 }
