@@ -75,6 +75,7 @@ func (a *App) poolConfig() backend.PoolConfig {
 		ConnectTimeout: p.ConnectTimeout.D(), OperationTimeout: p.OperationTimeout.D(),
 		BindDN: a.cfg.ServiceAccount.BindDN, Password: a.cfg.ServiceAccount.Password.Reveal(),
 		MaxPDU: int(a.cfg.Limits.MaxPDUSize), MaxPerConn: a.cfg.Limits.MaxOperationsPerServerConnection,
+		Leases: p.LeasedConnectionsPerServer,
 	}
 }
 
@@ -153,7 +154,8 @@ func (a *App) Shutdown(ctx context.Context) {
 // proxyConfig is the forwarding part of cfg.
 func proxyConfig(cfg *config.Config) proxy.Config {
 	return proxy.Config{OperationTimeout: cfg.Pool.OperationTimeout.D(), ConnectTimeout: cfg.Pool.ConnectTimeout.D(),
-		MaxPerServer: int64(cfg.Limits.MaxOperationsPerServer), BindTimeout: cfg.Limits.BindTimeout.D()}
+		MaxPerServer: int64(cfg.Limits.MaxOperationsPerServer), BindTimeout: cfg.Limits.BindTimeout.D(),
+		SearchTimeLimit: cfg.Pool.SearchTimeLimit.D(), LeaseIdle: cfg.Pool.LeaseIdleTimeout.D()}
 }
 
 // frontendConfig is the client-side part of cfg.

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/ldapmux/ldapmux/internal/backend"
 	"github.com/ldapmux/ldapmux/internal/config"
@@ -137,7 +138,15 @@ func frontendLimits(cfg *config.Config) frontend.Limits {
 		MaxPerIP: l.MaxConnectionsPerClientIP, MaxOpsPerConn: l.MaxOperationsPerConnection,
 		IdleTimeout: l.IdleTimeout.D(), RequestTimeout: l.RequestTimeout.D(),
 		RequireSecureBind: cfg.RequireSecureBind, AllowUnauthenticatedBinds: cfg.AllowUnauthenticatedBinds,
+		BindWait: bindWait(cfg),
 	}
+}
+
+// bindWait is longer than any bind can take: every server tried, each with
+// a connect and a bind timeout.
+func bindWait(cfg *config.Config) time.Duration {
+	per := cfg.Pool.ConnectTimeout.D() + cfg.Limits.BindTimeout.D()
+	return time.Duration(len(cfg.Servers)+1)*per + 5*time.Second
 }
 
 // FrontendServer is the client side: connection counts for status pages

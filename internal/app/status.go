@@ -46,7 +46,8 @@ func (a *App) serverStatus(v backend.ServerView, latest status.Sample) status.Se
 	if p := v.Pool(); p != nil {
 		ps := p.Stats()
 		s.Pool = status.Pool{OpenOps: ps.OpenOps, OpenBinds: ps.OpenBinds, IdleBinds: ps.IdleBinds,
-			Opened: ps.Opened[0] + ps.Opened[1], Recycled: ps.Recycled[0] + ps.Recycled[1], Failed: ps.Failed[0] + ps.Failed[1]}
+			Leased: ps.Leased, LeasesRefused: ps.LeasesRefused,
+			Opened: sum(ps.Opened[:]), Recycled: sum(ps.Recycled[:]), Failed: sum(ps.Failed[:])}
 	}
 	return s
 }
@@ -105,4 +106,12 @@ func describeAlgorithm(cfg *config.Config, name string) algorithmInfo {
 		}
 	}
 	return info
+}
+
+func sum(xs []int64) int64 {
+	var t int64
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }

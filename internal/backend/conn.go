@@ -44,7 +44,31 @@ var ErrTimeout = errors.New("backend: operation timed out")
 type pendingOp struct {
 	h        Handler
 	deadline int64         // nanotime; 0 when the operation has no timeout
-	timeout  time.Duration // for the error message
+	timeout  time.Duration // silence allowed between responses
+	limit    int64         // nanotime cap on the whole operation; 0 when none
+}
+
+// Timing bounds one operation sent with SendTimed.
+type Timing struct {
+	// Silence is how long the server may stay silent, before the first
+	// response and between responses: an operation still receiving search
+	// entries is not timed out. 0 means no timeout at all.
+	Silence time.Duration
+	// Total, when not 0, caps the whole operation however busy the server.
+	Total time.Duration
+}
+
+// ErrTimeLimit is wrapped by the error Lost receives when an operation
+// reached its Timing.Total; it also wraps ErrTimeout.
+var ErrTimeLimit = fmt.Errorf("%w: time limit reached", ErrTimeout)
+
+// nextDeadline is when op times out if the server stays silent from now.
+func (op *pendingOp) nextDeadline(now int64) int64 {
+	d := now + int64(op.timeout)
+	if op.limit != 0 && op.limit < d {
+		d = op.limit
+	}
+	return d
 }
 
 // Kind tells operation connections from bind connections.
@@ -54,11 +78,20 @@ type Kind int
 const (
 	OpConn Kind = iota
 	BindConn
+	// LeasedConn is an operation connection lent to one client for state
+	// the server keeps per connection (paging, VLV, long-lived searches).
+	LeasedConn
 )
 
+// kinds is every Kind, for counters indexed by Kind.
+const kinds = 3
+
 func (k Kind) String() string {
-	if k == BindConn {
+	switch k {
+	case BindConn:
 		return "bind"
+	case LeasedConn:
+		return "leased"
 	}
 	return "operation"
 }
@@ -173,14 +206,20 @@ func (c *Conn) Err() error {
 // timeout > 0, h is told Lost(ErrTimeout) when no final response came in
 // time (checked every sweepInterval).
 func (c *Conn) Send(h Handler, encode func(dst []byte, id int32) []byte, timeout time.Duration) (int32, error) {
+	return c.SendTimed(h, encode, Timing{Silence: timeout})
+}
+
+// SendTimed is Send with the silence allowed between responses and an
+// optional cap on the whole operation; a zero Timing sets no deadline.
+func (c *Conn) SendTimed(h Handler, encode func(dst []byte, id int32) []byte, t Timing) (int32, error) {
 	now := nanotime()
-	id, err := c.register(h, now, timeout)
+	id, err := c.register(h, now, t)
 	if err != nil {
 		return 0, err
 	}
 	c.inflight.Add(1)
 	c.lastUsed.Store(time.Now().UnixNano())
-	if timeout > 0 {
+	if t.Silence > 0 || t.Total > 0 {
 		sweep.wake()
 	}
 	if err := c.write(id, encode); err != nil {
@@ -190,16 +229,24 @@ func (c *Conn) Send(h Handler, encode func(dst []byte, id int32) []byte, timeout
 }
 
 // register allocates a message ID that is not in use.
-func (c *Conn) register(h Handler, now int64, timeout time.Duration) (int32, error) {
+func (c *Conn) register(h Handler, now int64, t Timing) (int32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id, err := c.nextFreeID()
 	if err != nil {
 		return 0, err
 	}
-	op := pendingOp{h: h, timeout: timeout}
-	if timeout > 0 {
-		op.deadline = now + int64(timeout)
+	op := pendingOp{h: h, timeout: t.Silence}
+	if t.Total > 0 {
+		op.limit = now + int64(t.Total)
+	}
+	switch {
+	case t.Silence > 0:
+		op.deadline = op.nextDeadline(now)
+	case t.Total > 0:
+		op.deadline = op.limit
+	}
+	if op.deadline != 0 {
 		c.timed++
 	}
 	c.pending[id] = op
@@ -376,8 +423,9 @@ func (c *Conn) dispatch(frame []byte) (Flusher, error) {
 	var ok bool
 	if final {
 		op, ok = c.take(msg.ID)
-	} else {
-		op, ok = c.pending[msg.ID]
+	} else if op, ok = c.pending[msg.ID]; ok && op.timeout > 0 {
+		op.deadline = op.nextDeadline(nanotime()) // the timeout measures silence
+		c.pending[msg.ID] = op
 	}
 	c.mu.Unlock()
 	if !ok {

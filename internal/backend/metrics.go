@@ -10,15 +10,16 @@ type Collector struct {
 }
 
 var (
-	descInfo        = desc("ldapmux_server_info", "A configured server (always 1), with its address and location.", "server", "address", "location")
-	descState       = desc("ldapmux_server_state", "1 for the state a server is in, 0 for the others.", "server", "state")
-	descScore       = desc("ldapmux_server_score", "Health score of a server, 1 (worst) to 10, ranking servers of the same state.", "server")
-	descOutstanding = desc("ldapmux_server_outstanding_operations", "Operations in flight to a server.", "server")
-	descOpen        = desc("ldapmux_pool_open_connections", "Open pooled connections to a server, by kind (operation, bind).", "server", "kind")
-	descIdle        = desc("ldapmux_pool_idle_connections", "Pooled bind connections waiting for a bind.", "server", "kind")
-	descOpened      = desc("ldapmux_pool_connections_opened_total", "Connections opened to a server, by kind.", "server", "kind")
-	descRecycled    = desc("ldapmux_pool_connections_recycled_total", "Connections closed because of their age, by kind.", "server", "kind")
-	descFailed      = desc("ldapmux_pool_connections_failed_total", "Connections that could not be opened or failed an idle probe, by kind.", "server", "kind")
+	descInfo          = desc("ldapmux_server_info", "A configured server (always 1), with its address and location.", "server", "address", "location")
+	descState         = desc("ldapmux_server_state", "1 for the state a server is in, 0 for the others.", "server", "state")
+	descScore         = desc("ldapmux_server_score", "Health score of a server, 1 (worst) to 10, ranking servers of the same state.", "server")
+	descOutstanding   = desc("ldapmux_server_outstanding_operations", "Operations in flight to a server.", "server")
+	descOpen          = desc("ldapmux_pool_open_connections", "Open pooled connections to a server, by kind (operation, bind, leased: lent to one client for paging, VLV or a long-lived search).", "server", "kind")
+	descIdle          = desc("ldapmux_pool_idle_connections", "Pooled bind connections waiting for a bind.", "server", "kind")
+	descOpened        = desc("ldapmux_pool_connections_opened_total", "Connections opened to a server, by kind.", "server", "kind")
+	descRecycled      = desc("ldapmux_pool_connections_recycled_total", "Connections closed because of their age (leased ones: when their lease ended), by kind.", "server", "kind")
+	descLeasesRefused = desc("ldapmux_pool_leases_refused_total", "Operations refused busy (51) because every leasable connection to a server was leased (pool.leased-connections-per-server).", "server")
+	descFailed        = desc("ldapmux_pool_connections_failed_total", "Connections that could not be opened or failed an idle probe, by kind.", "server", "kind")
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -27,7 +28,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 // Describe implements prometheus.Collector.
 func (c Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInfo, descState, descScore, descOutstanding, descOpen, descIdle, descOpened, descRecycled, descFailed} {
+	for _, d := range []*prometheus.Desc{descInfo, descState, descScore, descOutstanding, descOpen, descIdle, descOpened, descRecycled, descFailed, descLeasesRefused} {
 		ch <- d
 	}
 }
@@ -63,7 +64,9 @@ func collectPool(ch chan<- prometheus.Metric, server string, st PoolStats) {
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.OpenOps), server, op)
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.OpenBinds), server, bind)
 	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.GaugeValue, float64(st.IdleBinds), server, bind)
-	for _, k := range []Kind{OpConn, BindConn} {
+	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.Leased), server, LeasedConn.String())
+	ch <- prometheus.MustNewConstMetric(descLeasesRefused, prometheus.CounterValue, float64(st.LeasesRefused), server)
+	for _, k := range []Kind{OpConn, BindConn, LeasedConn} {
 		ch <- prometheus.MustNewConstMetric(descOpened, prometheus.CounterValue, float64(st.Opened[k]), server, k.String())
 		ch <- prometheus.MustNewConstMetric(descRecycled, prometheus.CounterValue, float64(st.Recycled[k]), server, k.String())
 		ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(st.Failed[k]), server, k.String())

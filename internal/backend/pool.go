@@ -25,12 +25,20 @@ type PoolConfig struct {
 	// MaxPerConn caps the load (Conn.Load) of one operation connection;
 	// 0 means no cap. OpConn returns ErrBusy when every connection is full.
 	MaxPerConn int
+	// Leases caps the connections leased to clients at once (Lease);
+	// 0 means the default, DefaultLeases.
+	Leases int
 }
+
+// DefaultLeases is the default cap on leased connections per server.
+const DefaultLeases = 64
 
 // PoolStats are cumulative and current connection counts of one pool.
 type PoolStats struct {
 	OpenOps, OpenBinds, IdleBinds int
-	Opened, Recycled, Failed      [2]int64 // by Kind
+	Leased                        int // connections leased to clients now
+	LeasesRefused                 int64
+	Opened, Recycled, Failed      [kinds]int64 // by Kind
 }
 
 // Pool keeps a server's connections: a few multiplexed operation connections
@@ -50,15 +58,23 @@ type Pool struct {
 	bindSlots chan struct{} // a token per bind connection in use or idle
 	idleBinds chan *Conn
 
-	opened, recycled, failed [2]atomic.Int64
+	leaseSlots    chan struct{}      // a token per leased connection
+	leased        map[*Conn]struct{} // guarded by mu
+	leasesRefused atomic.Int64
+
+	opened, recycled, failed [kinds]atomic.Int64
 	stop                     chan struct{}
 	wg                       sync.WaitGroup
 }
 
 // NewPool creates the pool of s and starts its maintenance.
 func NewPool(s *Server, cfg PoolConfig) *Pool {
+	if cfg.Leases <= 0 {
+		cfg.Leases = DefaultLeases
+	}
 	p := &Pool{server: s, cfg: cfg, now: time.Now,
 		bindSlots: make(chan struct{}, cfg.BindConns), idleBinds: make(chan *Conn, cfg.BindConns),
+		leaseSlots: make(chan struct{}, cfg.Leases), leased: make(map[*Conn]struct{}),
 		stop: make(chan struct{})}
 	s.pool = p
 	p.wg.Add(1)
@@ -189,7 +205,7 @@ func (p *Pool) dialOp() {
 // as the service account.
 func (p *Pool) dial(ctx context.Context, kind Kind) (*Conn, error) {
 	bindDN := ""
-	if kind == OpConn {
+	if kind != BindConn {
 		bindDN = p.cfg.BindDN
 	}
 	c, err := Dial(ctx, p.server, kind, bindDN, p.cfg.Password, p.cfg.ConnectTimeout, p.cfg.MaxPDU)
@@ -251,6 +267,60 @@ func (p *Pool) DialSASL(ctx context.Context) (*Conn, error) {
 	return p.dial(ctx, BindConn)
 }
 
+// ErrNoLease is wrapped (with ErrBusy) when every leasable connection of a
+// server is leased.
+var ErrNoLease = errors.New("no connection left to lease")
+
+// Lease opens a connection, bound as the service account like the
+// operation connections, for one client's state that the server keeps per
+// connection: nobody else's operation is ever sent on it, recycling and
+// idle probes leave it alone, and it stays open until ReleaseLease. At most
+// PoolConfig.Leases are leased at once; past that, an error wrapping
+// ErrBusy and ErrNoLease.
+func (p *Pool) Lease(ctx context.Context) (*Conn, error) {
+	select {
+	case p.leaseSlots <- struct{}{}:
+	default:
+		p.leasesRefused.Add(1)
+		return nil, fmt.Errorf("backend %s: %w: %w: all %d leased (pool.leased-connections-per-server)", p.server.Name, ErrBusy, ErrNoLease, p.cfg.Leases)
+	}
+	c, err := p.dial(ctx, LeasedConn)
+	if err == nil {
+		p.mu.Lock()
+		if p.closed {
+			err = ErrPoolClosed
+		} else {
+			p.leased[c] = struct{}{}
+		}
+		p.mu.Unlock()
+	}
+	if err != nil {
+		if c != nil {
+			c.Close(err)
+		}
+		<-p.leaseSlots
+		return nil, err
+	}
+	return c, nil
+}
+
+// ReleaseLease ends a lease: the connection, and whatever state the server
+// keeps on it, is closed.
+func (p *Pool) ReleaseLease(c *Conn) {
+	p.mu.Lock()
+	_, mine := p.leased[c]
+	delete(p.leased, c)
+	p.mu.Unlock()
+	if !mine {
+		return
+	}
+	if c.Err() == nil {
+		p.recycled[LeasedConn].Add(1)
+	}
+	c.closeGracefully()
+	<-p.leaseSlots
+}
+
 // Retire unbinds and closes a connection the pool does not hold.
 func (c *Conn) Retire() { c.closeGracefully() }
 
@@ -282,13 +352,14 @@ func (p *Pool) retire(c *Conn) {
 // Stats returns the pool's counters.
 func (p *Pool) Stats() PoolStats {
 	p.mu.Lock()
-	st := PoolStats{OpenOps: len(p.ops), IdleBinds: len(p.idleBinds)}
+	st := PoolStats{OpenOps: len(p.ops), IdleBinds: len(p.idleBinds), Leased: len(p.leased)}
 	p.mu.Unlock()
+	st.LeasesRefused = p.leasesRefused.Load()
 	st.OpenBinds = len(p.bindSlots) + st.IdleBinds
 	if st.OpenBinds > p.cfg.BindConns {
 		st.OpenBinds = p.cfg.BindConns
 	}
-	for k := range 2 {
+	for k := range kinds {
 		st.Opened[k], st.Recycled[k], st.Failed[k] = p.opened[k].Load(), p.recycled[k].Load(), p.failed[k].Load()
 	}
 	return st
@@ -304,6 +375,9 @@ func (p *Pool) Close() {
 	p.closed = true
 	ops := p.ops
 	p.ops = nil
+	for c := range p.leased {
+		ops = append(ops, c) // their clients' operations are told they are lost
+	}
 	p.mu.Unlock()
 	close(p.stop)
 	p.wg.Wait()

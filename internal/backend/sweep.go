@@ -134,6 +134,9 @@ func fire(expired []expiredOp) {
 // cannot be abandoned: its connection is closed.
 func (e expiredOp) fire() {
 	err := fmt.Errorf("%w: no answer within %s", ErrTimeout, e.op.timeout)
+	if e.op.limit != 0 && e.op.deadline >= e.op.limit {
+		err = ErrTimeLimit
+	}
 	if e.conn.kind == BindConn {
 		e.conn.Close(err)
 	} else {

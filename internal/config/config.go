@@ -122,10 +122,27 @@ type Pool struct {
 	IdleCheckInterval Duration `yaml:"idle-check-interval"`
 	// ConnectTimeout bounds opening and binding a connection. Default 2s.
 	ConnectTimeout Duration `yaml:"connect-timeout"`
-	// OperationTimeout is how long to wait for a server's response before
-	// abandoning the operation upstream and answering the client.
+	// OperationTimeout is how long a server may stay silent — before its
+	// first response, and between the entries of a search — before the
+	// operation is abandoned upstream and the client answered: a search
+	// still receiving entries is not a hung server. Long-lived searches
+	// (sync refreshAndPersist, persistent search) have no timeout.
 	// Default 30s.
 	OperationTimeout Duration `yaml:"operation-timeout"`
+	// SearchTimeLimit, when set, caps a whole search however steadily its
+	// entries arrive (timeLimitExceeded, not held against the server).
+	// Long-lived searches are exempt. Default 0: no cap.
+	SearchTimeLimit Duration `yaml:"search-time-limit"`
+	// LeasedConnectionsPerServer caps the connections leased to clients at
+	// once on one server: a client's paged or VLV search, or long-lived
+	// search, runs on a connection of its own, because the server keeps
+	// its state (cookie, context, identity) per connection. Past the cap,
+	// such searches are answered busy (51). Default 64; 1-100000.
+	LeasedConnectionsPerServer int `yaml:"leased-connections-per-server"`
+	// LeaseIdleTimeout ends a lease whose paged or VLV cursors were not
+	// used for this long (the client's next page then gets
+	// unwillingToPerform, as from a server that forgot it). Default 5m.
+	LeaseIdleTimeout Duration `yaml:"lease-idle-timeout"`
 }
 
 // KnownAlgorithms lists the load-balancing algorithms, the default first.

@@ -70,12 +70,14 @@ func TestMinimalGetsDefaults(t *testing.T) {
 			Password: "s3cr3t-value",
 		},
 		Pool: Pool{
-			ConnectionsPerServer:     4,
-			BindConnectionsPerServer: 2,
-			MaxConnectionAge:         Duration(5 * time.Minute),
-			IdleCheckInterval:        Duration(10 * time.Second),
-			ConnectTimeout:           Duration(2 * time.Second),
-			OperationTimeout:         Duration(30 * time.Second),
+			ConnectionsPerServer:       4,
+			BindConnectionsPerServer:   2,
+			MaxConnectionAge:           Duration(5 * time.Minute),
+			IdleCheckInterval:          Duration(10 * time.Second),
+			ConnectTimeout:             Duration(2 * time.Second),
+			OperationTimeout:           Duration(30 * time.Second),
+			LeasedConnectionsPerServer: 64,
+			LeaseIdleTimeout:           Duration(5 * time.Minute),
 		},
 		LoadBalancing:       LoadBalancing{Algorithm: "failover"},
 		Limits:              securityLimitDefaults(Limits{MaxPDUSize: 16 << 20, MaxClientConnections: 10000}),
@@ -123,7 +125,7 @@ log:
   access-log: true
 shutdown-grace-period: 1m
 `)
-	want := Pool{8, 1, Duration(90 * time.Minute), Duration(500 * time.Millisecond), Duration(time.Second), Duration(time.Minute)}
+	want := Pool{8, 1, Duration(90 * time.Minute), Duration(500 * time.Millisecond), Duration(time.Second), Duration(time.Minute), 0, defaultLeasedConnections, defaultLeaseIdleTimeout}
 	if cfg.Pool != want {
 		t.Errorf("pool = %+v, want %+v", cfg.Pool, want)
 	}

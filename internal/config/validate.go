@@ -21,6 +21,8 @@ const (
 	defaultIdleCheckInterval    = Duration(10 * time.Second)
 	defaultConnectTimeout       = Duration(2 * time.Second)
 	defaultOperationTimeout     = Duration(30 * time.Second)
+	defaultLeasedConnections    = 64
+	defaultLeaseIdleTimeout     = Duration(5 * time.Minute)
 	defaultMaxPDUSize           = 16 * MiB
 	defaultMaxClientConnections = 10000
 	defaultLogLevel             = "info"
@@ -182,6 +184,14 @@ func (s *Server) validate(v *validator, path string) {
 func (p *Pool) validate(v *validator, path string) {
 	v.intRange(path+".connections-per-server", p.ConnectionsPerServer, 1, maxConnections)
 	v.intRange(path+".bind-connections-per-server", p.BindConnectionsPerServer, 1, maxConnections)
+	if p.LeasedConnectionsPerServer != 0 {
+		v.intRange(path+".leased-connections-per-server", p.LeasedConnectionsPerServer, 1, 100000)
+	}
+	for key, d := range map[string]Duration{"search-time-limit": p.SearchTimeLimit, "lease-idle-timeout": p.LeaseIdleTimeout} {
+		if d < 0 {
+			v.add(path+"."+key, "must not be negative (got %s)", d)
+		}
+	}
 	if p.MaxConnectionAge != 0 && p.MaxConnectionAge < minMaxConnectionAge {
 		v.add(path+".max-connection-age", "must be at least %s (got %s)", minMaxConnectionAge, p.MaxConnectionAge)
 	}
@@ -222,6 +232,8 @@ func (p *Pool) setDefaults() {
 	setDefault(&p.IdleCheckInterval, defaultIdleCheckInterval)
 	setDefault(&p.ConnectTimeout, defaultConnectTimeout)
 	setDefault(&p.OperationTimeout, defaultOperationTimeout)
+	setDefault(&p.LeasedConnectionsPerServer, defaultLeasedConnections)
+	setDefault(&p.LeaseIdleTimeout, defaultLeaseIdleTimeout)
 }
 
 // setDefault sets *p to def if it is the zero value.

@@ -15,6 +15,7 @@ func (s *Session) bind(msg ldapwire.Message) {
 	if err != nil || br.Auth != ldapwire.AuthSASL {
 		s.sasl.Close() // any other bind aborts a SASL negotiation (RFC 4513, 5.2.1.2)
 	}
+	s.leases.Retire() // paged and VLV cursors belong to the identity that opened them
 	switch {
 	case err != nil:
 		s.reply(msg, ldapwire.ProtocolError, "malformed bind request")
@@ -43,6 +44,7 @@ func (s *Session) bind(msg ldapwire.Message) {
 // forwardBind sends a simple bind to a backend and sets the identity from its result.
 func (s *Session) forwardBind(msg ldapwire.Message, dn string) {
 	ident := proxy.NewIdentity(dn)
+	s.ident.Store(proxy.Anonymous) // while the bind is in progress (RFC 4511, 4.2.1)
 	s.start(msg, func(req *proxy.Request) {
 		req.OnBindResult = func(code int) {
 			if code == ldapwire.Success {

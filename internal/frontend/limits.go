@@ -25,6 +25,21 @@ type Limits struct {
 	// AllowUnauthenticatedBinds answers a DN with an empty password with
 	// success, leaving the client anonymous, instead of unwillingToPerform.
 	AllowUnauthenticatedBinds bool
+	// BindWait bounds how long requests sent behind a bind wait for its
+	// result; default 1m. The proxy ends every bind well before (bind and
+	// connect timeouts on each server tried): this only guards against a
+	// bug leaving a client stuck.
+	BindWait time.Duration
+}
+
+// defaultBindWait applies when Limits.BindWait is zero.
+const defaultBindWait = time.Minute
+
+func (l Limits) bindWait() time.Duration {
+	if l.BindWait > 0 {
+		return l.BindWait
+	}
+	return defaultBindWait
 }
 
 // defaultRequestTimeout applies when Limits.RequestTimeout is zero.

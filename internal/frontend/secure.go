@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
+	"github.com/ldapmux/ldapmux/internal/proxy"
 )
 
 // refuseInsecure answers confidentialityRequired (13) to a request that
@@ -79,29 +80,14 @@ func startTLSResponse(id int32) []byte {
 	return ldapwire.AppendMessage(nil, id, op, nil, nil)
 }
 
-// Extended operations and controls that act on the connection they arrive
-// on rather than on one operation. Over connections shared by many clients
-// they would reach other clients' operations (Cancel names a message ID,
-// which on a shared connection may be anybody's) or change the connection
-// for everybody, so they are refused.
-var (
-	connectionStateOps = map[string]string{
-		"1.3.6.1.1.8":    "Cancel (use Abandon)",
-		"1.3.6.1.1.21.1": "Start Transaction",
-		"1.3.6.1.1.21.3": "End Transaction",
-		"1.3.6.1.1.19":   "Turn",
-	}
-	connectionStateControls = map[string]string{
-		"1.3.6.1.1.21.2": "Transaction Specification",
-	}
-)
-
 // refuseConnectionState answers unwillingToPerform to requests that would
-// act on a shared server connection; it reports whether it did.
+// act on a shared server connection (proxy.RefusedExtensions and
+// RefusedControls: Cancel names a message ID, which on a shared connection
+// may be anybody's; transactions span requests); it reports whether it did.
 func (s *Session) refuseConnectionState(msg ldapwire.Message) bool {
-	what := connectionStateOps[string(msg.ExtendedOID())]
+	what := proxy.RefusedExtensions[string(msg.ExtendedOID())]
 	_ = ldapwire.EachControl(msg.Controls, func(c ldapwire.Control) bool {
-		if name, ok := connectionStateControls[string(c.OID)]; ok {
+		if name, ok := proxy.RefusedControls[string(c.OID)]; ok && !isProxiedAuthz(c.OID) {
 			what = name + " control"
 		}
 		return what == ""
@@ -111,4 +97,10 @@ func (s *Session) refuseConnectionState(msg ldapwire.Message) bool {
 	}
 	s.reply(msg, ldapwire.UnwillingToPerform, what+" acts on the whole connection, which ldapmux shares between clients: not supported")
 	return true
+}
+
+// isProxiedAuthz tells the proxied authorization controls, refused with
+// their own result code by operation.
+func isProxiedAuthz(oid []byte) bool {
+	return string(oid) == ldapwire.OIDProxiedAuthzV2 || string(oid) == ldapwire.OIDProxiedAuthzV1
 }

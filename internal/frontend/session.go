@@ -31,10 +31,12 @@ type Session struct {
 	cancel context.CancelFunc
 	frame  []byte // read loop only: the request being handled
 
-	mu  sync.Mutex // mu guards ops
-	ops map[int32]*proxy.Request
+	mu       sync.Mutex // mu guards ops and bindDone
+	ops      map[int32]*proxy.Request
+	bindDone chan struct{} // closed when the bind in progress ends; nil when none
 
-	sasl proxy.SASLExchange // a SASL bind between two rounds
+	sasl   proxy.SASLExchange // a SASL bind between two rounds
+	leases proxy.Leases       // server connections leased to this client (paging, VLV, long-lived searches)
 
 	opsWG      sync.WaitGroup
 	writerOnce sync.Once   // starts the writer goroutine the first time one is needed
@@ -117,6 +119,7 @@ func (s *Session) handle(frame []byte) bool {
 		s.disconnect(ldapwire.ProtocolError, err.Error())
 		return false
 	}
+	s.awaitBind()
 	switch msg.OpTag {
 	case ldapwire.OpUnbindRequest:
 		return false
@@ -134,6 +137,33 @@ func (s *Session) handle(frame []byte) bool {
 		return false
 	}
 	return true
+}
+
+// awaitBind holds a request sent behind a bind until the bind's result is
+// known, as a directory does, so that it runs with the identity the bind
+// produced (anonymous when it failed). The wait is bounded; past the bound
+// the request runs anonymously, never as the identity before the bind.
+func (s *Session) awaitBind() {
+	s.mu.Lock()
+	done := s.bindDone
+	s.mu.Unlock()
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(s.srv.conf().bindWait())
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-s.ctx.Done():
+	case <-t.C:
+		s.srv.log.Warn("a bind took longer than bind-timeout allows; the requests behind it run anonymously", "conn", s.id, "client", s.remote)
+	}
+}
+
+// bindStarted marks a forwarded bind in progress: requests read after it
+// wait for its end (awaitBind), which Ended signals.
+func (s *Session) bindStarted() {
+	s.bindDone = make(chan struct{}) // under mu, from start
 }
 
 // abandon cancels an outstanding operation; unknown IDs are ignored (RFC 4511, 4.11).
@@ -200,6 +230,9 @@ func (s *Session) start(msg ldapwire.Message, prepare func(*proxy.Request)) {
 	if prepare != nil {
 		prepare(req)
 	}
+	if msg.OpTag == ldapwire.OpBindRequest {
+		s.bindStarted()
+	}
 	s.ops[msg.ID] = req
 	s.mu.Unlock()
 	s.opsWG.Add(1)
@@ -221,7 +254,7 @@ func (s *Session) request() *proxy.Request {
 // describe fills in who sends req.Msg and what the router looks at.
 func (s *Session) describe(req *proxy.Request) {
 	ident := s.ident.Load()
-	req.Identity, req.ConnID = ident, s.id
+	req.Identity, req.ConnID, req.Leases = ident, s.id, &s.leases
 	req.Route = route.Operation{Tag: req.Msg.OpTag, TargetDN: req.Msg.TargetDN(), ExtendedOID: req.Msg.ExtendedOID(),
 		Controls: req.Msg.Controls, ClientIP: s.remote, BindDN: ident.DN, ConnID: s.id}
 }
@@ -231,12 +264,19 @@ var requestPool = sync.Pool{New: func() any { return new(proxy.Request) }}
 
 // Ended is called by the proxy once an operation is over (proxy.Sink).
 func (s *Session) Ended(req *proxy.Request) {
+	var bindDone chan struct{}
 	s.mu.Lock()
 	mine := s.ops[req.Msg.ID] == req // false once abandoned
 	if mine {
 		delete(s.ops, req.Msg.ID)
 	}
+	if req.Msg.OpTag == ldapwire.OpBindRequest {
+		bindDone, s.bindDone = s.bindDone, nil
+	}
 	s.mu.Unlock()
+	if bindDone != nil {
+		close(bindDone)
+	}
 	s.touch()
 	s.srv.inflight.Add(-1)
 	s.opsWG.Done()
@@ -312,6 +352,7 @@ func (s *Session) finish() {
 	s.abandonAll()
 	s.opsWG.Wait()
 	s.sasl.Close()
+	s.leases.Close()
 	s.out.close()
 	s.writerOnce.Do(func() {}) // no writer is started from now on
 	if s.writerOn.Load() {

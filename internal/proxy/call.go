@@ -16,8 +16,9 @@ type call struct {
 	req     *Request
 	srv     *backend.Server
 	conn    *backend.Conn
-	started int64 // from Server.StartOp
-	id      int32 // the message ID on conn, set before the request is written
+	lease   *lease // the client's leased connection conn belongs to, if any
+	started int64  // from Server.StartOp
+	id      int32  // the message ID on conn, set before the request is written
 
 	mu        sync.Mutex // mu guards the fields below
 	finished  bool
@@ -45,14 +46,24 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 		return nil
 	}
 	code := -1
-	if final {
+	switch {
+	case final:
 		c.finished = true
+		msg = c.req.proxy.matchResponse(c, msg)
 		if res, err := ldapwire.ParseResult(msg.Body); err == nil {
 			code = res.Code
+		}
+		if c.lease != nil && c.req.state == cursorOp { // before the client can send the next page
+			c.req.Leases.moveCursor(c.lease, c.req.cursor, responseCursor(msg))
 		}
 		if c.req.OnBindResult != nil {
 			c.req.OnBindResult(code)
 		}
+	case !c.req.proxy.expectedPartial(c, msg):
+		c.mu.Unlock()
+		return nil
+	case c.req.rootDSE && msg.OpTag == ldapwire.OpSearchResultEntry:
+		msg = filterRootDSE(msg)
 	}
 	sink.SendMessage(msg, c.req.Msg.ID) // under mu: nothing follows an error reply
 	c.delivered++

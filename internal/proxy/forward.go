@@ -37,7 +37,7 @@ func (r attemptResult) retryable(req *Request) bool {
 	case notSent:
 		return true
 	case lost, timedOut:
-		return r.delivered == 0 && isRead(req)
+		return r.delivered == 0 && isRead(req) && !errors.Is(r.err, backend.ErrTimeLimit)
 	}
 	return false
 }
@@ -55,6 +55,9 @@ func (p *Proxy) Start(req *Request) {
 	req.begin(p)
 	if req.SASL != nil {
 		go p.saslBind(req)
+		return
+	}
+	if req.cursor != "" && !p.pinToCursor(req) {
 		return
 	}
 	if len(req.cands) == 0 {
@@ -121,12 +124,12 @@ func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptRe
 	if !ok {
 		return attemptResult{status: full, err: errServerFull}, false
 	}
-	conn, res := p.connFor(req, srv, mayWait)
+	conn, l, res := p.connFor(req, srv, mayWait)
 	if conn == nil {
 		srv.CancelOp()
 		return res, false
 	}
-	c := req.newCall(srv, conn, started)
+	c := req.newCall(srv, conn, l, started)
 	req.mu.Lock()
 	defer req.mu.Unlock() // held while sending: Abandon finds the call with its ID
 	if req.abandoned {
@@ -134,7 +137,7 @@ func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptRe
 		srv.CancelOp()
 		return attemptResult{status: abandoned}, false
 	}
-	if _, err := conn.Send(c, c.encode, p.timeoutFor(req)); err != nil {
+	if _, err := conn.SendTimed(c, c.encode, p.timingFor(req)); err != nil {
 		p.releaseConn(c, false)
 		srv.CancelOp()
 		return attemptResult{status: notSent, err: err}, false
@@ -143,9 +146,34 @@ func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptRe
 	return attemptResult{}, true
 }
 
-// connFor gets a bind connection for binds and a shared one for the rest.
+// connFor gets a bind connection for binds, the client's leased one for
+// operations on state kept per connection, and a shared one for the rest.
 // Without mayWait it returns errMustWait instead of waiting for one.
-func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, attemptResult) {
+func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, *lease, attemptResult) {
+	if req.state != stateless {
+		l, res := p.leasedConn(req, srv, mayWait)
+		if l == nil {
+			return nil, nil, res
+		}
+		return l.conn, l, res
+	}
+	c, res := p.pooledConn(req, srv, mayWait)
+	return c, nil, res
+}
+
+// dialContext bounds the wait for a connection by the connect timeout and
+// lets Abandon stop it; ctx is nil when the operation is already abandoned.
+func (p *Proxy) dialContext(req *Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.conf().ConnectTimeout)
+	if !req.setDialCancel(cancel) {
+		cancel()
+		return nil, func() {}
+	}
+	return ctx, func() { req.setDialCancel(nil); cancel() }
+}
+
+// pooledConn gets a bind connection for binds and a shared one for the rest.
+func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, attemptResult) {
 	bind := req.Msg.OpTag == ldapwire.OpBindRequest
 	if !bind {
 		if c, err := srv.Pool().ReadyOpConn(); c != nil || err != nil {
@@ -155,12 +183,11 @@ func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backe
 	if !mayWait {
 		return nil, attemptResult{status: notSent, err: errMustWait}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.conf().ConnectTimeout)
+	ctx, cancel := p.dialContext(req)
 	defer cancel()
-	if !req.setDialCancel(cancel) {
+	if ctx == nil {
 		return nil, attemptResult{status: abandoned}
 	}
-	defer req.setDialCancel(nil)
 	var c *backend.Conn
 	var err error
 	if bind {
@@ -190,6 +217,9 @@ func connError(err error) attemptResult {
 // (lost, timed out), or the client's read loop (abandoned).
 func (p *Proxy) attemptEnded(c *call, res attemptResult) {
 	req := c.req
+	if res.status != answered && c.lease != nil && req.cursor != "" {
+		req.Leases.moveCursor(c.lease, req.cursor, "") // the server may have ended it
+	}
 	p.releaseConn(c, res.status == answered)
 	c.srv.EndOp(c.started)
 	req.mu.Lock()
@@ -214,9 +244,13 @@ func (p *Proxy) attemptEnded(c *call, res attemptResult) {
 	}
 }
 
-// releaseConn gives a bind connection back to its pool; one whose bind did
-// not end normally is closed.
+// releaseConn gives a bind connection back to its pool (one whose bind did
+// not end normally is closed) and ends an operation's use of a lease.
 func (p *Proxy) releaseConn(c *call, ok bool) {
+	if c.lease != nil {
+		c.req.Leases.release(c.lease, p.conf().LeaseIdle)
+		return
+	}
 	if c.conn.Kind() != backend.BindConn {
 		return
 	}
@@ -235,7 +269,9 @@ func (p *Proxy) afterFailure(req *Request, srv *backend.Server, res attemptResul
 		return true
 	}
 	req.allFull = false
-	p.health.OperationFailed(srv, res.err)
+	if heldAgainstServer(req, res) {
+		p.health.OperationFailed(srv, res.err)
+	}
 	req.out.Failed = append(req.out.Failed, srv.Name)
 	req.note(srv, res.err)
 	if req.isAbandoned() {
@@ -272,10 +308,25 @@ func (p *Proxy) complete(req *Request) {
 	req.Sink.Ended(req)
 }
 
+// heldAgainstServer reports whether a failed attempt counts as a failure of
+// its server: neither the end of a long-lived search that was running
+// nor a search reaching the configured time limit does.
+func heldAgainstServer(req *Request, r attemptResult) bool {
+	switch {
+	case errors.Is(r.err, backend.ErrTimeLimit):
+		return false
+	case req.state == longLived && r.delivered > 0:
+		return false
+	}
+	return true
+}
+
 // failureReply chooses the result sent to the client after a failed attempt
 // that may not be retried.
 func failureReply(srv *backend.Server, r attemptResult) (int, string) {
 	switch {
+	case errors.Is(r.err, backend.ErrTimeLimit):
+		return ldapwire.TimeLimitExceeded, fmt.Sprintf("the search reached ldapmux's time limit (pool.search-time-limit) on server %s and was abandoned after %d responses", srv.Name, r.delivered)
 	case r.status == timedOut && r.delivered > 0:
 		return ldapwire.TimeLimitExceeded, fmt.Sprintf("no final answer from server %s within the operation timeout; the operation was abandoned after %d %s", srv.Name, r.delivered, partialResults)
 	case r.status == timedOut:

@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,7 +80,17 @@ type Config struct {
 	MaxPerServer int64
 	// BindTimeout, when shorter, replaces OperationTimeout for binds.
 	BindTimeout time.Duration
+	// SearchTimeLimit, when not 0, caps a whole search however steadily
+	// its entries arrive (OperationTimeout measures silence); long-lived
+	// searches are exempt.
+	SearchTimeLimit time.Duration
+	// LeaseIdle ends a client's leased connection whose paged or VLV
+	// cursors were not used for this long (0: DefaultLeaseIdle).
+	LeaseIdle time.Duration
 }
+
+// DefaultLeaseIdle is how long unused cursors keep a lease by default.
+const DefaultLeaseIdle = 5 * time.Minute
 
 // Proxy forwards operations. Its router can be replaced at run time.
 type Proxy struct {
@@ -89,6 +100,7 @@ type Proxy struct {
 	health   HealthReporter
 	observer Observer
 	log      *slog.Logger
+	warned   sync.Map // server name + misbehaviour already logged
 }
 
 // New builds a Proxy.
@@ -103,6 +115,9 @@ func New(cfg Config, reg *backend.Registry, router *route.Router, health HealthR
 func (p *Proxy) SetConfig(cfg Config) {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
+	}
+	if cfg.LeaseIdle <= 0 {
+		cfg.LeaseIdle = DefaultLeaseIdle
 	}
 	p.cfg.Store(&cfg)
 }

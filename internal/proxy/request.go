@@ -28,6 +28,11 @@ type Request struct {
 	// the identity of a successful one before the client hears of it.
 	SASL      *SASLExchange
 	SASLBound func(*Identity)
+	// Leases, when not nil, are the client session's leased connections:
+	// searches that need state kept per server connection (paging, VLV,
+	// long-lived searches) run on them. Without it they share pooled
+	// connections like any other operation.
+	Leases *Leases
 
 	flight // the proxy's state while the operation is in progress
 }
@@ -45,6 +50,10 @@ type flight struct {
 	errs    []string // why servers failed, for the final error message
 	allFull bool     // every failure so far was a server at its limit
 	call    *call    // reused by the next attempt unless spoiled
+	state   stateKind
+	cursor  string // the paged or VLV cursor it continues, "" for none
+	pinned  *lease // the lease holding that cursor
+	rootDSE bool   // a read of the root DSE, whose advertised features are filtered
 
 	mu         sync.Mutex // mu guards the fields below
 	abandoned  bool
@@ -65,6 +74,10 @@ func (req *Request) begin(p *Proxy) {
 	req.start = time.Now()
 	req.router = p.router.Load() // before the snapshot: a reload publishes servers before routers
 	req.snap = p.registry.Snapshot()
+	if req.Leases != nil {
+		req.state, req.cursor = classify(&req.Msg)
+	}
+	req.rootDSE = isRootDSESearch(&req.Msg)
 	req.cands, req.out.Algorithm = req.router.Candidates(req.snap, &req.Route, req.candBuf[:0])
 	req.out.Code = -1
 	req.allFull = true
@@ -72,13 +85,13 @@ func (req *Request) begin(p *Proxy) {
 
 // newCall prepares an attempt on conn, reusing the last call when no
 // connection can still refer to it.
-func (req *Request) newCall(srv *backend.Server, conn *backend.Conn, started int64) *call {
+func (req *Request) newCall(srv *backend.Server, conn *backend.Conn, l *lease, started int64) *call {
 	c := req.call
 	if c == nil {
 		c = new(call)
 		req.call = c
 	}
-	*c = call{req: req, srv: srv, conn: conn, started: started}
+	*c = call{req: req, srv: srv, conn: conn, lease: l, started: started}
 	return c
 }
 

@@ -54,12 +54,17 @@ type Server struct {
 
 // Pool is a server's connection pool.
 type Pool struct {
-	OpenOps   int   `json:"openOperation"`
-	OpenBinds int   `json:"openBind"`
-	IdleBinds int   `json:"idleBind"`
-	Opened    int64 `json:"opened"`
-	Recycled  int64 `json:"recycled"`
-	Failed    int64 `json:"failed"`
+	OpenOps   int `json:"openOperation"`
+	OpenBinds int `json:"openBind"`
+	IdleBinds int `json:"idleBind"`
+	// Leased is the connections leased to clients for paging, VLV and
+	// long-lived searches; LeasesRefused the searches answered busy
+	// because none was left.
+	Leased        int   `json:"leased"`
+	LeasesRefused int64 `json:"leasesRefused"`
+	Opened        int64 `json:"opened"`
+	Recycled      int64 `json:"recycled"`
+	Failed        int64 `json:"failed"`
 }
 
 // Algorithm is a load-balancing algorithm in use (named after its route).

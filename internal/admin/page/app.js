@@ -120,7 +120,7 @@ function serverCard(s, color, now) {
       metric("failed", fmtNum(s.failed)),
       metric("in state", s.since ? fmtAge(new Date(s.since), now) : "–")),
     el("div", { class: "pool" },
-      el("span", {}, "pool ", el("b", {}, String(s.pool.openOperation)), " operation · ", el("b", {}, String(s.pool.openBind)), " bind (", String(s.pool.idleBind), " idle)"),
+      el("span", {}, "pool ", el("b", {}, String(s.pool.openOperation)), " operation · ", el("b", {}, String(s.pool.openBind)), " bind (", String(s.pool.idleBind), " idle) · ", el("b", {}, String(s.pool.leased || 0)), " leased", s.pool.leasesRefused ? " (" + s.pool.leasesRefused + " refused)" : ""),
       el("span", { title: "connections opened, recycled by age, failed" }, fmtNum(s.pool.opened), " opened · ", fmtNum(s.pool.recycled), " recycled · ", fmtNum(s.pool.failed), " failed")),
     el("div", { class: "reason", title: s.reason }, s.check ? el("b", {}, s.check + ": ") : null, s.reason || "—"));
 }

@@ -1,0 +1,225 @@
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/backend"
+)
+
+// Leases are the server connections leased to one client session for the
+// state a directory keeps per connection: paged-results cookies, VLV
+// contexts, long-lived (sync and persistent) searches. Nobody else's
+// operation is sent on a leased connection, and a cursor (a cookie or a
+// context ID the server handed out) is only ever sent back on the
+// connection that issued it.
+//
+// A session holds at most one lease per server. A lease ends — its
+// connection, and whatever state the server kept on it, is closed — when no
+// operation uses it and no cursor points at it, when its cursors stay unused
+// for the idle limit, at the client's next bind (Retire) and when the client
+// leaves (Close).
+//
+// The zero value is ready to use. Lock order: a call's mu may be held while
+// Leases.mu is taken, never the reverse.
+type Leases struct {
+	mu      sync.Mutex // mu guards the fields below and those of every lease
+	held    []*lease
+	cursors map[string]*lease // cursor key → the lease whose server issued it
+	closed  bool
+}
+
+// lease is one connection leased to a session.
+type lease struct {
+	srv     *backend.Server
+	pool    *backend.Pool // the pool that leased conn
+	conn    *backend.Conn
+	users   int  // operations in flight on it, or about to be
+	cursors int  // keys in Leases.cursors pointing at it
+	retired bool // takes no new operation; ends once users is 0
+	idle    *time.Timer
+}
+
+// take reserves an operation on the session's live lease on srv, if any.
+func (ls *Leases) take(srv *backend.Server) *lease {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, l := range ls.held {
+		if l.srv == srv && !l.retired && l.conn.Err() == nil {
+			ls.use(l)
+			return l
+		}
+	}
+	return nil
+}
+
+// cursor reserves an operation on the lease whose server issued key. It
+// returns nil when no lease holds key; lost is true when one did but its
+// connection is gone (the cursor went with it).
+func (ls *Leases) cursor(key string) (l *lease, lost bool) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l = ls.cursors[key]
+	if l == nil {
+		return nil, false
+	}
+	if l.conn.Err() != nil {
+		ls.dropCursorsLocked(l)
+		return nil, true
+	}
+	ls.use(l)
+	return l, false
+}
+
+// use counts one more operation on l. Caller must hold mu.
+func (ls *Leases) use(l *lease) {
+	l.users++
+	if l.idle != nil {
+		l.idle.Stop()
+		l.idle = nil
+	}
+}
+
+// add records conn, just leased on srv, and reserves an operation on it.
+// When the session already got a lease on srv meanwhile, that one is used
+// and spare is conn, to be released; when the session is closed, l is nil
+// and conn is spare.
+func (ls *Leases) add(srv *backend.Server, pool *backend.Pool, conn *backend.Conn) (l *lease, spare *backend.Conn) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.closed {
+		return nil, conn
+	}
+	for _, h := range ls.held {
+		if h.srv == srv && !h.retired && h.conn.Err() == nil {
+			ls.use(h)
+			return h, conn
+		}
+	}
+	l = &lease{srv: srv, pool: pool, conn: conn, users: 1}
+	ls.held = append(ls.held, l)
+	return l, nil
+}
+
+// moveCursor records that the operation which continued cursor from (""
+// for a new one) left the server's cursor at to ("" when the state ended).
+func (ls *Leases) moveCursor(l *lease, from, to string) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if from != "" && ls.cursors[from] == l {
+		delete(ls.cursors, from)
+		l.cursors--
+	}
+	if to == "" || l.retired {
+		return
+	}
+	if old := ls.cursors[to]; old != nil { // a server reusing a cookie value
+		old.cursors--
+	}
+	if ls.cursors == nil {
+		ls.cursors = make(map[string]*lease)
+	}
+	ls.cursors[to] = l
+	l.cursors++
+}
+
+// release ends the reservation of one operation on l. A lease nobody uses
+// ends at once when it holds no cursor, after idle otherwise.
+func (ls *Leases) release(l *lease, idle time.Duration) {
+	ls.mu.Lock()
+	l.users--
+	end := l.users == 0 && (l.cursors == 0 || l.retired || l.conn.Err() != nil)
+	if end {
+		ls.removeLocked(l)
+	} else if l.users == 0 && idle > 0 {
+		l.idle = time.AfterFunc(idle, func() { ls.expire(l) })
+	}
+	ls.mu.Unlock()
+	if end {
+		l.pool.ReleaseLease(l.conn)
+	}
+}
+
+// expire ends a lease whose cursors were not used for the idle limit.
+func (ls *Leases) expire(l *lease) {
+	ls.mu.Lock()
+	end := l.users == 0 && ls.removeLocked(l)
+	ls.mu.Unlock()
+	if end {
+		l.pool.ReleaseLease(l.conn)
+	}
+}
+
+// removeLocked forgets l and its cursors; it reports whether l was held.
+// Caller must hold mu.
+func (ls *Leases) removeLocked(l *lease) bool {
+	ls.dropCursorsLocked(l)
+	if l.idle != nil {
+		l.idle.Stop()
+		l.idle = nil
+	}
+	for i, h := range ls.held {
+		if h == l {
+			ls.held = append(ls.held[:i], ls.held[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// dropCursorsLocked forgets every cursor of l. Caller must hold mu.
+func (ls *Leases) dropCursorsLocked(l *lease) {
+	if l.cursors == 0 {
+		return
+	}
+	for k, v := range ls.cursors {
+		if v == l {
+			delete(ls.cursors, k)
+		}
+	}
+	l.cursors = 0
+}
+
+// Retire ends every cursor of the session, as its client binds again:
+// leases in use end once their operations do, the others at once.
+func (ls *Leases) Retire() { ls.end(false) }
+
+// Close ends every lease of a session whose client left; operations still
+// using one are told their connection is lost.
+func (ls *Leases) Close() { ls.end(true) }
+
+func (ls *Leases) end(closing bool) {
+	ls.mu.Lock()
+	ls.closed = ls.closed || closing
+	var ended []*lease
+	kept := ls.held[:0]
+	for _, l := range ls.held {
+		l.retired = true
+		if l.idle != nil {
+			l.idle.Stop()
+			l.idle = nil
+		}
+		if l.users == 0 || closing {
+			ended = append(ended, l)
+		} else {
+			kept = append(kept, l)
+		}
+	}
+	clear(ls.held[len(kept):])
+	ls.held = kept
+	ls.cursors = nil
+	for _, l := range ls.held {
+		l.cursors = 0
+	}
+	ls.mu.Unlock()
+	for _, l := range ended {
+		l.pool.ReleaseLease(l.conn)
+	}
+}
+
+// Count is the number of leases the session holds.
+func (ls *Leases) Count() int {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return len(ls.held)
+}

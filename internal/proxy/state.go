@@ -1,0 +1,194 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ldapmux/ldapmux/internal/backend"
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+)
+
+// stateKind says whether an operation needs state the server keeps per
+// connection, and so a leased connection (lease.go).
+type stateKind uint8
+
+const (
+	stateless stateKind = iota
+	// cursorOp starts or continues a paged-results or VLV cursor.
+	cursorOp
+	// longLived is a search that may last as long as the client wants:
+	// sync refreshAndPersist (RFC 4533) or persistent search. It has no
+	// operation timeout, and its end is never held against the server.
+	longLived
+)
+
+// Cursor key prefixes, so that a cookie and a context ID never collide.
+const (
+	pagedKey = "p"
+	vlvKey   = "v"
+)
+
+// classify finds in a search's controls whether it needs a leased
+// connection, and the cursor it continues ("" when it starts one).
+// Requests without controls cost one comparison.
+func classify(msg *ldapwire.Message) (kind stateKind, key string) {
+	if msg.OpTag != ldapwire.OpSearchRequest || msg.Controls == nil {
+		return stateless, ""
+	}
+	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDSyncRequest); ok {
+		if mode, err := ldapwire.ParseSyncRequestMode(c.Value); err != nil || mode != ldapwire.SyncRefreshOnly {
+			return longLived, ""
+		}
+	}
+	if _, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDPersistentSearch); ok {
+		return longLived, ""
+	}
+	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDPagedResults); ok {
+		if _, cookie, err := ldapwire.ParsePagedValue(c.Value); err == nil && len(cookie) > 0 {
+			return cursorOp, pagedKey + string(cookie)
+		}
+		return cursorOp, ""
+	}
+	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDVLVRequest); ok {
+		if id, err := ldapwire.ParseVLVRequestContext(c.Value); err == nil && len(id) > 0 {
+			return cursorOp, vlvKey + string(id)
+		}
+		return cursorOp, ""
+	}
+	return stateless, ""
+}
+
+// responseCursor is the cursor a final search response leaves open on its
+// server: a non-empty paged-results cookie or VLV context ID.
+func responseCursor(msg ldapwire.Message) string {
+	if msg.Controls == nil {
+		return ""
+	}
+	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDPagedResults); ok {
+		if _, cookie, err := ldapwire.ParsePagedValue(c.Value); err == nil && len(cookie) > 0 {
+			return pagedKey + string(cookie)
+		}
+		return ""
+	}
+	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDVLVResponse); ok {
+		if id, err := ldapwire.ParseVLVResponseContext(c.Value); err == nil && len(id) > 0 {
+			return vlvKey + string(id)
+		}
+	}
+	return ""
+}
+
+// pinToCursor sends a request that continues a cursor to the lease that
+// holds it: the only server, and connection, where the cookie means
+// anything. It reports false when the request was answered instead.
+func (p *Proxy) pinToCursor(req *Request) bool {
+	l, lost := req.Leases.cursor(req.cursor)
+	if l == nil && strings.HasPrefix(req.cursor, vlvKey) && !lost {
+		req.cursor = "" // a context ID is a hint: a server that never issued it starts afresh
+		return true
+	}
+	if l == nil {
+		msg := "paged results cookie is invalid or old: no search of this connection left it (a new bind or an idle limit ends them); start the search again"
+		if lost {
+			msg = "the server connection that held this paged search was lost; start the search again"
+		}
+		req.out.Code = p.fail(req, ldapwire.UnwillingToPerform, msg)
+		p.complete(req)
+		return false
+	}
+	req.pinned = l
+	req.cands = req.candBuf[:0]
+	for i, s := range req.snap.Servers {
+		if s.Server == l.srv {
+			req.cands = append(req.cands, i)
+		}
+	}
+	return true
+}
+
+// errLeaseLost is why a pinned request found its leased connection closed.
+var errLeaseLost = fmt.Errorf("the connection leased to this client for its paged search or VLV state was lost: %w", backend.ErrConnClosed)
+
+// leasedConn returns the connection leased to req's client on srv, leasing
+// one when the session has none there. Without mayWait it reports
+// errMustWait instead of dialing.
+func (p *Proxy) leasedConn(req *Request, srv *backend.Server, mayWait bool) (*lease, attemptResult) {
+	if l := req.pinned; l != nil {
+		if l.conn.Err() != nil {
+			return nil, attemptResult{status: notSent, err: errLeaseLost}
+		}
+		req.Leases.mu.Lock()
+		req.Leases.use(l)
+		req.Leases.mu.Unlock()
+		return l, attemptResult{}
+	}
+	if l := req.Leases.take(srv); l != nil {
+		return l, attemptResult{}
+	}
+	if !mayWait {
+		return nil, attemptResult{status: notSent, err: errMustWait}
+	}
+	ctx, cancel := p.dialContext(req)
+	defer cancel()
+	if ctx == nil {
+		return nil, attemptResult{status: abandoned}
+	}
+	pool := srv.Pool()
+	conn, err := pool.Lease(ctx)
+	if err != nil {
+		if req.isAbandoned() {
+			return nil, attemptResult{status: abandoned}
+		}
+		return nil, connError(err)
+	}
+	l, spare := req.Leases.add(srv, pool, conn)
+	if spare != nil {
+		pool.ReleaseLease(spare)
+	}
+	if l == nil {
+		return nil, attemptResult{status: abandoned}
+	}
+	return l, attemptResult{}
+}
+
+// rootDSEFilter keeps the root DSE's values that describe what passes
+// through ldapmux: what it refuses is not advertised.
+func rootDSEFilter(attr, value []byte) bool {
+	switch {
+	case strings.EqualFold(string(attr), "supportedExtension"):
+		_, refused := RefusedExtensions[string(value)]
+		return !refused
+	case strings.EqualFold(string(attr), "supportedControl"):
+		_, refused := RefusedControls[string(value)]
+		return !refused
+	}
+	return true
+}
+
+// Extended operations and controls that act on the connection they arrive
+// on rather than on one operation, which ldapmux refuses (unwillingToPerform)
+// and removes from the root DSE; and the proxied authorization controls,
+// which only ldapmux itself may send.
+var (
+	RefusedExtensions = map[string]string{
+		ldapwire.OIDCancel:   "Cancel (use Abandon)",
+		ldapwire.OIDStartTxn: "Start Transaction",
+		ldapwire.OIDEndTxn:   "End Transaction",
+		ldapwire.OIDTurn:     "Turn",
+	}
+	RefusedControls = map[string]string{
+		ldapwire.OIDTxnSpec:        "Transaction Specification",
+		ldapwire.OIDProxiedAuthzV2: "Proxied Authorization",
+		ldapwire.OIDProxiedAuthzV1: "Proxied Authorization (v1)",
+	}
+)
+
+// isRootDSESearch reports whether msg reads the root DSE (a base search of
+// the empty DN).
+func isRootDSESearch(msg *ldapwire.Message) bool {
+	if msg.OpTag != ldapwire.OpSearchRequest || len(msg.TargetDN()) != 0 {
+		return false
+	}
+	sr, err := ldapwire.ParseSearch(msg.Body)
+	return err == nil && sr.Scope == ldapwire.ScopeBase
+}
