@@ -16,6 +16,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapmux/ldapmux/internal/app"
+	"github.com/ldapmux/ldapmux/internal/backend"
 	"github.com/ldapmux/ldapmux/internal/config"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
@@ -139,3 +140,17 @@ func searchDNs(conn *ldap.Conn, base, filter string, attrs ...string) ([]*ldap.E
 }
 
 func dialer() *net.Dialer { return &net.Dialer{Timeout: 5 * time.Second} }
+
+// assertStayedAvailable fails if a server changed state since the proxy
+// started or is not available now.
+func assertStayedAvailable(t *testing.T, a *app.App) {
+	t.Helper()
+	for _, tr := range a.Status().Transitions {
+		t.Errorf("server %s went from %s to %s (%s: %s)", tr.Server, tr.From, tr.To, tr.Check, tr.Reason)
+	}
+	for _, s := range a.Registry().Snapshot().Servers {
+		if s.Health.State != backend.Available {
+			t.Errorf("server %s is %s: %s", s.Name, s.Health.State, s.Health.Reason)
+		}
+	}
+}

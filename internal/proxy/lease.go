@@ -53,9 +53,9 @@ func (ls *Leases) take(srv *backend.Server) *lease {
 	return nil
 }
 
-// cursor reserves an operation on the lease whose server issued key. It
-// returns nil when no lease holds key; lost is true when one did but its
-// connection is gone (the cursor went with it).
+// cursor finds the lease whose server issued key (each attempt reserves
+// its use, leasedConn). It returns nil when no lease holds key; lost is
+// true when one did but its connection is gone (the cursor went with it).
 func (ls *Leases) cursor(key string) (l *lease, lost bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
@@ -67,7 +67,6 @@ func (ls *Leases) cursor(key string) (l *lease, lost bool) {
 		ls.dropCursorsLocked(l)
 		return nil, true
 	}
-	ls.use(l)
 	return l, false
 }
 

@@ -73,6 +73,14 @@ access to *
 //     through by any identity; the rootdn has no limits anyway.
 //   - dbnosync: no fsync per write. Killing slapd (even SIGKILL) loses
 //     nothing, as the data is in the page cache; only a machine crash would.
+//   - sockbuf_max_incoming_auth: authenticated clients may send messages of
+//     up to MaxIncomingAuth (slapd's default is 4 MiB), so that entries of
+//     8 MiB can be added; anonymous clients keep slapd's 256 KiB.
+//   - sssvlv: server-side sorting (RFC 2891) and virtual list views. It sits
+//     above syncprov (configured after it, so it runs first) and replaces
+//     slapd's paged results only for sorted searches. sssvlv-max is raised
+//     from half the threads so that concurrent tests are not refused
+//     globally; sssvlv-maxperconn keeps its default (5 per connection).
 //   - no syncrepl `interval`: it only matters for refreshOnly, and with
 //     slapd 2.5.13 setting it on a refreshAndPersist consumer makes the
 //     daemon thread busy-loop in its run queue until the next wall-clock
@@ -87,6 +95,7 @@ include "{{.SchemaDir}}/nis.schema"
 modulepath "{{.ModulePath}}"
 moduleload back_mdb
 moduleload syncprov
+moduleload sssvlv
 
 serverID {{.ID}}
 authz-policy to
@@ -96,6 +105,7 @@ authz-regexp "^uid=([^,]+)(,cn=[^,]+)?,cn=[^,]+,cn=auth$" "ldap:///{{.Base}}??su
 sasl-secprops noanonymous
 pidfile "{{.Dir}}/slapd.pid"
 argsfile "{{.Dir}}/slapd.args"
+sockbuf_max_incoming_auth {{.MaxIncomingAuth}}
 {{- if .Threads}}
 threads {{.Threads}}
 {{- end}}
@@ -139,6 +149,8 @@ multiprovider on
 {{.ACL}}
 overlay syncprov
 syncprov-sessionlog 1000
+overlay sssvlv
+sssvlv-max 64
 
 database monitor
 access to *
@@ -156,6 +168,7 @@ type peerConf struct {
 // confData is the input of confTemplate and dataACL.
 type confData struct {
 	ID                          int
+	MaxIncomingAuth             int
 	Dir, DBDir                  string
 	SchemaDir, ModulePath       string
 	Threads                     int
@@ -180,7 +193,7 @@ func renderConfig(r *Replica, all []*Replica, threads int) ([]byte, error) {
 		}
 	}
 	d := confData{
-		ID: r.ID, Dir: r.Dir, DBDir: r.dbDir(),
+		ID: r.ID, MaxIncomingAuth: MaxIncomingAuth, Dir: r.Dir, DBDir: r.dbDir(),
 		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: threads,
 		Base: BaseDN, Admin: AdminDN, AdminPassword: AdminPassword,
 		Service: ServiceDN, Writer: WriterDN,

@@ -102,6 +102,20 @@ const (
 	SchemaDir    = "/etc/ldap/schema"
 )
 
+// MaxIncomingAuth is the largest LDAP message slapd accepts from an
+// authenticated client (sockbuf_max_incoming_auth): 20 MiB, room for an
+// 8 MiB entry with room to spare.
+const MaxIncomingAuth = 20 << 20
+
+// Controls implemented by the sssvlv overlay.
+const (
+	// SortControlOID is the server-side sorting request control (RFC 2891).
+	SortControlOID = "1.2.840.113556.1.4.473"
+	// VLVControlOID is the virtual list view request control
+	// (draft-ietf-ldapext-ldapv3-vlv).
+	VLVControlOID = "2.16.840.1.113730.3.4.9"
+)
+
 // MaxReplicas is the largest supported cluster size (syncrepl rids have at
 // most three digits; we use 100*consumer+provider).
 const MaxReplicas = 9
