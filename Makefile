@@ -37,11 +37,12 @@ bench:
 bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/ldapwire/ ./internal/balancer/ ./internal/route/ ./internal/proxy/ ./internal/app/
 
-## fuzz: fuzz the frame decoder, every request decoder and the PROXY header
-## parser, FUZZTIME each (seed corpus of real PDUs in internal/ldapwire/testdata/fuzz)
+## fuzz: fuzz the frame decoder, every request and control value decoder and
+## the PROXY header parser, FUZZTIME each (seed corpus of real PDUs in
+## internal/ldapwire/testdata/fuzz)
 FUZZTIME ?= 60s
 fuzz:
-	@for t in FuzzReader FuzzParseBind FuzzTargetDN FuzzExtendedOID FuzzAbandonTarget FuzzEachControl FuzzParseResult FuzzValidateRequest; do \
+	@for t in FuzzReader FuzzReaderSizes FuzzParseBind FuzzTargetDN FuzzExtendedOID FuzzAbandonTarget FuzzEachControl FuzzParseResult FuzzValidateRequest FuzzControlValues; do \
 		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./internal/ldapwire/ || exit 1; done
 	$(GO) test -run='^$$' -fuzz='^FuzzProxyHeader$$' -fuzztime=$(FUZZTIME) ./internal/frontend/
 
