@@ -55,20 +55,32 @@ func (ls *Leases) take(srv *backend.Server) *lease {
 
 // cursor finds the lease whose server issued key (each attempt reserves
 // its use, leasedConn). It returns nil when no lease holds key; lost is
-// true when one did but its connection is gone (the cursor went with it).
-func (ls *Leases) cursor(key string) (l *lease, lost bool) {
+// true when one did but its connection is gone (the cursor went with it);
+// clash is true when leases on two connections issued key (clashed).
+func (ls *Leases) cursor(key string) (l *lease, lost, clash bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	l = ls.cursors[key]
-	if l == nil {
-		return nil, false
-	}
-	if l.conn.Err() != nil {
+	switch {
+	case l == nil:
+		return nil, false, false
+	case l == clashed:
+		return nil, false, true
+	case l.conn.Err() != nil:
 		ls.dropCursorsLocked(l)
-		return nil, true
+		return nil, true, false
 	}
-	return l, false
+	return l, false, false
 }
+
+// clashed stands in Leases.cursors for a key that two of the session's
+// leases issued while both were live: servers number their cookies per
+// connection (389 Directory Server's are "0", "1", ...), so two servers
+// may hand the same value to one client. Which search the client's cookie
+// continues cannot be told, and a cursor is never sent to a connection that
+// may not have issued it: both are refused until a server issues the value
+// again.
+var clashed = new(lease)
 
 // use counts one more operation on l. Caller must hold mu.
 func (ls *Leases) use(l *lease) {
@@ -112,11 +124,15 @@ func (ls *Leases) moveCursor(l *lease, from, to string) {
 	if to == "" || l.retired {
 		return
 	}
-	if old := ls.cursors[to]; old != nil { // a server reusing a cookie value
-		old.cursors--
-	}
 	if ls.cursors == nil {
 		ls.cursors = make(map[string]*lease)
+	}
+	if old := ls.cursors[to]; old != nil && old != clashed {
+		old.cursors--
+		if old != l && old.conn.Err() == nil { // another live connection issued the same value
+			ls.cursors[to] = clashed
+			return
+		}
 	}
 	ls.cursors[to] = l
 	l.cursors++

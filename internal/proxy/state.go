@@ -82,15 +82,18 @@ func responseCursor(msg ldapwire.Message) string {
 // holds it: the only server, and connection, where the cookie means
 // anything. It reports false when the request was answered instead.
 func (p *Proxy) pinToCursor(req *Request) bool {
-	l, lost := req.Leases.cursor(req.cursor)
+	l, lost, clash := req.Leases.cursor(req.cursor)
 	if l == nil && strings.HasPrefix(req.cursor, vlvKey) && !lost {
 		req.cursor = "" // a context ID is a hint: a server that never issued it starts afresh
 		return true
 	}
 	if l == nil {
 		msg := "paged results cookie is invalid or old: no search of this connection left it (a new bind or an idle limit ends them); start the search again"
-		if lost {
+		switch {
+		case lost:
 			msg = "the server connection that held this paged search was lost; start the search again"
+		case clash:
+			msg = "paged results cookie is ambiguous: two servers gave this connection's searches the same cookie; start the search again"
 		}
 		req.out.Code = p.fail(req, ldapwire.UnwillingToPerform, msg)
 		p.complete(req)
