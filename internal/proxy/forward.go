@@ -60,6 +60,9 @@ func (p *Proxy) Start(req *Request) {
 	if req.cursor != "" && !p.pinToCursor(req) {
 		return
 	}
+	if req.state == cursorOp && req.cursor == "" {
+		preferCursorServer(req)
+	}
 	if len(req.cands) == 0 {
 		req.out.Code = p.fail(req, ldapwire.Unavailable, noServerMessage(req.snap))
 		p.complete(req)

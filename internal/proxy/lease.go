@@ -82,6 +82,20 @@ func (ls *Leases) cursor(key string) (l *lease, lost, clash bool) {
 // again.
 var clashed = new(lease)
 
+// cursorServer is the server of a live lease of the session that holds open
+// cursors, or nil: new cursors go there first, so that one client's cookies
+// come from one connection and cannot clash.
+func (ls *Leases) cursorServer() *backend.Server {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, l := range ls.held {
+		if l.cursors > 0 && !l.retired && l.conn.Err() == nil {
+			return l.srv
+		}
+	}
+	return nil
+}
+
 // use counts one more operation on l. Caller must hold mu.
 func (ls *Leases) use(l *lease) {
 	l.users++

@@ -109,6 +109,22 @@ func (p *Proxy) pinToCursor(req *Request) bool {
 	return true
 }
 
+// preferCursorServer puts first, among the candidates of a request that
+// opens a cursor, the server where the session already has cursors open.
+func preferCursorServer(req *Request) {
+	srv := req.Leases.cursorServer()
+	if srv == nil {
+		return
+	}
+	for i, idx := range req.cands {
+		if req.snap.Servers[idx].Server == srv {
+			copy(req.cands[1:i+1], req.cands[:i])
+			req.cands[0] = idx
+			return
+		}
+	}
+}
+
 // errLeaseLost is why a pinned request found its leased connection closed.
 var errLeaseLost = fmt.Errorf("the connection leased to this client for its paged search or VLV state was lost: %w", backend.ErrConnClosed)
 
