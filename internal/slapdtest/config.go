@@ -76,11 +76,12 @@ access to *
 //   - sockbuf_max_incoming_auth: authenticated clients may send messages of
 //     up to MaxIncomingAuth (slapd's default is 4 MiB), so that entries of
 //     8 MiB can be added; anonymous clients keep slapd's 256 KiB.
-//   - sssvlv: server-side sorting (RFC 2891) and virtual list views. It sits
-//     above syncprov (configured after it, so it runs first) and replaces
-//     slapd's paged results only for sorted searches. sssvlv-max is raised
-//     from half the threads so that concurrent tests are not refused
-//     globally; sssvlv-maxperconn keeps its default (5 per connection).
+//   - sssvlv: server-side sorting (RFC 2891) and virtual list views; it also
+//     takes over the paged results control so that paging works with
+//     sorting. It sits above syncprov (configured after it, so it runs
+//     first); slaptest accepts either order. sssvlv-max is raised from half
+//     the threads so that concurrent tests are not refused globally;
+//     sssvlv-maxperconn keeps its default (5 per connection).
 //   - no syncrepl `interval`: it only matters for refreshOnly, and with
 //     slapd 2.5.13 setting it on a refreshAndPersist consumer makes the
 //     daemon thread busy-loop in its run queue until the next wall-clock

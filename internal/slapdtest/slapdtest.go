@@ -11,7 +11,8 @@
 // restarted, which makes the package suitable for failover tests.
 //
 // Requirements: the Debian slapd 2.5 package (/usr/sbin/slapd, slapadd,
-// slaptest, modules in /usr/lib/ldap, schemas in /etc/ldap/schema).
+// slaptest, modules in /usr/lib/ldap (back_mdb, syncprov, sssvlv), schemas
+// in /etc/ldap/schema).
 //
 // slapd behaviour observed with these servers (2.5.13), relevant to a
 // proxy that uses ServiceDN with Proxied Authorization (RFC 4370):
@@ -103,8 +104,8 @@ const (
 )
 
 // MaxIncomingAuth is the largest LDAP message slapd accepts from an
-// authenticated client (sockbuf_max_incoming_auth): 20 MiB, room for an
-// 8 MiB entry with room to spare.
+// authenticated client (sockbuf_max_incoming_auth): 20 MiB, well above the
+// 8 MiB entries that tests add.
 const MaxIncomingAuth = 20 << 20
 
 // Controls implemented by the sssvlv overlay.

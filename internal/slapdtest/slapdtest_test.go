@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -650,5 +651,46 @@ func TestCopySparse(t *testing.T) {
 	got, err := os.ReadFile(dst)
 	if err != nil || string(got) != string(want) {
 		t.Fatalf("copy differs (err %v, %d vs %d bytes)", err, len(got), len(want))
+	}
+}
+
+// TestSortingAndLargeMessages checks the sssvlv overlay (server-side
+// sorting announced and applied) and that an authenticated client may add
+// an entry larger than slapd's default 4 MiB message limit.
+func TestSortingAndLargeMessages(t *testing.T) {
+	c := ForTest(t, Options{Replicas: 1, Users: 30})
+	admin := dial(t, c.Replica(1), AdminDN, AdminPassword)
+	controls := read(t, admin, "", "supportedControl")
+	for _, oid := range []string{SortControlOID, VLVControlOID} {
+		if !slices.Contains(controls, oid) {
+			t.Errorf("root DSE does not announce %s: %v", oid, controls)
+		}
+	}
+
+	sort := ldap.NewControlServerSideSortingWithSortKeys([]*ldap.SortKey{{AttributeType: "sn", MatchingRule: "caseIgnoreOrderingMatch", Reverse: true}})
+	res, err := admin.Search(ldap.NewSearchRequest(PeopleDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=inetOrgPerson)", []string{"sn"}, []ldap.Control{sort}))
+	if err != nil {
+		t.Fatalf("sorted search: %v", err)
+	}
+	var sns []string
+	for _, e := range res.Entries {
+		sns = append(sns, e.GetAttributeValue("sn"))
+	}
+	if len(sns) != 30 || !slices.IsSortedFunc(sns, func(a, b string) int { return strings.Compare(b, a) }) {
+		t.Fatalf("sorted search returned sn %v, want 30 values in descending order", sns)
+	}
+
+	photo := strings.Repeat("\xff\xd8 not quite a JPEG ", 6<<20/20)
+	add := ldap.NewAddRequest("cn=big,"+ScratchDN, nil)
+	add.Attribute("objectClass", []string{"inetOrgPerson"})
+	add.Attribute("cn", []string{"big"})
+	add.Attribute("sn", []string{"big"})
+	add.Attribute("jpegPhoto", []string{photo})
+	if err := admin.Add(add); err != nil {
+		t.Fatalf("add a %d-byte entry: %v", len(photo), err)
+	}
+	if got := read(t, admin, "cn=big,"+ScratchDN, "jpegPhoto"); len(got) != 1 || got[0] != photo {
+		t.Fatalf("the big entry did not come back intact (%d values)", len(got))
 	}
 }
