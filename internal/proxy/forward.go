@@ -164,15 +164,19 @@ func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backe
 	return c, nil, res
 }
 
-// dialContext bounds the wait for a connection by the connect timeout and
-// lets Abandon stop it; ctx is nil when the operation is already abandoned.
-func (p *Proxy) dialContext(req *Request) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.conf().ConnectTimeout)
-	if !req.setDialCancel(cancel) {
-		cancel()
-		return nil, func() {}
+// waitContext bounds the wait for a connection by the connect timeout and
+// lets Abandon stop it. ctx is nil, and res says why, when the attempt may
+// not wait (errMustWait) or the operation is already abandoned.
+func (p *Proxy) waitContext(req *Request, mayWait bool) (ctx context.Context, cancel context.CancelFunc, res attemptResult) {
+	if !mayWait {
+		return nil, nil, attemptResult{status: notSent, err: errMustWait}
 	}
-	return ctx, func() { req.setDialCancel(nil); cancel() }
+	ctx, stop := context.WithTimeout(context.Background(), p.conf().ConnectTimeout)
+	if !req.setDialCancel(stop) {
+		stop()
+		return nil, nil, attemptResult{status: abandoned}
+	}
+	return ctx, func() { req.setDialCancel(nil); stop() }, attemptResult{}
 }
 
 // pooledConn gets a bind connection for binds and a shared one for the rest.
@@ -183,14 +187,11 @@ func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*ba
 			return c, connError(err)
 		}
 	}
-	if !mayWait {
-		return nil, attemptResult{status: notSent, err: errMustWait}
-	}
-	ctx, cancel := p.dialContext(req)
-	defer cancel()
+	ctx, cancel, res := p.waitContext(req, mayWait)
 	if ctx == nil {
-		return nil, attemptResult{status: abandoned}
+		return nil, res
 	}
+	defer cancel()
 	var c *backend.Conn
 	var err error
 	if bind {

@@ -144,14 +144,11 @@ func (p *Proxy) leasedConn(req *Request, srv *backend.Server, mayWait bool) (*le
 	if l := req.Leases.take(srv); l != nil {
 		return l, attemptResult{}
 	}
-	if !mayWait {
-		return nil, attemptResult{status: notSent, err: errMustWait}
-	}
-	ctx, cancel := p.dialContext(req)
-	defer cancel()
+	ctx, cancel, res := p.waitContext(req, mayWait)
 	if ctx == nil {
-		return nil, attemptResult{status: abandoned}
+		return nil, res
 	}
+	defer cancel()
 	pool := srv.Pool()
 	conn, err := pool.Lease(ctx)
 	if err != nil {
