@@ -54,7 +54,9 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 			code = res.Code
 		}
 		if c.lease != nil && c.req.state == cursorOp { // before the client can send the next page
-			c.req.Leases.moveCursor(c.lease, c.req.cursor, responseCursor(msg))
+			if next, said := responseCursor(msg); said {
+				c.req.Leases.moveCursor(c.lease, c.req.cursor, next)
+			}
 		}
 		if c.req.OnBindResult != nil {
 			c.req.OnBindResult(code)

@@ -59,23 +59,27 @@ func classify(msg *ldapwire.Message) (kind stateKind, key string) {
 }
 
 // responseCursor is the cursor a final search response leaves open on its
-// server: a non-empty paged-results cookie or VLV context ID.
-func responseCursor(msg ldapwire.Message) string {
+// server: a non-empty paged-results cookie or VLV context ID ("" when the
+// state ended). said is false when the response carries neither control
+// (an error such as busy): the server did not say the cursor ended, so the
+// one the request continued is kept, still pointing at its connection.
+func responseCursor(msg ldapwire.Message) (key string, said bool) {
 	if msg.Controls == nil {
-		return ""
+		return "", false
 	}
 	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDPagedResults); ok {
 		if _, cookie, err := ldapwire.ParsePagedValue(c.Value); err == nil && len(cookie) > 0 {
-			return pagedKey + string(cookie)
+			return pagedKey + string(cookie), true
 		}
-		return ""
+		return "", true
 	}
 	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDVLVResponse); ok {
 		if id, err := ldapwire.ParseVLVResponseContext(c.Value); err == nil && len(id) > 0 {
-			return vlvKey + string(id)
+			return vlvKey + string(id), true
 		}
+		return "", true
 	}
-	return ""
+	return "", false
 }
 
 // pinToCursor sends a request that continues a cursor to the lease that
