@@ -350,3 +350,39 @@ func TestPagingCookieClashBetweenServers(t *testing.T) {
 	}
 	untilPoolStats(t, e.pools[1], "ds2", waitLong, "lease ends", func(st backend.PoolStats) bool { return st.Leased == 0 })
 }
+
+// TestResponseCursor: a final response says which cursor it leaves open,
+// that the state ended, or (carrying neither control, as a busy answer
+// does) nothing, in which case the cursor continued is kept.
+func TestResponseCursor(t *testing.T) {
+	vlvResponse := func(ctx string) []byte {
+		v := ldapwire.AppendInteger(nil, 0x02, 3)
+		v = ldapwire.AppendInteger(v, 0x02, 40)
+		v = ldapwire.AppendInteger(v, 0x0a, 0)
+		if ctx != "" {
+			v = ldapwire.AppendElement(v, 0x04, []byte(ctx))
+		}
+		return ldapwire.AppendElement(nil, 0x30, v)
+	}
+	for _, tc := range []struct {
+		name string
+		ctrl [][]byte
+		key  string
+		said bool
+	}{
+		{"no controls", nil, "", false},
+		{"another control only", [][]byte{appendControl(nil, "1.2.3.4", false, nil)}, "", false},
+		{"paged, cookie", [][]byte{appendControl(nil, ldapwire.OIDPagedResults, false, pagedValue(0, "7"))}, pagedKey + "7", true},
+		{"paged, empty cookie", [][]byte{appendControl(nil, ldapwire.OIDPagedResults, false, pagedValue(0, ""))}, "", true},
+		{"vlv, context", [][]byte{appendControl(nil, ldapwire.OIDVLVResponse, false, vlvResponse("c1"))}, vlvKey + "c1", true},
+		{"vlv, no context", [][]byte{appendControl(nil, ldapwire.OIDVLVResponse, false, vlvResponse(""))}, "", true},
+	} {
+		msg, err := ldapwire.Parse(appendResultWithControls(nil, 1, ldapwire.OpSearchResultDone, ldapwire.Busy, "", tc.ctrl...))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if key, said := responseCursor(msg); key != tc.key || said != tc.said {
+			t.Errorf("%s: responseCursor = %q, %v; want %q, %v", tc.name, key, said, tc.key, tc.said)
+		}
+	}
+}
