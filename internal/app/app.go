@@ -44,7 +44,8 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.initObservability()
 	a.servers = make([]*backend.Server, len(cfg.Servers))
 	for i, s := range cfg.Servers {
-		a.servers[i] = &backend.Server{Name: s.Name, Address: s.Address, Location: s.Location, Weight: s.Weight}
+		a.servers[i] = &backend.Server{Name: s.Name, Address: s.Address, Location: s.Location, Weight: s.Weight,
+			Identity: serverIdentity(cfg, s)}
 	}
 	a.registry = backend.NewRegistry(a.servers, nil)
 	a.registry.OnChange = a.stateChanged
@@ -162,4 +163,19 @@ func proxyConfig(cfg *config.Config) proxy.Config {
 func frontendConfig(cfg *config.Config) frontend.Config {
 	return frontend.Config{MaxPDU: int(cfg.Limits.MaxPDUSize), MaxClients: cfg.Limits.MaxClientConnections,
 		MaxClientBuffer: int(cfg.Limits.MaxClientBuffer), WriteTimeout: cfg.Limits.WriteTimeout.D(), Limits: frontendLimits(cfg)}
+}
+
+// serverIdentity is how clients' identities reach server sc.
+func serverIdentity(cfg *config.Config, sc config.Server) backend.IdentitySettings {
+	set := backend.IdentitySettings{ProxyCheckDN: cfg.ServiceAccount.ProxyCheckDN}
+	switch sc.IdentityMode {
+	case config.IdentityProxied:
+		set.Mode = backend.ModeProxied
+	case config.IdentityClientBind:
+		set.Mode = backend.ModeClientBind
+	}
+	if sc.ServerType != config.ServerTypeAuto {
+		set.Type = sc.ServerType
+	}
+	return set
 }

@@ -32,6 +32,9 @@ func (a *App) newChecker() *health.Checker {
 		if len(checks[k]) == 0 {
 			checks[k] = []health.Check{a.obs.checks.Instrument(s.Name, health.DefaultCheck())}
 		}
+		// last, so that it decides only when it finds a problem: a server
+		// that cannot serve its identity mode is unusable
+		checks[k] = append(checks[k], health.Identity{})
 	}
 	hc := health.Config{Frequency: a.cfg.HealthCheckFrequency.D(), Timeout: a.cfg.HealthCheckTimeout.D()}
 	return health.NewChecker(hc, a.registry, targets, checks, a.log)

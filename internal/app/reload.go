@@ -206,12 +206,12 @@ func (a *App) plan(cfg *config.Config, tlsSet *tlsSet) *plan {
 			p.kept[p.slots[k]] = i
 		case inService:
 			p.replaced = append(p.replaced, p.slots[k])
-			p.place(k, sc, tlsSet.servers[i], pc, false)
+			p.place(k, sc, serverIdentity(cfg, sc), tlsSet.servers[i], pc, false)
 		case known:
-			p.place(k, sc, tlsSet.servers[i], pc, true)
+			p.place(k, sc, serverIdentity(cfg, sc), tlsSet.servers[i], pc, true)
 		default:
 			k = len(p.slots)
-			p.place(k, sc, tlsSet.servers[i], pc, true)
+			p.place(k, sc, serverIdentity(cfg, sc), tlsSet.servers[i], pc, true)
 		}
 		p.active = append(p.active, p.slots[k])
 	}
@@ -224,8 +224,8 @@ func (a *App) plan(cfg *config.Config, tlsSet *tlsSet) *plan {
 }
 
 // place makes a new Server with its pool for slot k.
-func (p *plan) place(k int, sc config.Server, t *backend.TLS, pc backend.PoolConfig, fresh bool) {
-	s := &backend.Server{Index: k, Name: sc.Name, Address: sc.Address, Location: sc.Location, Weight: sc.Weight}
+func (p *plan) place(k int, sc config.Server, id backend.IdentitySettings, t *backend.TLS, pc backend.PoolConfig, fresh bool) {
+	s := &backend.Server{Index: k, Name: sc.Name, Address: sc.Address, Location: sc.Location, Weight: sc.Weight, Identity: id}
 	s.SetTLS(t)
 	backend.NewPool(s, pc)
 	if k == len(p.slots) {

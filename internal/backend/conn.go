@@ -150,6 +150,10 @@ func Dial(ctx context.Context, s *Server, kind Kind, bindDN, password string, ti
 			nc.Close()
 			return nil, fmt.Errorf("backend %s: %w", s.Name, err)
 		}
+		if err := c.detectOnce(reader, deadline); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("backend %s: %w", s.Name, err)
+		}
 	}
 	go c.readLoop(reader)
 	sweep.add(c)
@@ -180,6 +184,20 @@ func (c *Conn) serviceBind(r *ldapwire.Reader, dn, password string, deadline tim
 		return fmt.Errorf("service bind as %q refused: result %d %s (check service-account in the config)", dn, res.Code, res.Diagnostic)
 	}
 	return nil
+}
+
+// detectOnce reads the server's root DSE when it was not read lately and
+// records what it found; it fails when the server cannot serve its
+// identity mode.
+func (c *Conn) detectOnce(r *ldapwire.Reader, deadline time.Time) error {
+	if !c.server.needsDetection() {
+		return nil
+	}
+	c.nc.SetDeadline(deadline)
+	defer c.nc.SetDeadline(time.Time{})
+	caps := c.detect(r)
+	c.server.caps.p.Store(caps)
+	return caps.Err
 }
 
 // Server is the backend this connection goes to.

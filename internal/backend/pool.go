@@ -204,8 +204,13 @@ func (p *Pool) dialOp() {
 // dial opens a connection of the given kind, binding operation connections
 // as the service account.
 func (p *Pool) dial(ctx context.Context, kind Kind) (*Conn, error) {
+	return p.dialAs(ctx, kind, kind != BindConn)
+}
+
+// dialAs opens a connection, bound as the service account when serviceBind.
+func (p *Pool) dialAs(ctx context.Context, kind Kind, serviceBind bool) (*Conn, error) {
 	bindDN := ""
-	if kind != BindConn {
+	if serviceBind {
 		bindDN = p.cfg.BindDN
 	}
 	c, err := Dial(ctx, p.server, kind, bindDN, p.cfg.Password, p.cfg.ConnectTimeout, p.cfg.MaxPDU)
@@ -277,14 +282,21 @@ var ErrNoLease = errors.New("no connection left to lease")
 // idle probes leave it alone, and it stays open until ReleaseLease. At most
 // PoolConfig.Leases are leased at once; past that, an error wrapping
 // ErrBusy and ErrNoLease.
-func (p *Pool) Lease(ctx context.Context) (*Conn, error) {
+func (p *Pool) Lease(ctx context.Context) (*Conn, error) { return p.lease(ctx, true) }
+
+// LeaseUnbound leases a connection that is not bound at all: in
+// client-bind mode a client's own bind, or its anonymous operations, go on
+// it. Same cap and ReleaseLease as Lease.
+func (p *Pool) LeaseUnbound(ctx context.Context) (*Conn, error) { return p.lease(ctx, false) }
+
+func (p *Pool) lease(ctx context.Context, serviceBind bool) (*Conn, error) {
 	select {
 	case p.leaseSlots <- struct{}{}:
 	default:
 		p.leasesRefused.Add(1)
 		return nil, fmt.Errorf("backend %s: %w: %w: all %d leased (pool.leased-connections-per-server)", p.server.Name, ErrBusy, ErrNoLease, p.cfg.Leases)
 	}
-	c, err := p.dial(ctx, LeasedConn)
+	c, err := p.dialAs(ctx, LeasedConn, serviceBind)
 	if err == nil {
 		p.mu.Lock()
 		if p.closed {

@@ -46,7 +46,10 @@ type Server struct {
 	Address  string
 	Location string
 	Weight   int
+	// Identity says how clients' identities reach the server (identity.go).
+	Identity IdentitySettings
 
+	caps        capsState // what the last connect found out (identity.go)
 	outstanding atomic.Int64
 	completed   atomic.Int64 // operations ended
 	busyNanos   atomic.Int64 // their total time in flight

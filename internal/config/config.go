@@ -55,6 +55,9 @@ type Config struct {
 	// Security: TLS to backends' defaults and client-side protections
 	// (see security.go).
 	Security `yaml:",inline"`
+	// ServerIdentity: the default identity mode and server type of every
+	// server (see identity.go).
+	ServerIdentity `yaml:",inline"`
 
 	// Dir is the absolute directory of the configuration file, set by Load
 	// (empty after Parse). It is not read from the file.
@@ -87,6 +90,9 @@ type Server struct {
 	ServerHealth `yaml:",inline"`
 	// ServerSecurity holds the server's TLS settings (see security.go).
 	ServerSecurity `yaml:",inline"`
+	// ServerIdentity holds the server's identity mode and type (see
+	// identity.go); the top-level keys give the default.
+	ServerIdentity `yaml:",inline"`
 }
 
 // ServiceAccount is the simple-bind identity of the pooled connections.
@@ -104,6 +110,13 @@ type ServiceAccount struct {
 	// PasswordEnv is the name of an environment variable holding the
 	// password, read at load time.
 	PasswordEnv string `yaml:"password-env"`
+	// ProxyCheckDN, when set, is an identity the service account must be
+	// able to proxy as (proxied-authorization mode): ldapmux proves it on
+	// every server at connect, before the server is used, so that a
+	// service account without proxy rights makes the server unusable with
+	// a clear reason instead of failing every bound client. Any user the
+	// clients bind as will do. Anonymous proxying is always checked.
+	ProxyCheckDN string `yaml:"proxy-check-dn"`
 }
 
 // Pool sizes and maintains the connection pools kept to each server.

@@ -63,8 +63,10 @@ func mustParse(t *testing.T, src string) *Config {
 func TestMinimalGetsDefaults(t *testing.T) {
 	got := mustParse(t, minimal)
 	want := &Config{
-		Listen:  []Listener{{Address: ":1389"}},
-		Servers: []Server{{Name: "ds1", Address: "ldap.example.com:389", Weight: 1, ServerHealth: ServerHealth{HealthCheckFrequency: Duration(time.Second)}}},
+		Listen: []Listener{{Address: ":1389"}},
+		Servers: []Server{{Name: "ds1", Address: "ldap.example.com:389", Weight: 1, ServerHealth: ServerHealth{HealthCheckFrequency: Duration(time.Second)},
+			ServerIdentity: ServerIdentity{IdentityMode: IdentityAuto, ServerType: ServerTypeAuto}}},
+		ServerIdentity: ServerIdentity{IdentityMode: IdentityAuto, ServerType: ServerTypeAuto},
 		ServiceAccount: ServiceAccount{
 			BindDN:   "cn=ldapmux,dc=example,dc=com",
 			Password: "s3cr3t-value",

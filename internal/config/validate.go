@@ -123,6 +123,7 @@ func (c *Config) validate(v *validator) {
 	c.validateObservability(v)
 	c.validateSecurity(v)
 	c.validateHealth(v)
+	c.validateIdentity(v)
 }
 
 func validateListeners(v *validator, ls []Listener) {
@@ -223,6 +224,7 @@ func (c *Config) setDefaults() {
 	c.setObservabilityDefaults()
 	c.setSecurityDefaults()
 	c.setHealthDefaults()
+	c.setIdentityDefaults()
 }
 
 func (p *Pool) setDefaults() {

@@ -178,8 +178,9 @@ func (g *garbageServer) serve(nc net.Conn) {
 		switch {
 		case msg.OpTag == ldapwire.OpBindRequest:
 			out = ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, 0, "")
-		case msg.OpTag == ldapwire.OpSearchRequest && len(msg.TargetDN()) == 0:
-			out = ldapwire.AppendResult(nil, msg.ID, ldapwire.OpSearchResultDone, 0, "")
+		case msg.OpTag == ldapwire.OpSearchRequest && len(msg.TargetDN()) == 0: // the root DSE: it claims proxied authorization
+			out = ldapwire.AppendSearchEntry(nil, msg.ID, "", []ldapwire.Attribute{{Type: "supportedControl", Values: []string{ldapwire.OIDProxiedAuthzV2}}}, false)
+			out = ldapwire.AppendResult(out, msg.ID, ldapwire.OpSearchResultDone, 0, "")
 		case msg.OpTag == ldapwire.OpAbandonRequest || msg.OpTag == ldapwire.OpUnbindRequest:
 			continue
 		default:

@@ -134,6 +134,10 @@ func (s *Server) answer(dst []byte, msg ldapwire.Message) []byte {
 	case ldapwire.OpAbandonRequest:
 		return dst
 	case ldapwire.OpSearchRequest:
+		if msg.Controls == nil && len(msg.TargetDN()) == 0 { // the root DSE read at connect
+			dst = ldapwire.AppendSearchEntry(dst, msg.ID, "", rootDSE, false)
+			return ldapwire.AppendResult(dst, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "")
+		}
 		for range s.entries.Load() {
 			dst = ldapwire.AppendMessage(dst, msg.ID, s.entry, nil, nil)
 		}
@@ -147,6 +151,9 @@ func (s *Server) answer(dst []byte, msg ldapwire.Message) []byte {
 	}
 	return ldapwire.AppendResult(dst, msg.ID, ldapwire.ResponseTag(msg.OpTag), ldapwire.Success, "")
 }
+
+// rootDSE advertises proxied authorization, which the fake accepts.
+var rootDSE = []ldapwire.Attribute{{Type: "supportedControl", Values: []string{ldapwire.OIDProxiedAuthzV2}}}
 
 // held counts msg, a search, when it is watched and reports whether it is
 // left without its final result.

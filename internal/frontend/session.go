@@ -200,12 +200,27 @@ func (s *Session) extended(msg ldapwire.Message) {
 	case ldapwire.OIDStartTLS:
 		s.startTLS(msg)
 		return
+	case ldapwire.OIDWhoAmI:
+		if msg.Controls == nil {
+			s.whoAmI(msg)
+			return
+		}
 	case ldapwire.OIDPasswordModify:
 		if s.refuseInsecure(msg) {
 			return
 		}
 	}
 	s.operation(msg)
+}
+
+// whoAmI answers "Who am I?" (RFC 4532) from the identity ldapmux tracks
+// for the client: a server would answer with the identity of the
+// connection (389 Directory Server ignores proxied authorization there,
+// Active Directory's answer names the bound user only on its own
+// connection), which through shared connections is not the client's.
+func (s *Session) whoAmI(msg ldapwire.Message) {
+	s.Send(ldapwire.AppendExtendedResult(nil, msg.ID, ldapwire.Success, s.ident.Load().AuthzID))
+	s.observeLocal(msg, ldapwire.Success)
 }
 
 // start registers the operation and hands it to the proxy; prepare, when

@@ -111,3 +111,31 @@ func OperationName(tag byte) string {
 	}
 	return "unknown"
 }
+
+// EntryValues calls fn for every value of every attribute of a
+// SearchResultEntry.
+func EntryValues(msg Message, fn func(attr, value []byte)) error {
+	_, err := AppendEntryFiltered(nil, msg, msg.ID, func(attr, value []byte) bool { fn(attr, value); return true })
+	return err
+}
+
+// AppendBaseSearch appends a base-object search of base with the filter
+// (objectClass=*) for attrs, with control (one encoded Control) when not
+// nil.
+func AppendBaseSearch(dst []byte, id int32, base string, attrs []string, control []byte) []byte {
+	var body []byte
+	body = appendString(body, tagOctetString, base)
+	body = appendInt(body, tagEnumerated, ScopeBase)
+	body = appendInt(body, tagEnumerated, 0) // neverDerefAliases
+	body = appendInt(body, tagInteger, 0)    // sizeLimit
+	body = appendInt(body, tagInteger, 0)    // timeLimit
+	body = append(body, tagBoolean, 1, 0)    // typesOnly FALSE
+	body = appendString(body, 0x87, "objectClass")
+	var list []byte
+	for _, a := range attrs {
+		list = appendString(list, tagOctetString, a)
+	}
+	body = AppendElement(body, tagSequence, list)
+	op := AppendElement(nil, OpSearchRequest, body)
+	return AppendMessage(dst, id, op, nil, control)
+}

@@ -30,7 +30,7 @@ type call struct {
 func (c *call) encode(dst []byte, id int32) []byte {
 	c.id = id
 	var extra []byte
-	if c.req.Msg.OpTag != ldapwire.OpBindRequest {
+	if c.req.Msg.OpTag != ldapwire.OpBindRequest && (c.lease == nil || !c.lease.direct) {
 		extra = c.req.Identity.control
 	}
 	return ldapwire.AppendMessage(dst, id, c.req.Msg.Op, c.req.Msg.Controls, extra)
@@ -57,6 +57,9 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 			if next, said := responseCursor(msg); said {
 				c.req.Leases.moveCursor(c.lease, c.req.cursor, next)
 			}
+		}
+		if c.lease != nil && c.req.Msg.OpTag == ldapwire.OpBindRequest {
+			c.req.Leases.bindResult(c.lease, code == ldapwire.Success)
 		}
 		if c.req.OnBindResult != nil {
 			c.req.OnBindResult(code)

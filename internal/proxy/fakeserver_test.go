@@ -284,10 +284,16 @@ func (ds *fakeDS) search(c *fakeConn, msg ldapwire.Message) []byte {
 	if !c.bound {
 		ds.problemLocked("conn %d: search before the service bind", c.id)
 	}
+	sr, err := ldapwire.ParseSearch(msg.Body)
+	if err == nil && msg.Controls == nil && len(sr.BaseDN) == 0 && sr.Scope == ldapwire.ScopeBase {
+		// the root DSE read at connect: it advertises proxied authorization
+		out := ldapwire.AppendSearchEntry(nil, msg.ID, "", []ldapwire.Attribute{
+			{Type: "supportedControl", Values: []string{ldapwire.OIDProxiedAuthzV2}}}, false)
+		return ldapwire.AppendResult(out, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "")
+	}
 	if !ldapwire.HasControl(msg.Controls, ldapwire.OIDProxiedAuthzV2) {
 		ds.problemLocked("conn %d: search without the proxied authorization control", c.id)
 	}
-	sr, err := ldapwire.ParseSearch(msg.Body)
 	if err != nil {
 		ds.problemLocked("conn %d: bad search: %v", c.id, err)
 		return ldapwire.AppendResult(nil, msg.ID, ldapwire.OpSearchResultDone, ldapwire.ProtocolError, err.Error())

@@ -57,6 +57,9 @@ func (p *Proxy) Start(req *Request) {
 		go p.saslBind(req)
 		return
 	}
+	if req.Leases != nil && req.Msg.OpTag != ldapwire.OpBindRequest && !p.pinToBinding(req) {
+		return
+	}
 	if req.cursor != "" && !p.pinToCursor(req) {
 		return
 	}
@@ -153,6 +156,13 @@ func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptRe
 // operations on state kept per connection, and a shared one for the rest.
 // Without mayWait it returns errMustWait instead of waiting for one.
 func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, *lease, attemptResult) {
+	if srv.ClientBind() || req.pinned != nil && req.pinned.direct {
+		l, res := p.directConn(req, srv, mayWait)
+		if l == nil {
+			return nil, nil, res
+		}
+		return l.conn, l, res
+	}
 	if req.state != stateless {
 		l, res := p.leasedConn(req, srv, mayWait)
 		if l == nil {

@@ -27,6 +27,9 @@ type Leases struct {
 	held    []*lease
 	cursors map[string]*lease // cursor key → the lease whose server issued it
 	closed  bool
+	// boundGone: the connection the client was bound on (client-bind
+	// mode) was lost; its operations fail until it binds again.
+	boundGone *backend.Server
 }
 
 // lease is one connection leased to a session.
@@ -38,14 +41,20 @@ type lease struct {
 	cursors int  // keys in Leases.cursors pointing at it
 	retired bool // takes no new operation; ends once users is 0
 	idle    *time.Timer
+	// direct: in client-bind mode, the connection carries the client's own
+	// identity (its bind, or none): operations go without a control.
+	direct bool
+	sticky bool // kept for the session: ends only at Retire, Close or failure
+	bound  bool // the client's successful bind was performed on it
 }
 
-// take reserves an operation on the session's live lease on srv, if any.
-func (ls *Leases) take(srv *backend.Server) *lease {
+// take reserves an operation on the session's live lease on srv, if any:
+// a direct one (client-bind mode) or one bound as the service account.
+func (ls *Leases) take(srv *backend.Server, direct bool) *lease {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	for _, l := range ls.held {
-		if l.srv == srv && !l.retired && l.conn.Err() == nil {
+		if l.srv == srv && l.direct == direct && !l.retired && l.conn.Err() == nil {
 			ls.use(l)
 			return l
 		}
@@ -110,18 +119,26 @@ func (ls *Leases) use(l *lease) {
 // and spare is conn, to be released; when the session is closed, l is nil
 // and conn is spare.
 func (ls *Leases) add(srv *backend.Server, pool *backend.Pool, conn *backend.Conn) (l *lease, spare *backend.Conn) {
+	return ls.addLease(&lease{srv: srv, pool: pool, conn: conn})
+}
+
+// addLease records a new lease (see add); a direct sticky one may be
+// shared like any, a direct lease for a bind (neither sticky nor shared)
+// is always added.
+func (ls *Leases) addLease(n *lease) (l *lease, spare *backend.Conn) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if ls.closed {
-		return nil, conn
+		return nil, n.conn
 	}
 	for _, h := range ls.held {
-		if h.srv == srv && !h.retired && h.conn.Err() == nil {
+		if (n.sticky || !n.direct) && h.srv == n.srv && h.direct == n.direct && !h.retired && h.conn.Err() == nil {
 			ls.use(h)
-			return h, conn
+			return h, n.conn
 		}
 	}
-	l = &lease{srv: srv, pool: pool, conn: conn, users: 1}
+	l = n
+	l.users = 1
 	ls.held = append(ls.held, l)
 	return l, nil
 }
@@ -157,10 +174,14 @@ func (ls *Leases) moveCursor(l *lease, from, to string) {
 func (ls *Leases) release(l *lease, idle time.Duration) {
 	ls.mu.Lock()
 	l.users--
-	end := l.users == 0 && (l.cursors == 0 || l.retired || l.conn.Err() != nil)
+	dead := l.conn.Err() != nil
+	if dead && l.bound && !l.retired {
+		ls.boundGone = l.srv
+	}
+	end := l.users == 0 && (l.cursors == 0 && !l.sticky || l.retired || dead)
 	if end {
 		ls.removeLocked(l)
-	} else if l.users == 0 && idle > 0 {
+	} else if l.users == 0 && idle > 0 && !l.sticky {
 		l.idle = time.AfterFunc(idle, func() { ls.expire(l) })
 	}
 	ls.mu.Unlock()
@@ -220,6 +241,7 @@ func (ls *Leases) Close() { ls.end(true) }
 func (ls *Leases) end(closing bool) {
 	ls.mu.Lock()
 	ls.closed = ls.closed || closing
+	ls.boundGone = nil
 	var ended []*lease
 	kept := ls.held[:0]
 	for _, l := range ls.held {
@@ -244,6 +266,53 @@ func (ls *Leases) end(closing bool) {
 	for _, l := range ended {
 		l.pool.ReleaseLease(l.conn)
 	}
+}
+
+// bindResult records the end of a client's bind performed on l (client-bind
+// mode): on success l becomes the connection the client is bound on, kept
+// for the session, and the session's other direct leases (anonymous) end.
+func (ls *Leases) bindResult(l *lease, ok bool) {
+	ls.mu.Lock()
+	var ended []*lease
+	if ok && !l.retired {
+		l.bound, l.sticky = true, true
+		ls.boundGone = nil
+		for _, h := range ls.held {
+			if h != l && h.direct {
+				h.retired = true
+				if h.users == 0 {
+					ended = append(ended, h)
+				}
+			}
+		}
+		for _, h := range ended {
+			ls.removeLocked(h)
+		}
+	}
+	ls.mu.Unlock()
+	for _, h := range ended {
+		h.pool.ReleaseLease(h.conn)
+	}
+}
+
+// boundLease is the live connection the client is bound on (client-bind
+// mode), or nil; gone names the server when that connection was lost.
+func (ls *Leases) boundLease() (l *lease, gone *backend.Server) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.boundGone != nil {
+		return nil, ls.boundGone
+	}
+	for _, h := range ls.held {
+		if h.bound && !h.retired {
+			if h.conn.Err() != nil {
+				ls.boundGone = h.srv
+				return nil, h.srv
+			}
+			return h, nil
+		}
+	}
+	return nil, nil
 }
 
 // Count is the number of leases the session holds.

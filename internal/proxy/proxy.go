@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,13 +27,22 @@ type Identity struct {
 // Anonymous is the identity of clients that have not bound.
 var Anonymous = NewIdentity("")
 
-// NewIdentity prepares the identity of a client bound as dn.
-func NewIdentity(dn string) *Identity {
-	authzID := ""
-	if dn != "" {
-		authzID = "dn:" + dn
+// NewIdentity prepares the identity of a client bound as name: a DN, or in
+// client-bind mode also a user name Active Directory accepts
+// (alice@EXAMPLE.TEST, EXAMPLE\alice), whose authorization ID is "u:name".
+// The anonymous identity is carried as the authzId "dn:" (RFC 4513,
+// 5.2.1.8: an empty DN), which OpenLDAP and 389 Directory Server both
+// accept; 389 refuses the empty authzId.
+func NewIdentity(name string) *Identity {
+	authzID := "dn:" + name
+	if name != "" && !strings.Contains(name, "=") {
+		authzID = "u:" + name
 	}
-	return &Identity{DN: dn, AuthzID: authzID, control: ldapwire.ProxiedAuthzControl(authzID)}
+	ident := &Identity{DN: name, AuthzID: authzID, control: ldapwire.ProxiedAuthzControl(authzID)}
+	if name == "" {
+		ident.AuthzID = ""
+	}
+	return ident
 }
 
 // Sink receives the responses of one client operation. No method may block:

@@ -110,6 +110,14 @@ func (p *Proxy) saslBind(req *Request) {
 			return // answered
 		}
 	}
+	if srv.ClientBind() {
+		go conn.Retire()
+		req.out.Server = srv.Name
+		req.out.Code = p.fail(req, ldapwire.AuthMethodNotSupported, fmt.Sprintf(
+			"server %s is used in client-bind mode (no proxied authorization): SASL binds cannot be passed on; use a simple bind", srv.Name))
+		p.complete(req)
+		return
+	}
 	started, _ := srv.StartOp(0)
 	res := p.roundTrip(req, conn, func(dst []byte, id int32) []byte {
 		return ldapwire.AppendMessage(dst, id, req.Msg.Op, req.Msg.Controls, nil)

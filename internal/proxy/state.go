@@ -103,13 +103,7 @@ func (p *Proxy) pinToCursor(req *Request) bool {
 		p.complete(req)
 		return false
 	}
-	req.pinned = l
-	req.cands = req.candBuf[:0]
-	for i, s := range req.snap.Servers {
-		if s.Server == l.srv {
-			req.cands = append(req.cands, i)
-		}
-	}
+	p.pinTo(req, l)
 	return true
 }
 
@@ -137,15 +131,9 @@ var errLeaseLost = fmt.Errorf("the connection leased to this client for its page
 // errMustWait instead of dialing.
 func (p *Proxy) leasedConn(req *Request, srv *backend.Server, mayWait bool) (*lease, attemptResult) {
 	if l := req.pinned; l != nil {
-		if l.conn.Err() != nil {
-			return nil, attemptResult{status: notSent, err: errLeaseLost}
-		}
-		req.Leases.mu.Lock()
-		req.Leases.use(l)
-		req.Leases.mu.Unlock()
-		return l, attemptResult{}
+		return p.usePinned(req, l)
 	}
-	if l := req.Leases.take(srv); l != nil {
+	if l := req.Leases.take(srv, false); l != nil {
 		return l, attemptResult{}
 	}
 	ctx, cancel, res := p.waitContext(req, mayWait)

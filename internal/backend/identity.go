@@ -1,0 +1,233 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+)
+
+// IdentityMode is how a client's identity reaches a server.
+type IdentityMode int32
+
+const (
+	// ModeAuto chooses from the server's root DSE (configuration only):
+	// proxied authorization when the server supports the control, client
+	// bind otherwise.
+	ModeAuto IdentityMode = iota
+	// ModeProxied sends every operation on shared connections bound as
+	// the service account, with a Proxied Authorization v2 control.
+	ModeProxied
+	// ModeClientBind performs the client's own bind on a connection leased
+	// to the client, which then carries its operations without a control.
+	ModeClientBind
+)
+
+func (m IdentityMode) String() string {
+	switch m {
+	case ModeProxied:
+		return "proxied-authorization"
+	case ModeClientBind:
+		return "client-bind"
+	}
+	return "auto"
+}
+
+// Server types, detected from the root DSE or configured.
+const (
+	TypeOpenLDAP = "openldap"
+	Type389DS    = "389ds"
+	TypeAD       = "active-directory"
+	TypeGeneric  = "generic"
+)
+
+// IdentitySettings are what the configuration says of a server's identity
+// handling; zero values mean auto.
+type IdentitySettings struct {
+	Mode IdentityMode
+	Type string // "" to detect
+	// ProxyCheckDN, when set, is an identity the service account must be
+	// able to proxy as: proven at connect, before the server is used.
+	ProxyCheckDN string
+}
+
+// Capabilities are what ldapmux found out about a server at connect time.
+type Capabilities struct {
+	Type         string
+	Vendor       string // vendorName and vendorVersion, when the server says
+	Mode         IdentityMode
+	ProxiedAuthz bool      // Proxied Authorization v2 in supportedControl
+	Err          error     // why the server cannot serve its identity mode
+	At           time.Time // when this was found
+}
+
+// Summary is a one-line description for status and logs.
+func (c *Capabilities) Summary() string {
+	s := fmt.Sprintf("%s, identity %s", c.Type, c.Mode)
+	if c.Vendor != "" {
+		s += " (" + c.Vendor + ")"
+	}
+	return s
+}
+
+// capsState holds a server's detected capabilities.
+type capsState struct{ p atomic.Pointer[Capabilities] }
+
+// Capabilities returns what was detected at the last connect, or nil
+// before the first.
+func (s *Server) Capabilities() *Capabilities { return s.caps.p.Load() }
+
+// ClientBind reports whether the server is used in client-bind mode.
+func (s *Server) ClientBind() bool {
+	c := s.caps.p.Load()
+	return c != nil && c.Err == nil && c.Mode == ModeClientBind
+}
+
+// detectEvery is how often a connect reads the root DSE again.
+const detectEvery = time.Minute
+
+// needsDetection reports whether the next service-bound connect should
+// read the root DSE.
+func (s *Server) needsDetection() bool {
+	c := s.caps.p.Load()
+	return c == nil || c.Err != nil || time.Since(c.At) > detectEvery
+}
+
+// ErrIdentityMode wraps why a server cannot serve its identity mode.
+var ErrIdentityMode = errors.New("server cannot serve the identity mode")
+
+// rootDSEAttrs are read to recognise a server.
+var rootDSEAttrs = []string{"objectClass", "vendorName", "vendorVersion", "supportedControl",
+	"supportedExtension", "forestFunctionality", "domainControllerFunctionality", "supportedCapabilities"}
+
+// detect reads the root DSE on a connection bound as the service account,
+// before its reader starts, chooses the identity mode and proves it: in
+// proxied-authorization mode the service account must be able to proxy
+// (as anonymous, and as ProxyCheckDN when set).
+func (c *Conn) detect(r *ldapwire.Reader) *Capabilities {
+	caps := &Capabilities{At: time.Now(), Type: TypeGeneric}
+	dse, err := c.roundTrip(r, ldapwire.AppendBaseSearch(nil, c.nextID+1, "", rootDSEAttrs, nil))
+	if err != nil {
+		caps.Err = fmt.Errorf("%w: reading the root DSE: %v", ErrIdentityMode, err)
+		return caps
+	}
+	set := c.server.Identity
+	caps.Type, caps.Vendor = recognise(dse)
+	if set.Type != "" {
+		caps.Type = set.Type
+	}
+	caps.ProxiedAuthz = slices.Contains(dse["supportedcontrol"], ldapwire.OIDProxiedAuthzV2)
+	caps.Mode = set.Mode
+	if caps.Mode == ModeAuto {
+		caps.Mode = ModeClientBind
+		if caps.ProxiedAuthz {
+			caps.Mode = ModeProxied
+		}
+	}
+	if caps.Mode == ModeProxied {
+		caps.Err = c.proveProxy(r, caps.ProxiedAuthz, set.ProxyCheckDN)
+	}
+	return caps
+}
+
+// recognise names the server type and vendor from its root DSE.
+func recognise(dse map[string][]string) (typ, vendor string) {
+	vendor = strings.TrimSpace(strings.Join(append(dse["vendorname"], dse["vendorversion"]...), " "))
+	lower := strings.ToLower(vendor)
+	switch {
+	case len(dse["forestfunctionality"]) > 0 || len(dse["domaincontrollerfunctionality"]) > 0 ||
+		slices.Contains(dse["supportedcapabilities"], "1.2.840.113556.1.4.800"):
+		return TypeAD, vendor
+	case strings.Contains(lower, "389") || strings.Contains(lower, "red hat") || strings.Contains(lower, "fedora"):
+		return Type389DS, vendor
+	case slices.ContainsFunc(dse["objectclass"], func(v string) bool { return strings.EqualFold(v, "OpenLDAProotDSE") }):
+		return TypeOpenLDAP, vendor
+	}
+	return TypeGeneric, vendor
+}
+
+// proveProxy sends base searches of the root DSE with a critical Proxied
+// Authorization control: a service account that may not proxy is found
+// before any client's operation fails with it.
+func (c *Conn) proveProxy(r *ldapwire.Reader, advertised bool, checkDN string) error {
+	if !advertised {
+		return fmt.Errorf("%w: proxied-authorization: the server does not list Proxied Authorization (%s) in supportedControl; use identity-mode: client-bind",
+			ErrIdentityMode, ldapwire.OIDProxiedAuthzV2)
+	}
+	ids := []string{"dn:"}
+	if checkDN != "" {
+		ids = append(ids, "dn:"+checkDN)
+	}
+	for _, id := range ids {
+		_, err := c.roundTrip(r, ldapwire.AppendBaseSearch(nil, c.nextID+1, "", []string{"1.1"}, ldapwire.ProxiedAuthzControl(id)))
+		if err != nil {
+			return fmt.Errorf("%w: the service account cannot use proxied authorization as %q: %v (grant it the right to proxy: authzTo in OpenLDAP, a proxy ACI in 389 Directory Server)",
+				ErrIdentityMode, id, err)
+		}
+	}
+	return nil
+}
+
+// roundTrip sends one search before the reader starts and returns the
+// values of the entry it returned, attribute names in lower case; a result
+// other than success is an error.
+func (c *Conn) roundTrip(r *ldapwire.Reader, req []byte) (map[string][]string, error) {
+	c.nextID++
+	if _, err := c.nc.Write(req); err != nil {
+		return nil, err
+	}
+	values := map[string][]string{}
+	for {
+		frame, err := r.Next()
+		if err != nil {
+			return nil, err
+		}
+		msg, err := ldapwire.Parse(frame)
+		if err != nil {
+			return nil, err
+		}
+		switch msg.OpTag {
+		case ldapwire.OpSearchResultEntry:
+			if err := ldapwire.EntryValues(msg, func(a, v []byte) {
+				k := strings.ToLower(string(a))
+				values[k] = append(values[k], string(v))
+			}); err != nil {
+				return nil, err
+			}
+		case ldapwire.OpSearchResultReference, ldapwire.OpIntermediateResponse:
+		default:
+			res, err := ldapwire.ParseResult(msg.Body)
+			if err != nil {
+				return nil, err
+			}
+			if res.Code != ldapwire.Success {
+				return nil, fmt.Errorf("result %d (%s) %s", res.Code, ldapwire.ResultName(res.Code), res.Diagnostic)
+			}
+			return values, nil
+		}
+	}
+}
+
+// Detect reads the server's root DSE again when it was not read lately (or
+// the last reading found a problem), on a connection of its own bound as
+// the service account, and returns what is known. err is why no
+// connection could be made.
+func (p *Pool) Detect(ctx context.Context) (*Capabilities, error) {
+	if !p.server.needsDetection() {
+		return p.server.Capabilities(), nil
+	}
+	c, err := Dial(ctx, p.server, OpConn, p.cfg.BindDN, p.cfg.Password, p.cfg.ConnectTimeout, p.cfg.MaxPDU)
+	if err != nil {
+		if caps := p.server.Capabilities(); caps != nil && caps.Err != nil && errors.Is(err, ErrIdentityMode) {
+			return caps, nil
+		}
+		return nil, err
+	}
+	c.closeGracefully()
+	return p.server.Capabilities(), nil
+}

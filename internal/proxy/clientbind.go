@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"fmt"
+
+	"github.com/ldapmux/ldapmux/internal/backend"
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+)
+
+// Client-bind mode (servers without proxied authorization, such as Active
+// Directory): a client's bind is performed on a connection leased to its
+// session, which then carries the client's operations to that server, with
+// no control: the server sees the client's own identity. Anonymous clients
+// get an unbound leased connection. The client's password is never kept:
+// when the connection it is bound on is lost, its operations fail with a
+// message asking it to bind again (it may have been moved to another
+// server by then, with its new bind).
+
+// pinToBinding sends the operations of a client bound in client-bind mode
+// to the connection it is bound on. It reports false when the request was
+// answered instead (that connection was lost).
+func (p *Proxy) pinToBinding(req *Request) bool {
+	l, gone := req.Leases.boundLease()
+	if gone != nil {
+		req.out.Code = p.fail(req, ldapwire.Unavailable, fmt.Sprintf(
+			"the connection to server %s on which this client is bound was lost; bind again (ldapmux keeps no password to do it for you)", gone.Name))
+		p.complete(req)
+		return false
+	}
+	if l != nil {
+		p.pinTo(req, l)
+	}
+	return true
+}
+
+// pinTo makes l's server the only candidate of req, and l its connection.
+func (p *Proxy) pinTo(req *Request, l *lease) {
+	req.pinned = l
+	req.cands = req.candBuf[:0]
+	for i, s := range req.snap.Servers {
+		if s.Server == l.srv {
+			req.cands = append(req.cands, i)
+		}
+	}
+}
+
+// directConn returns the connection carrying the client's own identity to
+// srv: the one it is bound on, a new unbound one for a bind, or the
+// session's unbound one for an anonymous client.
+func (p *Proxy) directConn(req *Request, srv *backend.Server, mayWait bool) (*lease, attemptResult) {
+	bind := req.Msg.OpTag == ldapwire.OpBindRequest
+	if l := req.pinned; l != nil && !bind {
+		return p.usePinned(req, l)
+	}
+	if !bind {
+		if l := req.Leases.take(srv, true); l != nil {
+			return l, attemptResult{}
+		}
+	}
+	ctx, cancel, res := p.waitContext(req, mayWait)
+	if ctx == nil {
+		return nil, res
+	}
+	defer cancel()
+	pool := srv.Pool()
+	conn, err := pool.LeaseUnbound(ctx)
+	if err != nil {
+		if req.isAbandoned() {
+			return nil, attemptResult{status: abandoned}
+		}
+		return nil, connError(err)
+	}
+	l, spare := req.Leases.addLease(&lease{srv: srv, pool: pool, conn: conn, direct: true, sticky: !bind})
+	if spare != nil {
+		pool.ReleaseLease(spare)
+	}
+	if l == nil {
+		return nil, attemptResult{status: abandoned}
+	}
+	return l, attemptResult{}
+}
+
+// usePinned reserves an operation on the lease req is pinned to.
+func (p *Proxy) usePinned(req *Request, l *lease) (*lease, attemptResult) {
+	if l.conn.Err() != nil {
+		return nil, attemptResult{status: notSent, err: errLeaseLost}
+	}
+	req.Leases.mu.Lock()
+	req.Leases.use(l)
+	req.Leases.mu.Unlock()
+	return l, attemptResult{}
+}
