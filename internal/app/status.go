@@ -43,6 +43,9 @@ func (a *App) serverStatus(v backend.ServerView, latest status.Sample) status.Se
 		Forwarded: t.Forwarded.Load(), Completed: t.Completed.Load(), Failed: t.Failed.Load(),
 		OpsPerSec: rate.OpsPerSec, LatencyMs: rate.LatencyMs,
 	}
+	if caps := v.Capabilities(); caps != nil {
+		s.ServerType, s.IdentityMode, s.Vendor = caps.Type, caps.Mode.String(), caps.Vendor
+	}
 	if p := v.Pool(); p != nil {
 		ps := p.Stats()
 		s.Pool = status.Pool{OpenOps: ps.OpenOps, OpenBinds: ps.OpenBinds, IdleBinds: ps.IdleBinds,

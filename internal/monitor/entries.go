@@ -71,6 +71,7 @@ func serverAttrs(s status.Server) []ldapwire.Attribute {
 		"cn", "LDAP External Server "+s.Name, "server-name", s.Name,
 		"server-address", s.Address, "location", s.Location,
 		"health-check-state", s.State, "health-check-score", num(int64(s.Score)),
+		"server-type", s.ServerType, "identity-mode", s.IdentityMode, "vendor", s.Vendor,
 		"health-check-name", s.Check, "health-check-message", s.Reason, "health-check-since", genTime(s.Since),
 		"outstanding-operations", num(s.Outstanding),
 		"operations-forwarded", num(s.Forwarded), "operations-completed", num(s.Completed), "operations-failed", num(s.Failed),

@@ -50,6 +50,11 @@ type Server struct {
 	OpsPerSec   float64   `json:"opsPerSec"` // over the last sample
 	LatencyMs   float64   `json:"latencyMs"` // mean, over the last sample
 	Pool        Pool      `json:"pool"`
+	// ServerType, IdentityMode and Vendor are what the server's root DSE
+	// said at the last connect ("" before the first).
+	ServerType   string `json:"serverType"`
+	IdentityMode string `json:"identityMode"`
+	Vendor       string `json:"vendor"`
 }
 
 // Pool is a server's connection pool.

@@ -110,7 +110,7 @@ function serverCard(s, color, now) {
     el("div", { class: "server-head" },
       el("span", { class: "server-name" }, el("span", { class: "swatch", style: { background: color } }), s.name),
       el("span", { class: "state", title: s.state + since }, s.state)),
-    el("div", { class: "addr" }, s.address),
+    el("div", { class: "addr" }, s.address, s.serverType ? " · " + s.serverType + ", " + s.identityMode : "", s.vendor ? " (" + s.vendor + ")" : ""),
     el("div", { class: "score" }, "score", scoreBar(s.score), el("b", {}, String(s.score))),
     el("div", { class: "metrics" },
       metric("ops/s", fmtNum(s.opsPerSec, 1)),
