@@ -156,7 +156,8 @@ type BusynessCheck struct {
 	DegradedResponseTime    Duration `yaml:"degraded-response-time"`
 	AvailableResponseTime   Duration `yaml:"available-response-time"`
 	UnavailableResponseTime Duration `yaml:"unavailable-response-time"`
-	// ServerMonitor is none (default), openldap or pingdirectory: where the
+	// ServerMonitor is none (default), openldap, 389ds, pingdirectory or
+	// auto (by the server type found at connect): where the
 	// server publishes its load (needed by the queue and percent-busy keys).
 	ServerMonitor string `yaml:"server-monitor"`
 	// Operations the server has accepted and not finished, from all its
@@ -181,7 +182,7 @@ var (
 	searchScopes   = []string{"base", "one", "sub"}
 	mismatchStates = []string{"degraded", "unavailable"}
 	backlogSources = []string{"csn", "monitor"}
-	serverMonitors = []string{"none", "openldap", "pingdirectory"}
+	serverMonitors = []string{"none", "openldap", "pingdirectory", "389ds", "auto"}
 )
 
 // typeKeys lists the keys that only apply to each check type.
@@ -357,7 +358,7 @@ func (b *BusynessCheck) validate(v *validator, path string) {
 	for i, l := range slices.Concat(sets, server) {
 		v.thresholds(path, l)
 		if i >= len(sets) && l.any() && (b.ServerMonitor == "" || b.ServerMonitor == "none") {
-			v.add(joinPath(path, l.keys[0]), "needs server-monitor (openldap or pingdirectory)")
+			v.add(joinPath(path, l.keys[0]), "needs server-monitor (openldap, 389ds, pingdirectory or auto)")
 		}
 	}
 	v.percents(path, server[1])

@@ -187,12 +187,12 @@ func TestHealthProblems(t *testing.T) {
 			{"health-checks.x.source", 12, `unknown source "syncrepl" (must be one of csn, monitor)`},
 		}},
 		{"busyness", "health-checks:\n  x:\n    type: busyness\n    degraded-queue: 5\n    degraded-percent-busy: 150\n", []Problem{
-			{"health-checks.x.degraded-queue", 12, "needs server-monitor (openldap or pingdirectory)"},
-			{"health-checks.x.degraded-percent-busy", 13, "needs server-monitor (openldap or pingdirectory)"},
+			{"health-checks.x.degraded-queue", 12, "needs server-monitor (openldap, 389ds, pingdirectory or auto)"},
+			{"health-checks.x.degraded-percent-busy", 13, "needs server-monitor (openldap, 389ds, pingdirectory or auto)"},
 			{"health-checks.x.degraded-percent-busy", 13, "must be between 0 and 100 (got 150)"},
 		}},
 		{"bad server monitor", "health-checks:\n  x:\n    type: busyness\n    degraded-outstanding: 5\n    server-monitor: slapd\n", []Problem{
-			{"health-checks.x.server-monitor", 13, `unknown server monitor "slapd" (must be one of none, openldap, pingdirectory)`},
+			{"health-checks.x.server-monitor", 13, `unknown server monitor "slapd" (must be one of none, openldap, pingdirectory, 389ds, auto)`},
 		}},
 		{"busyness without thresholds", "health-checks:\n  x:\n    type: busyness\n", []Problem{
 			{"health-checks.x", 10, "set at least one threshold (e.g. degraded-outstanding or degraded-response-time)"},

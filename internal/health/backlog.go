@@ -134,6 +134,9 @@ func (b *ReplicationBacklog) readCSNs(ctx context.Context, t *Target) ([]CSN, er
 	if err != nil {
 		return nil, err
 	}
+	if serverType(t) == backend.Type389DS {
+		return readRUV(ctx, t, base)
+	}
 	res, err := t.search(ctx, baseSearch(base, "contextCSN"))
 	if err != nil {
 		return nil, fmt.Errorf("read contextCSN of %q: %w", base, err)
@@ -146,7 +149,21 @@ func (b *ReplicationBacklog) readCSNs(ctx context.Context, t *Target) ([]CSN, er
 		}
 		csns = append(csns, c)
 	}
+	if len(csns) == 0 {
+		return nil, fmt.Errorf("%w: %q has no contextCSN the service account can read (is the suffix replicated, with syncprov?)", errNoState, base)
+	}
 	return csns, nil
+}
+
+// serverType is the type of t's server found at connect, "" before.
+func serverType(t *Target) string {
+	if t.Server == nil {
+		return ""
+	}
+	if caps := t.Server.Capabilities(); caps != nil {
+		return caps.Type
+	}
+	return ""
 }
 
 // baseDN is the configured base DN or the server's first naming context.

@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,6 +17,8 @@ const (
 	MonitorNone          = "none"
 	MonitorOpenLDAP      = "openldap"      // cn=Operations,cn=Monitor and cn=Threads,cn=Monitor
 	MonitorPingDirectory = "pingdirectory" // cn=Work Queue,cn=monitor
+	Monitor389DS         = "389ds"         // cn=monitor of 389 Directory Server
+	MonitorAuto          = "auto"          // by the server type found at connect
 )
 
 // BusynessConfig configures a busyness check. Unset levels are not judged.
@@ -76,11 +79,11 @@ func (b *Busyness) Run(ctx context.Context, t *Target) Result {
 		return notBusy(rs)
 	}
 	load, err := b.readMonitor(ctx, t)
-	if err != nil && !isResultError(err) {
+	if err != nil && !isResultError(err) && !errors.Is(err, errNoState) {
 		return Result{State: backend.Unavailable, Score: 1, Reason: err.Error()}
 	}
-	if err != nil {
-		return notBusy(append(rs, Result{State: backend.Available, Score: 10, Reason: err.Error()}))
+	if err != nil { // the server answers but its load cannot be known: never silently available
+		return worst(append(rs, Result{State: backend.Degraded, Score: 2, Reason: "busyness unknown: " + err.Error()})...)
 	}
 	rs = judge(rs, &b.queue, load.queue)
 	rs = judge(rs, &b.busy, load.percentBusy)
@@ -123,10 +126,44 @@ type serverLoad struct {
 
 // readMonitor reads the server's load from its monitor entries.
 func (b *Busyness) readMonitor(ctx context.Context, t *Target) (serverLoad, error) {
-	if b.cfg.ServerMonitor == MonitorPingDirectory {
+	monitor := b.cfg.ServerMonitor
+	if monitor == MonitorAuto {
+		switch typ := serverType(t); typ {
+		case backend.TypeOpenLDAP:
+			monitor = MonitorOpenLDAP
+		case backend.Type389DS:
+			monitor = Monitor389DS
+		default:
+			return serverLoad{}, fmt.Errorf("%w: no monitor known for server type %q (set server-monitor)", errNoState, typ)
+		}
+	}
+	switch monitor {
+	case MonitorPingDirectory:
 		return readWorkQueue(ctx, t)
+	case Monitor389DS:
+		return read389Load(ctx, t)
 	}
 	return readOpenLDAPLoad(ctx, t)
+}
+
+// read389Load reads 389 Directory Server's cn=monitor: operations in
+// progress (initiated minus completed, less this search) and, as the share
+// of busy threads, those operations over the worker threads (at most 100).
+func read389Load(ctx context.Context, t *Target) (serverLoad, error) {
+	res, err := t.search(ctx, baseSearch("cn=monitor", "threads", "opsinitiated", "opscompleted"))
+	if err != nil {
+		return serverLoad{}, fmt.Errorf("read cn=monitor: %w", err)
+	}
+	e := firstEntry(res)
+	if e.GetAttributeValue("opsinitiated") == "" {
+		return serverLoad{}, fmt.Errorf("%w: cn=monitor has no opsinitiated the service account can read", errNoState)
+	}
+	inProgress := max(number(e, "opsinitiated")-number(e, "opscompleted")-1, 0)
+	load := serverLoad{queue: inProgress}
+	if threads := number(e, "threads"); threads > 0 {
+		load.percentBusy = min(inProgress*100/threads, 100)
+	}
+	return load, nil
 }
 
 // readOpenLDAPLoad reads operations in progress (initiated minus completed,

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,8 @@ func TestBusynessServerMonitor(t *testing.T) {
 		},
 		MonitorPingDirectory: entries("cn=Work Queue,cn=monitor", map[string][]string{
 			"current-queue-size": {"30"}, "num-busy-worker-threads": {"11"}, "recent-worker-thread-percent-busy": {"88"}}),
+		Monitor389DS: entries("cn=monitor", map[string][]string{
+			"threads": {"45"}, "opsinitiated": {"1041"}, "opscompleted": {"1000"}}),
 	}
 	for name, answer := range monitors {
 		t.Run(name, func(t *testing.T) {
@@ -81,7 +84,8 @@ func TestBusynessServerMonitor(t *testing.T) {
 			if h := r.check(t, 0); h.State != D || h.Reason != "server operations in progress 40 above 10" {
 				t.Errorf("queue: %s (%s)", h.State, h.Reason)
 			}
-			want := map[string]string{MonitorOpenLDAP: "worker threads busy 88% above 80%", MonitorPingDirectory: "worker threads busy 88% above 80%"}[name]
+			want := map[string]string{MonitorOpenLDAP: "worker threads busy 88% above 80%", MonitorPingDirectory: "worker threads busy 88% above 80%",
+				Monitor389DS: "worker threads busy 89% above 80%"}[name]
 			if h := r.check(t, 1); h.State != D || h.Reason != want {
 				t.Errorf("busy: %s (%s), want %q", h.State, h.Reason, want)
 			}
@@ -101,4 +105,22 @@ func TestBusynessSlapdMonitor(t *testing.T) {
 		t.Errorf("idle slapd: %+v", h)
 	}
 	t.Logf("idle slapd: %s", h.Reason)
+}
+
+// TestBusynessMonitorUnreadable: a server that answers but whose monitor
+// cannot be read (another directory's, or no rights) is degraded with the
+// reason, never silently available.
+func TestBusynessMonitorUnreadable(t *testing.T) {
+	for _, monitor := range []string{MonitorOpenLDAP, Monitor389DS, MonitorAuto} {
+		t.Run(monitor, func(t *testing.T) {
+			b := NewBusyness("b", BusynessConfig{ServerMonitor: monitor, Queue: Levels{DegradedAbove: 10}})
+			r := newRig(t, []Check{b})
+			r.dirs[0].set(0, func(req *ldap.SearchRequest) (*ldap.SearchResult, error) {
+				return nil, ldap.NewError(ldap.LDAPResultNoSuchObject, errors.New("no such object"))
+			})
+			if h := r.check(t, 0); h.State != D || h.Score != 2 || !strings.HasPrefix(h.Reason, "busyness unknown: ") {
+				t.Errorf("unreadable monitor: %+v, want degraded, score 2, busyness unknown", h)
+			}
+		})
+	}
 }

@@ -277,3 +277,50 @@ func TestBacklogMonitorSource(t *testing.T) {
 }
 
 type backendStateReason struct{ state, reason string }
+
+// TestBacklogCheckNoContextCSN: an entry without contextCSN (a suffix that
+// is not replicated, or not readable by the service account) is degraded
+// with score 2, never "0s behind".
+func TestBacklogCheckNoContextCSN(t *testing.T) {
+	view := NewReplicationView(1)
+	r := newRig(t, []Check{NewReplicationBacklog("b", BacklogConfig{Age: Levels{DegradedAbove: 1}}, view, 0)})
+	r.dirs[0].set(0, (&csnDirectory{}).answer) // the entry exists, with no value
+	if h := r.check(t, 0); h.State != D || h.Score != 2 || !strings.Contains(h.Reason, "no contextCSN") {
+		t.Errorf("no contextCSN: %+v, want degraded, score 2, saying so", h)
+	}
+}
+
+func TestParse389CSN(t *testing.T) {
+	c, err := Parse389CSN("6b1323b4000300020001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Time.Unix() != 0x6b1323b4 || c.Count != 3 || c.SID != 2 || c.Mod != 1 {
+		t.Errorf("got %+v", c)
+	}
+	for _, bad := range []string{"", "6b1323b400030002000", "6b1323b4000300020001x", "zz1323b4000300020001"} {
+		if _, err := Parse389CSN(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestParseRUVElement(t *testing.T) {
+	for _, tc := range []struct {
+		v   string
+		sid int
+		ok  bool
+	}{
+		{"{replicageneration} 6b1320dc000000010000", 0, false},
+		{"{replica 1 ldap://127.0.0.1:38901} 6b1320dc000000010000 6b1323b4000300010000", 1, true},
+		{"{replica 2 ldap://127.0.0.1:38902}", 0, false}, // no change made yet
+	} {
+		c, ok, err := parseRUVElement(tc.v)
+		if err != nil || ok != tc.ok || (ok && (c.SID != tc.sid || c.Time.Unix() != 0x6b1323b4)) {
+			t.Errorf("%q: %+v %v %v", tc.v, c, ok, err)
+		}
+	}
+	if _, _, err := parseRUVElement("{replica 1 ldap://x} 6b1320dc000000010000 nothex"); err == nil {
+		t.Error("a malformed max CSN was accepted")
+	}
+}
