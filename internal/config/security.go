@@ -3,12 +3,14 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // Security holds client-side protections and the default TLS settings of
@@ -329,10 +331,39 @@ func LoadCAFile(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("cannot read %s: %w", file, pathError(err))
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	var problems []string
+	found := 0
+	for rest := data; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		found++
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("certificate %d: %v%s", found, err, certHint(err)))
+			continue
+		}
+		pool.AddCert(cert)
+	}
+	switch {
+	case found == 0:
+		return nil, fmt.Errorf("%s holds no PEM certificate (a block starting -----BEGIN CERTIFICATE-----; a DER file can be converted with: openssl x509 -inform der -in FILE -out FILE.pem)", file)
+	case len(problems) == found:
+		return nil, fmt.Errorf("%s: no usable certificate: %s", file, strings.Join(problems, "; "))
 	}
 	return pool, nil
+}
+
+// certHint says what to do about a certificate Go refuses.
+func certHint(err error) string {
+	if strings.Contains(err.Error(), "negative serial number") {
+		return " (Go refuses certificates with a negative serial number, such as the one Samba generates for its AD DC: give the server a certificate of your own, in Samba with tls certfile, tls keyfile and tls cafile in smb.conf)"
+	}
+	return ""
 }
 
 func pathError(err error) error {

@@ -190,3 +190,21 @@ func TestSecurityProblemsHideSecrets(t *testing.T) {
 		t.Fatalf("problems reveal a secret:\n%s", msg)
 	}
 }
+
+// TestLoadCAFileSaysWhy: a CA file Go cannot use gets the real reason, and
+// what to do, instead of "holds no PEM certificate".
+func TestLoadCAFileSaysWhy(t *testing.T) {
+	// testdata/negative-serial.pem: openssl req -x509 -set_serial -42, as
+	// Samba's AD DC generates them.
+	_, err := LoadCAFile("testdata/negative-serial.pem")
+	if err == nil || !strings.Contains(err.Error(), "negative serial number") || !strings.Contains(err.Error(), "smb.conf") {
+		t.Errorf("negative serial: %v", err)
+	}
+	der := filepath.Join(t.TempDir(), "ca.der")
+	if err := os.WriteFile(der, []byte{0x30, 0x03, 0x02, 0x01, 0x01}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCAFile(der); err == nil || !strings.Contains(err.Error(), "openssl x509 -inform der") {
+		t.Errorf("DER file: %v", err)
+	}
+}
