@@ -161,3 +161,51 @@ func (c *cursor) count(tag byte, what string) int {
 	c.err = err
 	return int(v)
 }
+
+// PasswordModify is a decoded Password Modify request value (RFC 3062);
+// absent fields are nil.
+type PasswordModify struct {
+	UserIdentity, OldPassword, NewPassword []byte
+}
+
+// ParsePasswordModify decodes the requestValue of an ExtendedRequest
+// body: PasswdModifyRequestValue ::= SEQUENCE { userIdentity [0]
+// OPTIONAL, oldPasswd [1] OPTIONAL, newPasswd [2] OPTIONAL }. A request
+// without a value is an empty PasswordModify.
+func ParsePasswordModify(body []byte) (PasswordModify, error) {
+	var pm PasswordModify
+	name, err := expect(body, 0x80, "extended requestName")
+	if err != nil {
+		return pm, err
+	}
+	rest := body[name.size:]
+	if len(rest) == 0 {
+		return pm, nil
+	}
+	value, err := expect(rest, 0x81, "extended requestValue")
+	if err != nil {
+		return pm, err
+	}
+	seq, err := expect(value.content, tagSequence, "PasswdModifyRequestValue")
+	if err != nil {
+		return pm, err
+	}
+	for fields := seq.content; len(fields) > 0; {
+		f, err := readTLV(fields)
+		if err != nil {
+			return pm, err
+		}
+		switch f.tag {
+		case 0x80:
+			pm.UserIdentity = f.content
+		case 0x81:
+			pm.OldPassword = f.content
+		case 0x82:
+			pm.NewPassword = f.content
+		default:
+			return pm, malformed("password modify: unexpected element 0x%02x", f.tag)
+		}
+		fields = fields[f.size:]
+	}
+	return pm, nil
+}

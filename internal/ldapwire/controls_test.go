@@ -315,3 +315,31 @@ func FuzzControlValues(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePasswordModify(t *testing.T) {
+	body := func(fields ...[]byte) []byte {
+		b := AppendElement(nil, 0x80, []byte(OIDPasswordModify))
+		if fields == nil {
+			return b
+		}
+		var seq []byte
+		for _, f := range fields {
+			seq = append(seq, f...)
+		}
+		return AppendElement(b, 0x81, AppendElement(nil, tagSequence, seq))
+	}
+	pm, err := ParsePasswordModify(body(AppendElement(nil, 0x80, []byte("uid=a,dc=x")), AppendElement(nil, 0x81, []byte("old")), AppendElement(nil, 0x82, []byte("new"))))
+	if err != nil || string(pm.UserIdentity) != "uid=a,dc=x" || string(pm.OldPassword) != "old" || string(pm.NewPassword) != "new" {
+		t.Errorf("full: %+v %v", pm, err)
+	}
+	pm, err = ParsePasswordModify(body(AppendElement(nil, 0x81, []byte("old"))))
+	if err != nil || pm.UserIdentity != nil || string(pm.OldPassword) != "old" || pm.NewPassword != nil {
+		t.Errorf("old only: %+v %v", pm, err)
+	}
+	if pm, err = ParsePasswordModify(body()); err != nil || pm.OldPassword != nil {
+		t.Errorf("no value: %+v %v", pm, err)
+	}
+	if _, err := ParsePasswordModify(body(AppendElement(nil, 0x83, []byte("x")))); err == nil {
+		t.Error("unknown field accepted")
+	}
+}

@@ -156,6 +156,14 @@ func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptRe
 // operations on state kept per connection, and a shared one for the rest.
 // Without mayWait it returns errMustWait instead of waiting for one.
 func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, *lease, attemptResult) {
+	if !srv.ClientBind() && req.Msg.OpTag == ldapwire.OpExtendedRequest {
+		if l, res, ok := p.selfBoundConn(req, srv, mayWait); ok {
+			if l == nil {
+				return nil, nil, res
+			}
+			return l.conn, l, res
+		}
+	}
 	if srv.ClientBind() || req.pinned != nil && req.pinned.direct {
 		l, res := p.directConn(req, srv, mayWait)
 		if l == nil {
