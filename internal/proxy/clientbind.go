@@ -57,27 +57,7 @@ func (p *Proxy) directConn(req *Request, srv *backend.Server, mayWait bool) (*le
 			return l, attemptResult{}
 		}
 	}
-	ctx, cancel, res := p.waitContext(req, mayWait)
-	if ctx == nil {
-		return nil, res
-	}
-	defer cancel()
-	pool := srv.Pool()
-	conn, err := pool.LeaseUnbound(ctx)
-	if err != nil {
-		if req.isAbandoned() {
-			return nil, attemptResult{status: abandoned}
-		}
-		return nil, connError(err)
-	}
-	l, spare := req.Leases.addLease(&lease{srv: srv, pool: pool, conn: conn, direct: true, sticky: !bind})
-	if spare != nil {
-		pool.ReleaseLease(spare)
-	}
-	if l == nil {
-		return nil, attemptResult{status: abandoned}
-	}
-	return l, attemptResult{}
+	return p.newLease(req, srv, mayWait, lease{direct: true, sticky: !bind}, (*backend.Pool).LeaseUnbound)
 }
 
 // usePinned reserves an operation on the lease req is pinned to.

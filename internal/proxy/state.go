@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -136,20 +137,29 @@ func (p *Proxy) leasedConn(req *Request, srv *backend.Server, mayWait bool) (*le
 	if l := req.Leases.take(srv, false); l != nil {
 		return l, attemptResult{}
 	}
+	return p.newLease(req, srv, mayWait, lease{}, (*backend.Pool).Lease)
+}
+
+// newLease leases a connection on srv with dial and records it in the
+// session as a copy of kind (direct, sticky); the session may already have
+// got an equivalent one meanwhile, which is used instead.
+func (p *Proxy) newLease(req *Request, srv *backend.Server, mayWait bool, kind lease,
+	dial func(*backend.Pool, context.Context) (*backend.Conn, error)) (*lease, attemptResult) {
 	ctx, cancel, res := p.waitContext(req, mayWait)
 	if ctx == nil {
 		return nil, res
 	}
 	defer cancel()
 	pool := srv.Pool()
-	conn, err := pool.Lease(ctx)
+	conn, err := dial(pool, ctx)
 	if err != nil {
 		if req.isAbandoned() {
 			return nil, attemptResult{status: abandoned}
 		}
 		return nil, connError(err)
 	}
-	l, spare := req.Leases.add(srv, pool, conn)
+	kind.srv, kind.pool, kind.conn = srv, pool, conn
+	l, spare := req.Leases.addLease(&kind)
 	if spare != nil {
 		pool.ReleaseLease(spare)
 	}
