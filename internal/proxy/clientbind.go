@@ -16,6 +16,33 @@ import (
 // message asking it to bind again (it may have been moved to another
 // server by then, with its new bind).
 
+// knowMode makes sure that srv's identity mode is known before an
+// operation chooses how to reach it. The mode is read from the root DSE
+// when a connection bound as the service account opens, which nothing may
+// have done yet (the first clients after a start or a reload, before the
+// identity check ran): without it a client's bind would go to a shared bind
+// connection and its operations would carry a control, or go anonymously,
+// to a server in client-bind mode. A connection of its own is dialed for
+// it (Pool.Detect), and closed. ok is false, and res says why, when the
+// mode could not be learnt (errMustWait without mayWait).
+func (p *Proxy) knowMode(req *Request, srv *backend.Server, mayWait bool) (res attemptResult, ok bool) {
+	if srv.Capabilities() != nil {
+		return attemptResult{}, true
+	}
+	ctx, cancel, res := p.waitContext(req, mayWait)
+	if ctx == nil {
+		return res, false
+	}
+	defer cancel()
+	if _, err := srv.Pool().Detect(ctx); err != nil && srv.Capabilities() == nil {
+		if req.isAbandoned() {
+			return attemptResult{status: abandoned}, false
+		}
+		return connError(err), false
+	}
+	return attemptResult{}, true
+}
+
 // pinToBinding sends the operations of a client bound in client-bind mode
 // to the connection it is bound on. It reports false when the request was
 // answered instead (that connection was lost).

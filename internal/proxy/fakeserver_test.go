@@ -29,6 +29,7 @@ const (
 	streamBase    = "cn=stream"      // entries one at a time (fakeDS.stream)
 	silentBase    = "cn=silent"      // some entries (fakeDS.silentAfter), then nothing
 	strayBase     = "cn=stray-entry" // a compare answered with an entry first
+	heldBase      = "cn=held"        // answered once fakeDS.gate is opened (openGate)
 )
 
 // fakeDS is a fake directory server that keeps paged-results state per
@@ -60,6 +61,14 @@ type fakeDS struct {
 	rootDSE     []ldapwire.Attribute
 	cookies     string        // prefix of the paged cookies issued ("" for 389's bare numbers)
 	changed     chan struct{} // closed and replaced whenever the state above changes
+	// clientBind: the root DSE read at connect does not list proxied
+	// authorization (like Active Directory), so the proxy uses client-bind
+	// mode: searches on unbound connections are fine, and a search
+	// carrying a proxied authorization control is a problem.
+	clientBind bool
+	users      map[string]string // DN → password of the client binds accepted besides the service account
+	gate       chan struct{}     // heldBase's searches are answered once it is closed
+	gateOnce   sync.Once
 }
 
 // fakeConn is one connection's state as the fake server sees it.
@@ -76,6 +85,19 @@ type fakeConn struct {
 	bases    map[string]bool        // bases of the paged searches on this connection
 	held     map[int32]bool         // long-lived searches still open, by message ID
 	abandons []int32                // targets of the abandons received
+	boundAs  string                 // DN of the last successful bind, "" while anonymous
+	binds    []string               // DNs of the bind requests received ("sasl:" and the mechanism for SASL)
+	ops      []fakeOp               // requests received other than binds, abandons and unbinds
+}
+
+// fakeOp is one request as a fake connection received it.
+type fakeOp struct {
+	tag      byte
+	base     string // target DN
+	boundAs  string // the connection's identity when it came
+	proxied  bool   // it carried a Proxied Authorization control
+	authzID  string // that control's value
+	critical bool
 }
 
 // fakeCursor is where a paged search stands.
@@ -91,7 +113,7 @@ func startFakeDS(t testing.TB, entries int) *fakeDS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds := &fakeDS{t: t, ln: ln, entries: entries, changed: make(chan struct{})}
+	ds := &fakeDS{t: t, ln: ln, entries: entries, changed: make(chan struct{}), gate: make(chan struct{})}
 	ds.wg.Add(1)
 	go ds.accept()
 	t.Cleanup(ds.close)
@@ -171,7 +193,11 @@ func (ds *fakeDS) drop(id int) {
 	c.nc.Close()
 }
 
+// openGate lets heldBase's searches be answered.
+func (ds *fakeDS) openGate() { ds.gateOnce.Do(func() { close(ds.gate) }) }
+
 func (ds *fakeDS) close() {
+	ds.openGate()
 	ds.ln.Close()
 	ds.mu.Lock()
 	for _, c := range ds.conns {
@@ -250,13 +276,7 @@ func (ds *fakeDS) answer(c *fakeConn, msg ldapwire.Message) []byte {
 	defer ds.notifyLocked()
 	switch msg.OpTag {
 	case ldapwire.OpBindRequest:
-		code := ldapwire.Success
-		if b, err := ldapwire.ParseBind(msg.Body); err != nil || string(b.Name) != fakeBindDN || string(b.Password) != fakePassword {
-			code = ldapwire.InvalidCredentials
-		} else {
-			c.bound = true
-		}
-		return ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, code, "")
+		return ds.bind(c, msg)
 	case ldapwire.OpAbandonRequest:
 		target, err := msg.AbandonTarget()
 		if err != nil {
@@ -266,6 +286,14 @@ func (ds *fakeDS) answer(c *fakeConn, msg ldapwire.Message) []byte {
 		c.abandons = append(c.abandons, target)
 		delete(c.held, target)
 		return nil
+	}
+	ctrl, proxied := ldapwire.FindControl(msg.Controls, ldapwire.OIDProxiedAuthzV2)
+	c.ops = append(c.ops, fakeOp{tag: msg.OpTag, base: string(msg.TargetDN()), boundAs: c.boundAs,
+		proxied: proxied, authzID: string(ctrl.Value), critical: ctrl.Critical})
+	if proxied && ds.clientBind {
+		ds.problemLocked("conn %d: a proxied authorization control sent to a server in client-bind mode", c.id)
+	}
+	switch msg.OpTag {
 	case ldapwire.OpCompareRequest:
 		if string(msg.TargetDN()) == strayBase {
 			out := ldapwire.AppendSearchEntry(nil, msg.ID, strayBase, nil, false)
@@ -278,20 +306,47 @@ func (ds *fakeDS) answer(c *fakeConn, msg ldapwire.Message) []byte {
 	return ldapwire.AppendResult(nil, msg.ID, ldapwire.ResponseTag(msg.OpTag), ldapwire.UnwillingToPerform, "not in the fake")
 }
 
+// bind answers a bind: the service account's, and those of ds.users, with
+// their passwords, succeed. Caller must hold mu.
+func (ds *fakeDS) bind(c *fakeConn, msg ldapwire.Message) []byte {
+	b, err := ldapwire.ParseBind(msg.Body)
+	name, password := string(b.Name), string(b.Password)
+	if err == nil && b.Auth == ldapwire.AuthSASL {
+		name = "sasl:" + string(b.Mechanism)
+	}
+	c.binds = append(c.binds, name)
+	want, known := ds.users[name]
+	if name == fakeBindDN {
+		want, known = fakePassword, true
+	}
+	if err != nil || b.Auth != ldapwire.AuthSimple || !known || password != want {
+		c.bound, c.boundAs = false, "" // a failed bind leaves the connection anonymous
+		return ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, ldapwire.InvalidCredentials, "")
+	}
+	c.bound, c.boundAs = true, name
+	return ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, ldapwire.Success, "")
+}
+
 // search answers a search. Caller must hold mu.
 func (ds *fakeDS) search(c *fakeConn, msg ldapwire.Message) []byte {
 	ds.searches++
-	if !c.bound {
+	if !c.bound && !ds.clientBind {
 		ds.problemLocked("conn %d: search before the service bind", c.id)
 	}
 	sr, err := ldapwire.ParseSearch(msg.Body)
 	if err == nil && msg.Controls == nil && len(sr.BaseDN) == 0 && sr.Scope == ldapwire.ScopeBase {
-		// the root DSE read at connect: it advertises proxied authorization
-		out := ldapwire.AppendSearchEntry(nil, msg.ID, "", []ldapwire.Attribute{
-			{Type: "supportedControl", Values: []string{ldapwire.OIDProxiedAuthzV2}}}, false)
+		// the root DSE read at connect: it advertises proxied
+		// authorization, unless the server is in client-bind mode (then it
+		// looks like Active Directory)
+		dse := []ldapwire.Attribute{{Type: "supportedControl", Values: []string{ldapwire.OIDProxiedAuthzV2}}}
+		if ds.clientBind {
+			dse = []ldapwire.Attribute{{Type: "forestFunctionality", Values: []string{"7"}},
+				{Type: "supportedControl", Values: []string{"1.2.840.113556.1.4.319"}}}
+		}
+		out := ldapwire.AppendSearchEntry(nil, msg.ID, "", dse, false)
 		return ldapwire.AppendResult(out, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "")
 	}
-	if !ldapwire.HasControl(msg.Controls, ldapwire.OIDProxiedAuthzV2) {
+	if !ds.clientBind && !ldapwire.HasControl(msg.Controls, ldapwire.OIDProxiedAuthzV2) {
 		ds.problemLocked("conn %d: search without the proxied authorization control", c.id)
 	}
 	if err != nil {
@@ -320,6 +375,12 @@ func (ds *fakeDS) search(c *fakeConn, msg ldapwire.Message) []byte {
 		return ldapwire.AppendResult(nil, msg.ID, ldapwire.OpExtendedResponse, ldapwire.UnavailableCriticalExtension, "x")
 	case base == streamBase:
 		go c.streamEntries(msg.ID, ds.streamCount, ds.stream)
+		return nil
+	case base == heldBase:
+		go func(gate chan struct{}, id int32) {
+			<-gate
+			c.write(ldapwire.AppendResult(nil, id, ldapwire.OpSearchResultDone, ldapwire.Success, ""))
+		}(ds.gate, msg.ID)
 		return nil
 	case base == silentBase:
 		var out []byte
@@ -684,6 +745,7 @@ type session struct {
 	p      *Proxy
 	leases Leases
 	nextID int32
+	ident  *Identity // the identity its requests carry; nil for anonymous
 }
 
 func (e *testEnv) session(t *testing.T) *session {
@@ -710,7 +772,11 @@ func (s *session) start(encode func(id int32) []byte) *op {
 		s.t.Fatalf("test request: %v", err)
 	}
 	sink := newSink()
-	req := &Request{Msg: msg, Raw: raw, Identity: Anonymous, Sink: sink, Leases: &s.leases, ConnID: 1,
+	ident := s.ident
+	if ident == nil {
+		ident = Anonymous
+	}
+	req := &Request{Msg: msg, Raw: raw, Identity: ident, Sink: sink, Leases: &s.leases, ConnID: 1,
 		Route: route.Operation{Tag: msg.OpTag, TargetDN: msg.TargetDN(), Controls: msg.Controls}}
 	s.p.Start(req)
 	return &op{t: s.t, req: req, sink: sink, id: s.nextID}

@@ -156,6 +156,9 @@ func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptRe
 // operations on state kept per connection, and a shared one for the rest.
 // Without mayWait it returns errMustWait instead of waiting for one.
 func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, *lease, attemptResult) {
+	if res, ok := p.knowMode(req, srv, mayWait); !ok {
+		return nil, nil, res
+	}
 	if !srv.ClientBind() && req.Msg.OpTag == ldapwire.OpExtendedRequest {
 		if l, res, ok := p.selfBoundConn(req, srv, mayWait); ok {
 			if l == nil {

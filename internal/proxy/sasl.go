@@ -110,6 +110,12 @@ func (p *Proxy) saslBind(req *Request) {
 			return // answered
 		}
 	}
+	if res, ok := p.knowMode(req, srv, true); !ok {
+		go conn.Retire()
+		req.out.Server = srv.Name
+		p.saslLost(req, srv, res.err)
+		return
+	}
 	if srv.ClientBind() {
 		go conn.Retire()
 		req.out.Server = srv.Name

@@ -1,0 +1,528 @@
+package proxy
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/backend"
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
+	"github.com/ldapmux/ldapmux/internal/route"
+)
+
+// Users the fake servers accept client binds of.
+const (
+	aliceDN      = "uid=alice,ou=people,dc=example,dc=com"
+	bobDN        = "uid=bob,ou=people,dc=example,dc=com"
+	userPassword = "pw"
+	usersBase    = "ou=people,dc=example,dc=com"
+)
+
+// newClientBindEnv is newEnvN in front of servers whose root DSE does not
+// list proxied authorization, detected (as the identity health check does)
+// before the test starts: every server is used in client-bind mode.
+func newClientBindEnv(t *testing.T, n, entries int) *testEnv {
+	t.Helper()
+	e := newEnvN(t, n, entries, Config{}, backend.PoolConfig{})
+	for i, ds := range e.dss {
+		ds.locked(func(ds *fakeDS) {
+			ds.clientBind = true
+			ds.users = map[string]string{aliceDN: userPassword, bobDN: userPassword}
+		})
+		caps, err := e.pools[i].Detect(context.Background())
+		if err != nil || caps == nil || caps.Err != nil || caps.Mode != backend.ModeClientBind {
+			t.Fatalf("server %d: capabilities %+v, %v; want client-bind mode", i, caps, err)
+		}
+	}
+	return e
+}
+
+// bind does what the frontend does at a simple bind: it ends the
+// session's leases (Retire), forwards the bind and, once it succeeded,
+// sends the session's next requests as dn (anonymously otherwise). It
+// returns the bind's result code.
+func (s *session) bind(dn, password string) int {
+	s.t.Helper()
+	s.leases.Retire()
+	s.ident = nil
+	o := s.start(func(id int32) []byte { return ldapwire.AppendSimpleBind(nil, id, dn, password) })
+	res, _, _ := done(s.t, o.wait(waitLong), ldapwire.OpBindResponse)
+	if res.Code == ldapwire.Success {
+		s.ident = NewIdentity(dn)
+	}
+	return res.Code
+}
+
+// search searches base and returns the result code and entry count.
+func (s *session) search(base string) (int, int, string) {
+	s.t.Helper()
+	o := s.start(func(id int32) []byte { return searchRequest(id, base, ldapwire.ScopeSub) })
+	res, _, entries := done(s.t, o.wait(waitLong), ldapwire.OpSearchResultDone)
+	return res.Code, len(entries), string(res.Diagnostic)
+}
+
+// mustSearch searches base and fails unless it succeeded with every entry.
+func (s *session) mustSearch(base string, entries int) {
+	s.t.Helper()
+	code, n, diag := s.search(base)
+	if code != ldapwire.Success || n != entries {
+		s.t.Fatalf("search of %s: result %d (%s) with %d entries, want success with %d", base, code, diag, n, entries)
+	}
+}
+
+// opsOf lists, under the fake server's lock, the connections that
+// received a request for base, with those requests.
+func opsOf(ds *fakeDS, base string) map[*fakeConn][]fakeOp {
+	found := map[*fakeConn][]fakeOp{}
+	for _, c := range ds.conns {
+		for _, o := range c.ops {
+			if o.base == base {
+				found[c] = append(found[c], o)
+			}
+		}
+	}
+	return found
+}
+
+// onlyConn checks that every request for base went to one connection,
+// bound as boundAs when it came and without a proxied authorization
+// control, count of them; it returns that connection.
+func onlyConn(t *testing.T, ds *fakeDS, base, boundAs string, count int) *fakeConn {
+	t.Helper()
+	var conn *fakeConn
+	ds.locked(func(ds *fakeDS) {
+		found := opsOf(ds, base)
+		if len(found) != 1 {
+			t.Fatalf("requests for %s went to %d connections, want one", base, len(found))
+		}
+		for c, ops := range found {
+			conn = c
+			if len(ops) != count {
+				t.Errorf("conn %d got %d requests for %s, want %d", c.id, len(ops), base, count)
+			}
+			for _, o := range ops {
+				if o.boundAs != boundAs || o.proxied {
+					t.Errorf("conn %d: request for %s came bound as %q, proxied authorization %v (%q); want bound as %q without the control",
+						c.id, base, o.boundAs, o.proxied, o.authzID, boundAs)
+				}
+			}
+		}
+	})
+	return conn
+}
+
+// boundConn is the backend connection the session's bind was performed on.
+func (s *session) boundConn() *backend.Conn {
+	s.t.Helper()
+	l, gone := s.leases.boundLease()
+	if l == nil {
+		s.t.Fatalf("the session holds no bound connection (lost on %v)", gone)
+	}
+	return l.conn
+}
+
+// A client's simple bind is performed on a connection leased to it, and
+// its following operations go on that connection, without a control.
+func TestClientBindOperationsGoOnTheBoundConnection(t *testing.T) {
+	const entries = 2
+	e := newClientBindEnv(t, 1, entries)
+	s := e.session(t)
+	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("bind: result %d", code)
+	}
+	if st := e.pool.Stats(); st.Leased != 1 {
+		t.Fatalf("%d connections leased after the bind, want 1", st.Leased)
+	}
+	s.mustSearch(usersBase, entries)
+	s.mustSearch(usersBase, entries)
+	c := onlyConn(t, e.ds, usersBase, aliceDN, 2)
+	e.ds.locked(func(ds *fakeDS) {
+		if len(c.binds) != 1 || c.binds[0] != aliceDN {
+			t.Errorf("conn %d received binds %q, want only alice's", c.id, c.binds)
+		}
+	})
+	if st := e.pool.Stats(); st.Leased != 1 || st.OpenOps != 0 || st.OpenBinds != 0 {
+		t.Errorf("stats %+v: want the one leased connection and neither pooled nor bind connections", st)
+	}
+}
+
+// Two sessions bound as different users each use the connection bound as
+// their own user, even when their searches interleave.
+func TestClientBindSessionsKeepTheirIdentities(t *testing.T) {
+	const entries = 3
+	e := newClientBindEnv(t, 1, entries)
+	alice, bob := e.session(t), e.session(t)
+	if code := alice.bind(aliceDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("alice's bind: result %d", code)
+	}
+	if code := bob.bind(bobDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("bob's bind: result %d", code)
+	}
+	for range 3 {
+		ops := []*op{
+			alice.start(func(id int32) []byte { return searchRequest(id, "ou=alice", ldapwire.ScopeSub) }),
+			bob.start(func(id int32) []byte { return searchRequest(id, "ou=bob", ldapwire.ScopeSub) }),
+		}
+		for _, o := range ops {
+			if res, _, got := done(t, o.wait(waitLong), ldapwire.OpSearchResultDone); res.Code != ldapwire.Success || len(got) != entries {
+				t.Fatalf("search: result %d (%s), %d entries", res.Code, res.Diagnostic, len(got))
+			}
+		}
+	}
+	ca := onlyConn(t, e.ds, "ou=alice", aliceDN, 3)
+	cb := onlyConn(t, e.ds, "ou=bob", bobDN, 3)
+	if ca == cb {
+		t.Fatal("both sessions' searches went to one connection")
+	}
+	if st := e.pool.Stats(); st.Leased != 2 {
+		t.Errorf("%d connections leased, want one per bound session", st.Leased)
+	}
+	if alice.boundConn() == bob.boundConn() {
+		t.Error("both sessions hold the same backend connection")
+	}
+}
+
+// An anonymous session gets a leased connection that is not bound at all,
+// kept for its next operations, and its requests carry no control.
+func TestClientBindAnonymousSession(t *testing.T) {
+	const entries = 1
+	e := newClientBindEnv(t, 1, entries)
+	s := e.session(t)
+	s.mustSearch(usersBase, entries)
+	s.mustSearch(usersBase, entries)
+	c := onlyConn(t, e.ds, usersBase, "", 2)
+	e.ds.locked(func(ds *fakeDS) {
+		if len(c.binds) != 0 {
+			t.Errorf("the anonymous session's connection received binds %q", c.binds)
+		}
+	})
+	if st := e.pool.Stats(); st.Leased != 1 || st.OpenOps != 0 {
+		t.Errorf("stats %+v: want one leased connection and no pooled one", st)
+	}
+	if l, gone := s.leases.boundLease(); l != nil || gone != nil {
+		t.Errorf("an anonymous session has a bound connection (%v, lost on %v)", l, gone)
+	}
+}
+
+// A failed bind leaves the session anonymous: the connection it was tried
+// on is given back, the connection of an earlier successful bind too, and
+// the next operation goes on a new, unbound connection.
+func TestClientBindFailedBindLeavesTheSessionAnonymous(t *testing.T) {
+	const entries = 1
+	e := newClientBindEnv(t, 1, entries)
+	s := e.session(t)
+	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("bind: result %d", code)
+	}
+	s.mustSearch("ou=before", entries)
+	alice := s.boundConn()
+	if code := s.bind(bobDN, "wrong"); code != ldapwire.InvalidCredentials {
+		t.Fatalf("bind with a wrong password: result %d, want %d", code, ldapwire.InvalidCredentials)
+	}
+	e.untilStats(t, waitLong, "no lease after the failed bind", func(st backend.PoolStats) bool { return st.Leased == 0 })
+	if n := s.leases.Count(); n != 0 {
+		t.Errorf("the session holds %d leases after a failed bind", n)
+	}
+	select {
+	case <-alice.Done():
+	default:
+		t.Error("the connection bound as alice is still open after the client bound again")
+	}
+	s.mustSearch("ou=after", entries)
+	c := onlyConn(t, e.ds, "ou=after", "", 1)
+	e.ds.locked(func(ds *fakeDS) {
+		if len(c.binds) != 0 {
+			t.Errorf("the connection of the anonymous search received binds %q", c.binds)
+		}
+	})
+	e.ds.until(t, waitLong, "the connections of both binds closed", func(ds *fakeDS) bool {
+		for _, c := range ds.conns {
+			if len(c.binds) > 0 && c.binds[0] != fakeBindDN && !c.closed {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// A new bind (Retire, as the frontend does at every bind) ends the
+// connection of the previous one once the operations running on it ended;
+// the new identity's operations go on the new connection meanwhile.
+func TestClientBindRebindEndsTheOldConnectionAfterItsOperations(t *testing.T) {
+	const entries = 1
+	e := newClientBindEnv(t, 1, entries)
+	s := e.session(t)
+	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("bind: result %d", code)
+	}
+	alice := s.boundConn()
+	held := s.start(func(id int32) []byte { return searchRequest(id, heldBase, ldapwire.ScopeBase) })
+	e.ds.until(t, waitLong, "the held search reached the server", func(ds *fakeDS) bool { return len(opsOf(ds, heldBase)) == 1 })
+	if code := s.bind(bobDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("second bind: result %d", code)
+	}
+	if alice.Err() != nil || !held.pending() {
+		t.Fatalf("the connection bound as alice was closed under its running search (%v)", alice.Err())
+	}
+	if st := e.pool.Stats(); st.Leased != 2 {
+		t.Fatalf("%d connections leased during the search, want alice's and bob's", st.Leased)
+	}
+	s.mustSearch(usersBase, entries)
+	onlyConn(t, e.ds, usersBase, bobDN, 1)
+	e.ds.openGate()
+	if res, _, _ := done(t, held.wait(waitLong), ldapwire.OpSearchResultDone); res.Code != ldapwire.Success {
+		t.Fatalf("the held search: result %d (%s)", res.Code, res.Diagnostic)
+	}
+	e.untilStats(t, waitLong, "alice's connection ends with its search", func(st backend.PoolStats) bool { return st.Leased == 1 })
+	select {
+	case <-alice.Done():
+	case <-time.After(waitLong):
+		t.Fatal("the connection bound as alice is still open")
+	}
+	onlyConn(t, e.ds, heldBase, aliceDN, 1)
+	if s.boundConn() == alice {
+		t.Error("the session is still bound on alice's connection")
+	}
+}
+
+// Closing the session's leases ends every connection at once, the one
+// with a search running too: the search ends.
+func TestClientBindCloseEndsEverything(t *testing.T) {
+	e := newClientBindEnv(t, 1, 1)
+	s := e.session(t)
+	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("bind: result %d", code)
+	}
+	held := s.start(func(id int32) []byte { return searchRequest(id, heldBase, ldapwire.ScopeBase) })
+	e.ds.until(t, waitLong, "the held search reached the server", func(ds *fakeDS) bool { return len(opsOf(ds, heldBase)) == 1 })
+	anon := e.session(t)
+	anon.mustSearch(usersBase, 1)
+	if st := e.pool.Stats(); st.Leased != 2 {
+		t.Fatalf("%d connections leased, want 2", st.Leased)
+	}
+	s.leases.Close()
+	anon.leases.Close()
+	if st := e.pool.Stats(); st.Leased != 0 {
+		t.Errorf("%d connections still leased after the sessions closed", st.Leased)
+	}
+	held.wait(waitLong)
+	e.ds.until(t, waitLong, "every client connection closed", func(ds *fakeDS) bool { return ds.openConnsLocked() == 0 })
+}
+
+// When the connection a client is bound on is lost, its operations fail
+// with unavailable and a message asking it to bind again, instead of
+// going on another connection as someone else; after a new bind they work
+// again.
+func TestClientBindLostConnectionAsksToBindAgain(t *testing.T) {
+	const entries = 2
+	e := newClientBindEnv(t, 1, entries)
+	s := e.session(t)
+	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("bind: result %d", code)
+	}
+	s.mustSearch(usersBase, entries)
+	alice := s.boundConn()
+	c := onlyConn(t, e.ds, usersBase, aliceDN, 1)
+	e.ds.drop(c.id)
+	select {
+	case <-alice.Done():
+	case <-time.After(waitLong):
+		t.Fatal("the proxy did not notice the lost connection")
+	}
+	for range 2 {
+		code, n, diag := s.search("ou=lost")
+		if code != ldapwire.Unavailable || n != 0 || !strings.Contains(diag, "bind again") {
+			t.Fatalf("search after the loss: result %d (%q), %d entries; want %d asking to bind again", code, diag, n, ldapwire.Unavailable)
+		}
+	}
+	e.ds.locked(func(ds *fakeDS) {
+		if found := opsOf(ds, "ou=lost"); len(found) != 0 {
+			t.Errorf("searches of a client whose connection was lost reached the server on %d connections", len(found))
+		}
+	})
+	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("bind again: result %d", code)
+	}
+	s.mustSearch("ou=again", entries)
+	again := onlyConn(t, e.ds, "ou=again", aliceDN, 1)
+	if again == c {
+		t.Fatal("the search after the new bind went to the lost connection")
+	}
+	e.untilStats(t, waitLong, "one connection leased", func(st backend.PoolStats) bool { return st.Leased == 1 })
+}
+
+// A bound client's operations stay on the server its bind was performed
+// on, even when the router would now choose another server: there it
+// would run anonymously. An anonymous client goes where the router says.
+func TestClientBindOperationsStayOnTheBoundServer(t *testing.T) {
+	const entries = 1
+	e := newClientBindEnv(t, 2, entries)
+	s := e.session(t)
+	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("bind: result %d", code)
+	}
+	e.reg.SetHealth(0, backend.Health{State: backend.Unavailable, Score: 1, Reason: "test"})
+	s.mustSearch(usersBase, entries)
+	s.mustSearch(usersBase, entries)
+	onlyConn(t, e.dss[0], usersBase, aliceDN, 2)
+	e.dss[1].locked(func(ds *fakeDS) {
+		if found := opsOf(ds, usersBase); len(found) != 0 {
+			t.Errorf("the bound client's searches went to ds2 as well, on %d connections", len(found))
+		}
+	})
+	anon := e.session(t)
+	anon.mustSearch("ou=anonymous", entries)
+	onlyConn(t, e.dss[1], "ou=anonymous", "", 1)
+}
+
+// saslBindRequest encodes a SASL bind with mechanism and credentials.
+func saslBindRequest(id int32, mechanism, credentials string) []byte {
+	creds := ldapwire.AppendElement(nil, 0x04, []byte(mechanism))
+	creds = ldapwire.AppendElement(creds, 0x04, []byte(credentials))
+	body := ldapwire.AppendInteger(nil, 0x02, 3)
+	body = ldapwire.AppendElement(body, 0x04, nil)
+	body = ldapwire.AppendElement(body, ldapwire.AuthSASL, creds)
+	return ldapwire.AppendMessage(nil, id, ldapwire.AppendElement(nil, ldapwire.OpBindRequest, body), nil, nil)
+}
+
+// startSASL starts a SASL PLAIN bind of a new session on e's proxy; bound
+// is set when the proxy tells the session of a new identity.
+func startSASL(t *testing.T, e *testEnv, bound *atomic.Bool) (*op, *SASLExchange) {
+	t.Helper()
+	raw := saslBindRequest(1, "PLAIN", "\x00alice\x00pw")
+	msg, err := ldapwire.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, leases := new(SASLExchange), new(Leases)
+	t.Cleanup(x.Close)
+	t.Cleanup(leases.Close)
+	sink := newSink()
+	req := &Request{Msg: msg, Raw: raw, Identity: Anonymous, Sink: sink, Leases: leases, ConnID: 1,
+		SASL: x, SASLBound: func(*Identity) { bound.Store(true) },
+		Route: route.Operation{Tag: msg.OpTag}}
+	e.p.Start(req)
+	return &op{t: t, req: req, sink: sink, id: 1}, x
+}
+
+// checkSASLRefused checks that a SASL bind in client-bind mode was refused
+// with authMethodNotSupported before reaching the server.
+func checkSASLRefused(t *testing.T, e *testEnv, o *op, x *SASLExchange, bound *atomic.Bool) {
+	t.Helper()
+	res, _, _ := done(t, o.wait(waitLong), ldapwire.OpBindResponse)
+	if res.Code != ldapwire.AuthMethodNotSupported || !strings.Contains(string(res.Diagnostic), "client-bind") {
+		t.Fatalf("SASL bind: result %d (%s), want %d saying why", res.Code, res.Diagnostic, ldapwire.AuthMethodNotSupported)
+	}
+	if bound.Load() || x.Holding() {
+		t.Errorf("a refused SASL bind set an identity (%v) or holds a negotiation (%v)", bound.Load(), x.Holding())
+	}
+	e.ds.locked(func(ds *fakeDS) {
+		for _, c := range ds.conns {
+			for _, b := range c.binds {
+				if strings.HasPrefix(b, "sasl:") {
+					t.Errorf("conn %d received the SASL bind (%s)", c.id, b)
+				}
+			}
+		}
+	})
+}
+
+// SASL binds cannot be passed on in client-bind mode: they are refused
+// with authMethodNotSupported before reaching the server, and the
+// connection opened for the negotiation is closed.
+func TestClientBindRefusesSASL(t *testing.T) {
+	e := newClientBindEnv(t, 1, 1)
+	var bound atomic.Bool
+	o, x := startSASL(t, e, &bound)
+	checkSASLRefused(t, e, o, x, &bound)
+	e.ds.until(t, waitLong, "the negotiation's connection closed", func(ds *fakeDS) bool { return ds.openConnsLocked() == 0 })
+}
+
+// In proxied-authorization mode every operation still goes on the
+// service account's shared connection with a critical control carrying
+// the client's identity: "dn:" for an anonymous client, "dn:<DN>" after a
+// simple bind, "u:<name>" for a name that is not a DN.
+func TestProxiedModeSendsTheIdentityControl(t *testing.T) {
+	e := newEnv(t, 1, Config{}, backend.PoolConfig{})
+	e.ds.locked(func(ds *fakeDS) { ds.users = map[string]string{aliceDN: userPassword} })
+	anon := e.session(t)
+	anon.mustSearch("ou=anonymous", 1)
+	if e.srv.ClientBind() {
+		t.Fatal("a server listing proxied authorization is used in client-bind mode")
+	}
+	alice := e.session(t)
+	if code := alice.bind(aliceDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("bind: result %d", code)
+	}
+	alice.mustSearch("ou=alice", 1)
+	named := e.session(t)
+	named.ident = NewIdentity("alice@EXAMPLE.TEST")
+	named.mustSearch("ou=named", 1)
+	for base, want := range map[string]string{"ou=anonymous": "dn:", "ou=alice": "dn:" + aliceDN, "ou=named": "u:alice@EXAMPLE.TEST"} {
+		e.ds.locked(func(ds *fakeDS) {
+			found := opsOf(ds, base)
+			if len(found) != 1 {
+				t.Fatalf("requests for %s went to %d connections", base, len(found))
+			}
+			for c, ops := range found {
+				if len(ops) != 1 || !ops[0].proxied || !ops[0].critical || ops[0].authzID != want || ops[0].boundAs != fakeBindDN {
+					t.Errorf("conn %d: request for %s: %+v; want a critical control with %q on a connection bound as the service account",
+						c.id, base, ops, want)
+				}
+			}
+		})
+	}
+	e.ds.locked(func(ds *fakeDS) {
+		for _, c := range ds.conns {
+			if c.boundAs == aliceDN && len(c.ops) > 0 {
+				t.Errorf("conn %d, bound as alice, received operations %+v", c.id, c.ops)
+			}
+		}
+	})
+	if st := e.pool.Stats(); st.Leased != 0 {
+		t.Errorf("%d connections leased in proxied-authorization mode", st.Leased)
+	}
+}
+
+// The identity mode is known before the first operation chooses how to
+// reach a server, even when no health check read the root DSE yet (the
+// first clients after a start or a reload): a client's bind in client-bind
+// mode is performed on its own connection, and its operations go there,
+// never with a control, nor anonymously.
+func TestClientBindModeKnownBeforeTheFirstOperation(t *testing.T) {
+	const entries = 1
+	e := newEnv(t, entries, Config{}, backend.PoolConfig{})
+	e.ds.locked(func(ds *fakeDS) {
+		ds.clientBind = true
+		ds.users = map[string]string{aliceDN: userPassword}
+	})
+	if e.srv.Capabilities() != nil {
+		t.Fatal("capabilities known before any connection")
+	}
+	s := e.session(t)
+	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
+		t.Fatalf("bind: result %d", code)
+	}
+	if !e.srv.ClientBind() {
+		t.Fatalf("after the first bind, the server is not in client-bind mode (%+v)", e.srv.Capabilities())
+	}
+	s.mustSearch(usersBase, entries)
+	s.mustSearch(usersBase, entries)
+	onlyConn(t, e.ds, usersBase, aliceDN, 2)
+
+	// An anonymous first operation on another fresh server.
+	e2 := newEnv(t, entries, Config{}, backend.PoolConfig{})
+	e2.ds.locked(func(ds *fakeDS) { ds.clientBind = true })
+	anon := e2.session(t)
+	anon.mustSearch(usersBase, entries)
+	onlyConn(t, e2.ds, usersBase, "", 1)
+
+	// A SASL bind first.
+	e3 := newEnv(t, entries, Config{}, backend.PoolConfig{})
+	e3.ds.locked(func(ds *fakeDS) { ds.clientBind = true })
+	var bound atomic.Bool
+	o, x := startSASL(t, e3, &bound)
+	checkSASLRefused(t, e3, o, x, &bound)
+}
