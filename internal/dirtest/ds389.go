@@ -171,6 +171,11 @@ func (c *DS389Cluster) setup(ctx context.Context, n int, cred *syscall.Credentia
 	if err := c.Instances[0].seed(ctx); err != nil {
 		return err
 	}
+	for _, d := range c.Instances { // cn=config is not replicated
+		if err := d.allowReplicationStateReads(ctx); err != nil {
+			return err
+		}
+	}
 	if n > 1 {
 		return c.setupReplication(ctx)
 	}
@@ -491,6 +496,16 @@ func (c *DS389Cluster) cleanup(t testing.TB) {
 }
 
 // seed loads the sample data as Directory Manager.
+// allowReplicationStateReads adds replicationStateACI to d's configuration.
+func (d *DS389) allowReplicationStateReads(ctx context.Context) error {
+	return withBind(ctx, d.URL, d.ManagerDN, d.ManagerPassword, func(conn *ldap.Conn) error {
+		if err := conn.Modify(replicationStateACI()); err != nil {
+			return fmt.Errorf("dirtest: add the replication state ACI to %s: %w", d.proc.name, err)
+		}
+		return nil
+	})
+}
+
 func (d *DS389) seed(ctx context.Context) error {
 	mod, adds := seedRequests()
 	return withBind(ctx, d.URL, d.ManagerDN, d.ManagerPassword, func(conn *ldap.Conn) error {

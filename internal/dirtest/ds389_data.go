@@ -86,6 +86,16 @@ const ruvACI = `(targetfilter="(objectClass=nsds5Replica)")` +
 	`(version 3.0; acl "ldapmux reads the RUV"; allow (read, search, compare) userdn="ldap:///` + ServiceDN + `";)`
 
 // seedRequests returns the modify and adds that load the sample data.
+// replicationStateACI lets the service account read the live replica
+// update vector (nsds50ruv of the replica entries below cn=mapping
+// tree,cn=config), as ldapmux's replication-backlog check does.
+func replicationStateACI() *ldap.ModifyRequest {
+	mod := ldap.NewModifyRequest("cn=mapping tree,cn=config", nil)
+	mod.Add("aci", []string{`(targetattr="nsds50ruv || objectClass || nsds5replicaroot || cn")` +
+		`(version 3.0; acl "ldapmux reads the replication state"; allow (read, search, compare) userdn="ldap:///` + ServiceDN + `";)`})
+	return mod
+}
+
 func seedRequests() (*ldap.ModifyRequest, []*ldap.AddRequest) {
 	mod := ldap.NewModifyRequest(BaseDN, nil)
 	mod.Add("aci", suffixACIs)
