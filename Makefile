@@ -16,9 +16,10 @@ test: deps-test vet
 deps:
 	@./scripts/install-deps.sh
 
-## deps-test: deps, plus chromium for the status page's browser test
+## deps-test: deps, plus chromium for the status page's browser test and 389 DS
+## and Samba for the tests against other directories
 deps-test:
-	@./scripts/install-deps.sh --with-browser
+	@./scripts/install-deps.sh --with-browser --with-directories
 
 ## build: build the ldapmux binary into ./bin
 build:

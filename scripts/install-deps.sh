@@ -2,16 +2,37 @@
 # Installs what ldapmux's demo and tests need from Debian's packages, when missing:
 # slapd (OpenLDAP server, without a system instance), ldap-utils (its clients) and
 # libsasl2-modules (SASL mechanisms);
-# with --with-browser also chromium, for the status page's browser test.
+# with --with-browser also chromium, for the status page's browser test;
+# with --with-directories also 389 Directory Server and a Samba AD DC (with their
+# tools), for the tests against other directories (internal/dirtest).
 set -euo pipefail
 
+with_browser=no
+with_directories=no
+for arg in "$@"; do
+  case "$arg" in
+    --with-browser) with_browser=yes ;;
+    --with-directories) with_directories=yes ;;
+    *) echo "usage: $0 [--with-browser] [--with-directories]" >&2; exit 2 ;;
+  esac
+done
+
 missing=()
+# need PACKAGE: adds PACKAGE to missing unless it is installed.
+need() {
+  dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed || missing+=("$1")
+}
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 # SASL mechanisms (PLAIN, SCRAM, DIGEST-MD5, CRAM-MD5) for slapd and the clients
-dpkg -s libsasl2-modules >/dev/null 2>&1 || missing+=(libsasl2-modules)
-if [ "${1:-}" = "--with-browser" ]; then
+need libsasl2-modules
+if [ "$with_browser" = yes ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fi
+if [ "$with_directories" = yes ]; then
+  for p in 389-ds-base python3-lib389 samba samba-ad-provision samba-dsdb-modules ldb-tools; do
+    need "$p"
+  done
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -20,4 +41,4 @@ sudo=""
 echo "Installing ${missing[*]} ..."
 echo "slapd slapd/no_configuration boolean true" | $sudo debconf-set-selections
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
