@@ -159,29 +159,40 @@ func (c *Conn) proveProxy(r *ldapwire.Reader, advertised bool, checkDN string) e
 		return fmt.Errorf("%w: proxied-authorization: the server does not list Proxied Authorization (%s) in supportedControl; use identity-mode: client-bind",
 			ErrIdentityMode, ldapwire.OIDProxiedAuthzV2)
 	}
-	ids := []string{"dn:"}
-	if checkDN != "" {
-		ids = append(ids, "dn:"+checkDN)
+	if _, err := c.roundTrip(r, ldapwire.AppendBaseSearch(nil, c.nextID+1, "", []string{"1.1"}, ldapwire.ProxiedAuthzControl("dn:"))); err != nil {
+		return proxyRefused("dn:", err)
 	}
-	for _, id := range ids {
-		_, err := c.roundTrip(r, ldapwire.AppendBaseSearch(nil, c.nextID+1, "", []string{"1.1"}, ldapwire.ProxiedAuthzControl(id)))
-		if err != nil {
-			return fmt.Errorf("%w: the service account cannot use proxied authorization as %q: %v (grant it the right to proxy: authzTo in OpenLDAP, a proxy ACI in 389 Directory Server)",
-				ErrIdentityMode, id, err)
-		}
+	if checkDN == "" {
+		return nil
+	}
+	// The user's own entry, read as that user: OpenLDAP refuses the control
+	// (123) when the service account may not proxy; 389 Directory Server
+	// evaluates its proxy right on each entry and silently returns none.
+	entry, err := c.roundTrip(r, ldapwire.AppendBaseSearch(nil, c.nextID+1, checkDN, []string{"1.1"}, ldapwire.ProxiedAuthzControl("dn:"+checkDN)))
+	switch {
+	case err != nil:
+		return proxyRefused("dn:"+checkDN, err)
+	case entry == nil:
+		return proxyRefused("dn:"+checkDN, errors.New("its own entry is not visible to it through the control"))
 	}
 	return nil
 }
 
+// proxyRefused explains a failed proof of the right to proxy as id.
+func proxyRefused(id string, err error) error {
+	return fmt.Errorf("%w: the service account cannot use proxied authorization as %q: %v (grant it the right to proxy: authzTo in OpenLDAP, a proxy ACI in 389 Directory Server)",
+		ErrIdentityMode, id, err)
+}
+
 // roundTrip sends one search before the reader starts and returns the
-// values of the entry it returned, attribute names in lower case; a result
-// other than success is an error.
+// values of the entry it returned (nil when none), attribute names in lower
+// case; a result other than success is an error.
 func (c *Conn) roundTrip(r *ldapwire.Reader, req []byte) (map[string][]string, error) {
 	c.nextID++
 	if _, err := c.nc.Write(req); err != nil {
 		return nil, err
 	}
-	values := map[string][]string{}
+	var values map[string][]string // nil until an entry arrives
 	for {
 		frame, err := r.Next()
 		if err != nil {
@@ -193,6 +204,9 @@ func (c *Conn) roundTrip(r *ldapwire.Reader, req []byte) (map[string][]string, e
 		}
 		switch msg.OpTag {
 		case ldapwire.OpSearchResultEntry:
+			if values == nil {
+				values = map[string][]string{}
+			}
 			if err := ldapwire.EntryValues(msg, func(a, v []byte) {
 				k := strings.ToLower(string(a))
 				values[k] = append(values[k], string(v))

@@ -22,26 +22,48 @@ func ruvEntry(suffix string) string {
 	return "nsuniqueid=ffffffff-ffffffff-ffffffff-ffffffff," + suffix
 }
 
-// readRUV reads the newest CSN of every replica from a 389 server's RUV.
+// replicaConfigBase holds 389's replica configuration entries, whose
+// nsds50ruv is the live RUV (the tombstone's copy is written to the
+// database only from time to time).
+const replicaConfigBase = "cn=mapping tree,cn=config"
+
+// readRUV reads the newest CSN of every replica from a 389 server's RUV:
+// the live one of the suffix's replica configuration entry, else the
+// tombstone's.
 func readRUV(ctx context.Context, t *Target, suffix string) ([]CSN, error) {
+	filter := "(&(objectClass=nsds5replica)(nsds5replicaroot=" + ldap.EscapeFilter(suffix) + "))"
+	res, err := t.search(ctx, ldap.NewSearchRequest(replicaConfigBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		filter, []string{"nsds50ruv"}, nil))
+	if err == nil && len(firstEntry(res).GetEqualFoldAttributeValues("nsds50ruv")) > 0 {
+		return ruvCSNs(firstEntry(res), "the replica entry of "+suffix)
+	}
 	dn := ruvEntry(suffix)
-	res, err := t.search(ctx, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+	res, err = t.search(ctx, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=nsTombstone)", []string{"nsds50ruv"}, nil))
 	if err != nil {
 		return nil, fmt.Errorf("read the replica update vector (nsds50ruv of %q): %w", dn, err)
 	}
-	var csns []CSN
-	for _, v := range firstEntry(res).GetAttributeValues("nsds50ruv") {
+	return ruvCSNs(firstEntry(res), dn)
+}
+
+// ruvCSNs reads the newest CSN of every replica of an RUV.
+func ruvCSNs(e *ldap.Entry, dn string) ([]CSN, error) {
+	csns := []CSN{}
+	replicas := 0
+	for _, v := range e.GetEqualFoldAttributeValues("nsds50ruv") {
 		c, ok, err := parseRUVElement(v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %q: %v", errNoState, dn, err)
+		}
+		if strings.HasPrefix(v, "{replica ") {
+			replicas++ // one that made no change yet has no CSN
 		}
 		if ok {
 			csns = append(csns, c)
 		}
 	}
-	if len(csns) == 0 {
-		return nil, fmt.Errorf("%w: no replica update vector the service account can read at %q (is the suffix replicated? the account needs read access to it)", errNoState, dn)
+	if replicas == 0 {
+		return nil, fmt.Errorf("%w: no replica update vector the service account can read (in %s or at %q; is the suffix replicated? the account needs read access to nsds50ruv there)", errNoState, replicaConfigBase, dn)
 	}
 	return csns, nil
 }
