@@ -6,15 +6,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
 
 // stepTimeout bounds each waiting step of a test.
 const stepTimeout = 30 * time.Second
+
+// TestMain stops the shared AD after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
 
 // TestDS389 runs the harness checks against one pair of replicated 389
 // instances. Subtests run in order; the disruptive ones come last.
@@ -351,5 +366,219 @@ func testStopKillStart(t *testing.T, c *DS389Cluster) {
 	waitAttr(t, two, dn, "ou", "")
 	if err := c.WaitReplicated(stepContext(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAD checks the shared Samba AD DC: binds by DN, UPN and down-level
+// name, a search of the users and the root DSE.
+func TestAD(t *testing.T) {
+	t.Parallel()
+	began := time.Now()
+	ad := SharedAD(t)
+	t.Logf("SharedAD took %v", time.Since(began).Round(time.Millisecond))
+	if again := SharedAD(t); again != ad {
+		t.Fatal("SharedAD started a second AD")
+	}
+	t.Run("Binds", func(t *testing.T) { testADBinds(t, ad) })
+	t.Run("SearchUsers", func(t *testing.T) { testADSearch(t, ad) })
+	t.Run("RootDSE", func(t *testing.T) { testADRootDSE(t, ad) })
+	t.Run("CriticalControl", func(t *testing.T) { testADCriticalControl(t, ad) })
+}
+
+func testADBinds(t *testing.T, ad *AD) {
+	type account struct{ dn, upn, downLevel, password string }
+	accounts := []account{{ad.AdminDN, ad.UPN("Administrator"), ad.DownLevel("Administrator"), ad.AdminPassword}}
+	for _, name := range ad.Users() {
+		accounts = append(accounts, account{ad.UserDN(name), ad.UPN(name), ad.DownLevel(name), ad.UserPassword(name)})
+	}
+	for _, a := range accounts {
+		for _, id := range []string{a.dn, a.upn, a.downLevel} {
+			bind(t, ad.URL, id, a.password)
+		}
+		err := bind(t, ad.URL, "", "").Bind(a.upn, "wrong")
+		if !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+			t.Errorf("bind as %s with a wrong password: %v, want invalidCredentials", a.upn, err)
+		}
+	}
+}
+
+func testADSearch(t *testing.T, ad *AD) {
+	conn := bind(t, ad.URL, ad.UPN("alice"), ad.UserPassword("alice"))
+	res, err := conn.Search(ldap.NewSearchRequest(ad.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, 0, false, "(&(objectClass=user)(sAMAccountName=bob))", []string{"mail", "userPrincipalName"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("search for bob: %v, %v", res, err)
+	}
+	e := res.Entries[0]
+	if !strings.EqualFold(e.DN, ad.UserDN("bob")) || e.GetAttributeValue("mail") != ad.UserMail("bob") ||
+		!strings.EqualFold(e.GetAttributeValue("userPrincipalName"), ad.UPN("bob")) {
+		t.Errorf("bob: dn %q, mail %q, userPrincipalName %q", e.DN, e.GetAttributeValue("mail"), e.GetAttributeValue("userPrincipalName"))
+	}
+	res, err = conn.Search(ldap.NewSearchRequest("CN=Users,"+ad.BaseDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases,
+		0, 0, false, "(objectClass=user)", []string{"sAMAccountName"}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range res.Entries {
+		names = append(names, e.GetAttributeValue("sAMAccountName"))
+	}
+	for _, want := range []string{"Administrator", "alice", "bob"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("users %q lack %s", names, want)
+		}
+	}
+}
+
+func testADRootDSE(t *testing.T, ad *AD) {
+	e, err := rootDSE(ad.URL, "supportedControl", "supportedExtension", "defaultNamingContext")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(e.GetAttributeValues("supportedControl"), slapdtest.ProxiedAuthzOID) {
+		t.Errorf("root DSE lists the Proxied Authorization control %s", slapdtest.ProxiedAuthzOID)
+	}
+	t.Logf("supportedExtension: %q", e.GetAttributeValues("supportedExtension"))
+}
+
+// testADCriticalControl: Samba reads a control's criticality as true only
+// when encoded as 0xFF (DER). go-ldap encodes true as 0x01, so Samba ignores
+// an unsupported "critical" control from go-ldap and runs the search with
+// the bound identity's rights; with 0xFF it answers the search with an
+// ExtendedResponse (unavailableCriticalExtension) and no SearchResultDone,
+// which go-ldap waits for in vain.
+func testADCriticalControl(t *testing.T, ad *AD) {
+	proxied := slapdtest.ProxyAuthzControl("dn:" + ad.UserDN("bob"))
+	conn := bind(t, ad.URL, ad.AdminDN, ad.AdminPassword)
+	e, err := read(conn, ad.UserDN("alice"), []ldap.Control{proxied}, "cn")
+	if err != nil || e == nil {
+		t.Errorf("search with go-ldap's critical control: %v, %v; want the entry", e, err)
+	}
+	for _, c := range []struct {
+		criticality byte
+		final       ber.Tag
+		code        int64
+	}{
+		{0x01, ldap.ApplicationSearchResultDone, ldap.LDAPResultSuccess},
+		{0xFF, ldap.ApplicationExtendedResponse, ldap.LDAPResultUnavailableCriticalExtension},
+	} {
+		ctrl := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "Control")
+		ctrl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, slapdtest.ProxiedAuthzOID, "Type"))
+		critical := ber.Encode(ber.ClassUniversal, ber.TypePrimitive, ber.TagBoolean, nil, "Criticality")
+		critical.Data.WriteByte(c.criticality)
+		ctrl.AppendChild(critical)
+		ctrl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "dn:"+ad.UserDN("bob"), "Value"))
+		entries, final, code := rawSearch(t, ad, ad.UserDN("alice"), ctrl)
+		t.Logf("criticality %#x: %d entries, then op %d with result %d", c.criticality, entries, final, code)
+		if final != c.final || code != c.code {
+			t.Errorf("criticality %#x: search ended with op %d (result %d), want %d (result %d)", c.criticality, final, code, c.final, c.code)
+		}
+	}
+}
+
+// rawSearch binds as Administrator and sends a base search of dn with
+// ctrl on a plain TCP connection; it returns the number of entries, and
+// the protocol op and result code of the message that ends the search.
+func rawSearch(t *testing.T, ad *AD, dn string, ctrl *ber.Packet) (entries int, final ber.Tag, code int64) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", ad.Addr, dialTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(stepTimeout))
+	bindOp := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationBindRequest, nil, "Bind")
+	bindOp.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 3, "Version"))
+	bindOp.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, ad.AdminDN, "Name"))
+	bindOp.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, ad.AdminPassword, "Password"))
+	search := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationSearchRequest, nil, "Search")
+	search.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, dn, "Base"))
+	search.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, 0, "Scope"))
+	search.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, 0, "Deref"))
+	search.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 0, "Size"))
+	search.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 0, "Time"))
+	search.AppendChild(ber.NewLDAPBoolean(ber.ClassUniversal, ber.TypePrimitive, ber.TagBoolean, false, "TypesOnly"))
+	search.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 7, "objectClass", "Present"))
+	search.AppendChild(ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "Attributes"))
+	controls := ber.Encode(ber.ClassContext, ber.TypeConstructed, 0, nil, "Controls")
+	controls.AppendChild(ctrl)
+	for id, op := range []*ber.Packet{bindOp, search} {
+		msg := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "Message")
+		msg.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id+1, "ID"))
+		msg.AppendChild(op)
+		if op == search {
+			msg.AppendChild(controls)
+		}
+		if _, err := conn.Write(msg.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		answer := readAnswer(t, conn)
+		for answer.Tag == ldap.ApplicationSearchResultEntry {
+			entries++
+			answer = readAnswer(t, conn)
+		}
+		if op == search {
+			code, _ := answer.Children[0].Value.(int64)
+			return entries, answer.Tag, code
+		}
+	}
+	return 0, 0, 0
+}
+
+// readAnswer reads one LDAP message and returns its protocol op.
+func readAnswer(t *testing.T, conn net.Conn) *ber.Packet {
+	t.Helper()
+	msg, err := ber.ReadPacket(conn)
+	if err != nil || len(msg.Children) < 2 || len(msg.Children[1].Children) == 0 {
+		t.Fatalf("read an answer: %v", err)
+	}
+	return msg.Children[1]
+}
+
+func TestSetGlobals(t *testing.T) {
+	conf := "# comment\n[global]\n\tserver services = s3fs, rpc, ldap\n\tworkgroup = EXAMPLE\n\n[netlogon]\n\tread only = No\n"
+	got, err := setGlobals(conf, []string{"server services = ldap", "log file = /x/log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# comment\n[global]\n\tworkgroup = EXAMPLE\n\tserver services = ldap\n\tlog file = /x/log\n\n[netlogon]\n\tread only = No\n"
+	if got != want {
+		t.Errorf("setGlobals:\n%s\nwant:\n%s", got, want)
+	}
+	if _, err := setGlobals("[homes]\n", nil); err == nil {
+		t.Error("setGlobals without [global]: no error")
+	}
+}
+
+func TestDefaultsLine(t *testing.T) {
+	for line, want := range map[string]string{
+		"with_systemd = 1":                     "with_systemd = 0",
+		"prefix = /usr":                        "prefix = /p",
+		"sbin_dir = /usr/sbin":                 "sbin_dir = /usr/sbin",
+		"run_dir = /run/dirsrv":                "run_dir = /p/run/dirsrv",
+		"inst_dir = /usr/lib/x/dirsrv/slapd-x": "inst_dir = /p/lib/dirsrv/slapd-{instance_name}",
+		"user = dirsrv":                        "user = dirsrv",
+		"; a comment = /x":                     "; a comment = /x",
+	} {
+		if got := defaultsLine(line, "/p"); got != want {
+			t.Errorf("defaultsLine(%q) = %q, want %q", line, got, want)
+		}
+	}
+}
+
+func TestParseRUVElement(t *testing.T) {
+	for v, want := range map[string]struct {
+		id  int
+		csn string
+		ok  bool
+	}{
+		"{replicageneration} 6b13275f000000010000":                                 {0, "", false},
+		"{replica 1 ldap://localhost:1} 6b13275f000100010000 6b132761000100010000": {1, "6b132761000100010000", true},
+		"{replica 2 ldap://localhost:2}":                                           {2, "", true},
+	} {
+		id, csn, ok := parseRUVElement(v)
+		if id != want.id || csn != want.csn || ok != want.ok {
+			t.Errorf("parseRUVElement(%q) = %d, %q, %v; want %+v", v, id, csn, ok, want)
+		}
 	}
 }

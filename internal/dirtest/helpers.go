@@ -44,6 +44,19 @@ func testContext(t testing.TB, limit time.Duration) (context.Context, context.Ca
 	return ctx2, func() { cancel2(); cancel() }
 }
 
+// errUnavailable marks a missing prerequisite: a package or root.
+var errUnavailable = errors.New("unavailable")
+
+// fatalOrSkip fails t with err; for a missing prerequisite outside CI
+// (CI=true) it skips t instead.
+func fatalOrSkip(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, errUnavailable) && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	t.Fatal(err)
+}
+
 // errGiveUp marks an error after which waitFor stops polling.
 var errGiveUp = errors.New("giving up")
 
