@@ -142,3 +142,34 @@ func (m *valueMask) word(w int) *uint64 {
 	}
 	return &m.more[w-len(m.small)]
 }
+
+// EntryDropsAny reports, without allocating, whether keep refuses any value
+// of the SearchResultEntry msg (and so whether AppendEntryFiltered would
+// change it). A malformed entry reports false.
+func EntryDropsAny(msg Message, keep func(attr, value []byte) bool) bool {
+	if msg.OpTag != OpSearchResultEntry {
+		return false
+	}
+	_, list, err := splitEntry(msg.Body)
+	if err != nil {
+		return false
+	}
+	for len(list) > 0 {
+		typ, vals, size, err := nextAttribute(list)
+		if err != nil {
+			return false
+		}
+		for len(vals) > 0 {
+			v, err := readTLV(vals)
+			if err != nil {
+				return false
+			}
+			if !keep(typ, v.content) {
+				return true
+			}
+			vals = vals[v.size:]
+		}
+		list = list[size:]
+	}
+	return false
+}

@@ -233,3 +233,27 @@ func TestAppendEntryFilteredRejectsMalformed(t *testing.T) {
 func entryBody(dnTag byte, list []byte) []byte {
 	return AppendElement(appendString(nil, dnTag, "cn=x"), tagSequence, list)
 }
+
+func TestEntryDropsAnyAndSearchScope(t *testing.T) {
+	entry, err := Parse(AppendSearchEntry(nil, 1, "", []Attribute{
+		{Type: "supportedExtension", Values: []string{"1.3.6.1.4.1.4203.1.11.3", "1.3.6.1.1.8"}}}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !EntryDropsAny(entry, func(_, v []byte) bool { return string(v) != "1.3.6.1.1.8" }) {
+		t.Error("a refused value went unseen")
+	}
+	if EntryDropsAny(entry, func(_, _ []byte) bool { return true }) {
+		t.Error("nothing refused, yet reported")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { EntryDropsAny(entry, func(_, _ []byte) bool { return true }) }); allocs != 0 {
+		t.Errorf("%v allocations", allocs)
+	}
+	probe, _ := Parse(AppendRootDSEProbe(nil, 1))
+	if scope, err := SearchScope(probe.Body); err != nil || scope != ScopeBase {
+		t.Errorf("scope %d, %v", scope, err)
+	}
+	if _, err := SearchScope([]byte{0x04, 0x00}); err == nil {
+		t.Error("a truncated search was given a scope")
+	}
+}

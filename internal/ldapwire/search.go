@@ -185,3 +185,18 @@ func parseSubstrings(f *Filter, b []byte) error {
 	}
 	return nil
 }
+
+// SearchScope returns the scope of a SearchRequest body without decoding
+// the rest (no allocation).
+func SearchScope(body []byte) (int, error) {
+	base, err := expect(body, tagOctetString, "search base")
+	if err != nil {
+		return 0, err
+	}
+	scope, err := expect(body[base.size:], tagEnumerated, "search scope")
+	if err != nil {
+		return 0, err
+	}
+	v, err := parseInt(scope.content)
+	return int(v), err
+}

@@ -47,6 +47,10 @@ func (p *Proxy) expectedPartial(c *call, msg ldapwire.Message) bool {
 // filterRootDSE removes from a root DSE entry the extensions and controls
 // that ldapmux does not pass on.
 func filterRootDSE(msg ldapwire.Message) ldapwire.Message {
+	rootEntry := len(msg.Body) >= 2 && msg.Body[0] == 0x04 && msg.Body[1] == 0 // objectName ""
+	if !rootEntry || !ldapwire.EntryDropsAny(msg, rootDSEFilter) {             // the common case: nothing to copy
+		return msg
+	}
 	b, err := ldapwire.AppendEntryFiltered(nil, msg, msg.ID, rootDSEFilter)
 	if err != nil {
 		return msg

@@ -207,6 +207,6 @@ func isRootDSESearch(msg *ldapwire.Message) bool {
 	if msg.OpTag != ldapwire.OpSearchRequest || len(msg.TargetDN()) != 0 {
 		return false
 	}
-	sr, err := ldapwire.ParseSearch(msg.Body)
-	return err == nil && sr.Scope == ldapwire.ScopeBase
+	scope, err := ldapwire.SearchScope(msg.Body)
+	return err == nil && scope == ldapwire.ScopeBase
 }
