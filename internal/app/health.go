@@ -1,14 +1,38 @@
 package app
 
 import (
-	"strings"
+	"fmt"
 
-	"github.com/go-ldap/ldap/v3"
-
-	"github.com/ldapmux/ldapmux/internal/backend"
 	"github.com/ldapmux/ldapmux/internal/config"
 	"github.com/ldapmux/ldapmux/internal/health"
 )
+
+// checkTypes build the checks of each health check type. A type is its own
+// file (the translation of its configuration and its constructor) and one
+// entry here.
+var checkTypes = map[string]checkType{
+	config.CheckSearch:             searchCheck,
+	config.CheckReplicationBacklog: backlogCheck,
+	config.CheckAdminAlert:         alertCheck,
+	config.CheckBusyness:           busynessCheck,
+}
+
+// checkType builds the checks of one type.
+type checkType struct {
+	// build makes one server's check.
+	build func(c checkSpec) health.Check
+	// share, if set, makes what the n servers a check applies to share
+	// (checkSpec.shared).
+	share func(n int) any
+}
+
+// checkSpec is one server's check to build.
+type checkSpec struct {
+	name   string
+	config config.HealthCheck
+	server int // registry slot
+	shared any // made by checkType.share
+}
 
 // newChecker builds the health checks of every registry slot from the
 // configuration; a server without any gets a search of the root DSE, a
@@ -17,7 +41,7 @@ func (a *App) newChecker() *health.Checker {
 	slots := slotServers(a.registry)
 	targets := make([]*health.Target, len(slots))
 	checks := make([][]health.Check, len(slots))
-	views := a.replicationViews()
+	shared := a.sharedCheckState()
 	for k, s := range slots {
 		targets[k] = health.NewTarget(s, a.cfg.ServiceAccount.BindDN, a.cfg.ServiceAccount.Password.Reveal())
 		i, ok := a.cfg.ServerByName(s.Name)
@@ -27,7 +51,8 @@ func (a *App) newChecker() *health.Checker {
 		}
 		targets[k].Frequency = a.cfg.Servers[i].HealthCheckFrequency.D()
 		for _, name := range a.cfg.ChecksOf(i) {
-			checks[k] = append(checks[k], a.obs.checks.Instrument(s.Name, newCheck(name, a.cfg.HealthChecks[name], views[name], k)))
+			spec := checkSpec{name: name, config: a.cfg.HealthChecks[name], server: k, shared: shared[name]}
+			checks[k] = append(checks[k], a.obs.checks.Instrument(s.Name, newCheck(spec)))
 		}
 		if len(checks[k]) == 0 {
 			checks[k] = []health.Check{a.obs.checks.Instrument(s.Name, health.DefaultCheck())}
@@ -40,80 +65,31 @@ func (a *App) newChecker() *health.Checker {
 	return health.NewChecker(hc, a.registry, targets, checks, a.log)
 }
 
-// replicationViews creates the view each replication-backlog check shares
-// among the servers it applies to.
-func (a *App) replicationViews() map[string]*health.ReplicationView {
+// sharedCheckState makes, for each check whose type shares state among
+// its servers, that state.
+func (a *App) sharedCheckState() map[string]any {
 	users := map[string]int{}
 	for i := range a.cfg.Servers {
 		for _, name := range a.cfg.ChecksOf(i) {
-			if a.cfg.HealthChecks[name].Type == config.CheckReplicationBacklog {
-				users[name]++
-			}
+			users[name]++
 		}
 	}
-	views := map[string]*health.ReplicationView{}
+	shared := map[string]any{}
 	for name, n := range users {
-		views[name] = health.NewReplicationView(n)
+		if share := checkTypes[a.cfg.HealthChecks[name].Type].share; share != nil {
+			shared[name] = share(n)
+		}
 	}
-	return views
+	return shared
 }
 
-// newCheck builds check name of server i.
-func newCheck(name string, hc config.HealthCheck, view *health.ReplicationView, i int) health.Check {
-	switch hc.Type {
-	case config.CheckReplicationBacklog:
-		return health.NewReplicationBacklog(name, backlogConfig(hc), view, i)
-	case config.CheckAdminAlert:
-		return health.NewAdminAlert(name, alertConfig(hc.AlertCheck))
-	case config.CheckBusyness:
-		return health.NewBusyness(name, busynessConfig(hc.BusynessCheck))
+// newCheck builds a server's check by its type.
+func newCheck(c checkSpec) health.Check {
+	t, ok := checkTypes[c.config.Type]
+	if !ok {
+		panic(fmt.Sprintf("app: no builder for health check type %q", c.config.Type))
 	}
-	return health.NewSearch(name, searchConfig(hc))
-}
-
-var scopes = map[string]int{"base": ldap.ScopeBaseObject, "one": ldap.ScopeSingleLevel, "sub": ldap.ScopeWholeSubtree}
-
-func searchConfig(hc config.HealthCheck) health.SearchConfig {
-	s := hc.SearchCheck
-	mismatch := backend.Unavailable
-	if s.MismatchState == "degraded" {
-		mismatch = backend.Degraded
-	}
-	return health.SearchConfig{
-		BaseDN: hc.BaseDN, Scope: scopes[s.Scope], Filter: s.Filter,
-		ResponseTime:   health.DurationLevels(s.DegradedAbove.D(), s.AvailableBelow.D(), s.UnavailableAbove.D(), s.DegradedBelow.D()),
-		AllowNoEntries: *s.AllowNoEntriesReturned, AllowMultipleEntries: *s.AllowMultipleEntriesReturned,
-		ExpectedValues: s.ExpectedValues, MismatchState: mismatch,
-	}
-}
-
-func backlogConfig(hc config.HealthCheck) health.BacklogConfig {
-	b := hc.BacklogCheck
-	return health.BacklogConfig{
-		Source: b.Source, BaseDN: hc.BaseDN,
-		Age:           health.DurationLevels(b.DegradedAge.D(), b.AvailableAge.D(), b.UnavailableAge.D(), 0),
-		Count:         countLevels(b.DegradedCount, b.AvailableCount, b.UnavailableCount),
-		MonitorBaseDN: b.MonitorBaseDN, MonitorFilter: b.MonitorFilter,
-		CountAttribute: b.CountAttribute, AgeAttribute: b.AgeAttribute,
-	}
-}
-
-func alertConfig(c config.AlertCheck) health.AlertConfig {
-	return health.AlertConfig{
-		MonitorDN: c.MonitorDN, AlertsBaseDN: c.AlertsBaseDN,
-		DegradedAttribute: c.DegradedAlertAttribute, UnavailableAttribute: c.UnavailableAlertAttribute,
-		PollOnly: c.PollOnly,
-	}
-}
-
-func busynessConfig(b config.BusynessCheck) health.BusynessConfig {
-	return health.BusynessConfig{
-		Outstanding:   countLevels(int64(b.DegradedOutstanding), int64(b.AvailableOutstanding), int64(b.UnavailableOutstanding)),
-		ResponseTime:  health.DurationLevels(b.DegradedResponseTime.D(), b.AvailableResponseTime.D(), b.UnavailableResponseTime.D(), 0),
-		ServerMonitor: strings.ToLower(b.ServerMonitor),
-		Queue:         countLevels(int64(b.DegradedQueue), int64(b.AvailableQueue), int64(b.UnavailableQueue)),
-		PercentBusy:   countLevels(int64(b.DegradedPercentBusy), int64(b.AvailablePercentBusy), int64(b.UnavailablePercentBusy)),
-	}
+	return t.build(c)
 }
 
 func countLevels(degraded, available, unavailable int64) health.Levels {

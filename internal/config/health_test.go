@@ -30,13 +30,13 @@ func TestIssueHealthExample(t *testing.T) {
 	cfg := mustParse(t, minimal+issueHealth)
 	yes := true
 	want := map[string]HealthCheck{
-		"response-time": {Type: "search", UseForAllServers: true, SearchCheck: SearchCheck{
+		"response-time": {Type: "search", UseForAllServers: true, Settings: &SearchCheck{
 			Scope: "base", Filter: "(objectClass=*)",
 			DegradedAbove: Duration(time.Second), AvailableBelow: Duration(500 * time.Millisecond),
 			UnavailableAbove: Duration(5 * time.Second), DegradedBelow: Duration(5 * time.Second),
 			AllowNoEntriesReturned: &yes, AllowMultipleEntriesReturned: &yes, MismatchState: "unavailable",
 		}},
-		"backlog": {Type: "replication-backlog", UseForAllServers: true, BacklogCheck: BacklogCheck{
+		"backlog": {Type: "replication-backlog", UseForAllServers: true, Settings: &BacklogCheck{
 			Source:      "csn",
 			DegradedAge: Duration(2 * time.Second), AvailableAge: Duration(2 * time.Second), UnavailableAge: Duration(30 * time.Second),
 			DegradedCount: 100, AvailableCount: 100, UnavailableCount: 10000,
@@ -97,15 +97,15 @@ health-checks:
 	if f := cfg.Servers[1].HealthCheckFrequency.D(); f != 2*time.Second {
 		t.Errorf("ds2 frequency = %v (want the top-level one)", f)
 	}
-	alerts := cfg.HealthChecks["alerts"].AlertCheck
+	alerts := *cfg.HealthChecks["alerts"].Settings.(*AlertCheck)
 	if alerts != (AlertCheck{"cn=monitor", "cn=alerts", "degraded-alert-type", "unavailable-alert-type", true}) {
 		t.Errorf("alerts = %+v", alerts)
 	}
-	busy := cfg.HealthChecks["busy"].BusynessCheck
+	busy := cfg.HealthChecks["busy"].Settings.(*BusynessCheck)
 	if busy.AvailableOutstanding != 10 || busy.ServerMonitor != "openldap" || busy.UnavailableQueue != 100 {
 		t.Errorf("busy = %+v", busy)
 	}
-	s := cfg.HealthChecks["all"].SearchCheck
+	s := cfg.HealthChecks["all"].Settings.(*SearchCheck)
 	if s.Scope != "one" || *s.AllowMultipleEntriesReturned || !*s.AllowNoEntriesReturned || s.MismatchState != "degraded" {
 		t.Errorf("search = %+v", s)
 	}
@@ -118,7 +118,7 @@ func TestBacklogMonitorDefaults(t *testing.T) {
     source: monitor
     degraded-count: 5
 `)
-	b := cfg.HealthChecks["pd"].BacklogCheck
+	b := *cfg.HealthChecks["pd"].Settings.(*BacklogCheck)
 	want := BacklogCheck{Source: "monitor", DegradedCount: 5, AvailableCount: 5,
 		MonitorBaseDN: "cn=monitor", MonitorFilter: "(objectClass=ds-replica-monitor-entry)",
 		CountAttribute: "replication-backlog", AgeAttribute: "age-of-oldest-backlog-change"}

@@ -28,7 +28,11 @@ func newWalker() *walker { return &walker{lines: map[string]int{}} }
 var (
 	yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	keyListerType   = reflect.TypeFor[keyLister]()
 )
+
+// keyLister is a mapping that decodes itself and lists the keys it may have.
+type keyLister interface{ yamlKeys() keySet }
 
 func (w *walker) problem(path string, line int, format string, args ...any) {
 	w.probs = append(w.probs, Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
@@ -47,6 +51,8 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string) bool {
 	switch {
 	case isNull(n):
 		return true
+	case reflect.PointerTo(t).Implements(keyListerType):
+		return w.mapping(n, reflect.New(t).Interface().(keyLister).yamlKeys(), path)
 	case reflect.PointerTo(t).Implements(yamlUnmarshaler):
 		return w.custom(n, t, path)
 	case reflect.PointerTo(t).Implements(textUnmarshaler):
