@@ -26,7 +26,7 @@ func agreementName(from, to int) string { return fmt.Sprintf("agmt-%d-%d", from,
 // initialises instance 2 from instance 1.
 func (c *DS389Cluster) setupReplication(ctx context.Context) error {
 	for _, d := range c.Instances {
-		if err := d.allowRUVRead(ctx); err != nil {
+		if err := d.configureReplica(ctx); err != nil {
 			return err
 		}
 	}
@@ -52,14 +52,21 @@ func (c *DS389Cluster) setupReplication(ctx context.Context) error {
 	return first.waitInitialised(ctx, agreementName(1, 2))
 }
 
-// allowRUVRead adds ruvACI to the mapping tree entry (cn=config is not
-// replicated).
-func (d *DS389) allowRUVRead(ctx context.Context) error {
+// configureReplica adds ruvACI to the mapping tree entry (cn=config is
+// not replicated) and shortens the replica's backoff (3 s to 5 min by
+// default) after a failed session, so that a restarted peer catches up
+// within a second or two.
+func (d *DS389) configureReplica(ctx context.Context) error {
 	return withBind(ctx, d.URL, d.ManagerDN, d.ManagerPassword, func(conn *ldap.Conn) error {
-		mod := ldap.NewModifyRequest(MappingTreeDN, nil)
-		mod.Add("aci", []string{ruvACI})
-		if err := conn.Modify(mod); err != nil {
-			return fmt.Errorf("dirtest: add ACI to %s on %s: %w", MappingTreeDN, d.proc.name, err)
+		aci := ldap.NewModifyRequest(MappingTreeDN, nil)
+		aci.Add("aci", []string{ruvACI})
+		backoff := ldap.NewModifyRequest(ReplicaDN, nil)
+		backoff.Replace("nsds5ReplicaBackoffMin", []string{"1"})
+		backoff.Replace("nsds5ReplicaBackoffMax", []string{"2"})
+		for _, mod := range []*ldap.ModifyRequest{aci, backoff} {
+			if err := conn.Modify(mod); err != nil {
+				return fmt.Errorf("dirtest: modify %s on %s: %w", mod.DN, d.proc.name, err)
+			}
 		}
 		return nil
 	})
