@@ -48,13 +48,25 @@ type lease struct {
 	bound  bool // the client's successful bind was performed on it
 }
 
+// live reports whether l takes new operations: not retired, connection
+// open. Caller must hold Leases.mu.
+func (l *lease) live() bool { return !l.retired && l.conn.Err() == nil }
+
+// stopIdle cancels l's idle timer, if any. Caller must hold Leases.mu.
+func (l *lease) stopIdle() {
+	if l.idle != nil {
+		l.idle.Stop()
+		l.idle = nil
+	}
+}
+
 // take reserves an operation on the session's live lease on srv, if any:
 // a direct one (client-bind mode) or one bound as the service account.
 func (ls *Leases) take(srv *backend.Server, direct bool) *lease {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	for _, l := range ls.held {
-		if l.srv == srv && l.direct == direct && !l.retired && l.conn.Err() == nil {
+		if l.srv == srv && l.direct == direct && l.live() {
 			ls.use(l)
 			return l
 		}
@@ -98,7 +110,7 @@ func (ls *Leases) cursorServer() *backend.Server {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	for _, l := range ls.held {
-		if l.cursors > 0 && !l.retired && l.conn.Err() == nil {
+		if l.cursors > 0 && l.live() {
 			return l.srv
 		}
 	}
@@ -108,23 +120,15 @@ func (ls *Leases) cursorServer() *backend.Server {
 // use counts one more operation on l. Caller must hold mu.
 func (ls *Leases) use(l *lease) {
 	l.users++
-	if l.idle != nil {
-		l.idle.Stop()
-		l.idle = nil
-	}
+	l.stopIdle()
 }
 
-// add records conn, just leased on srv, and reserves an operation on it.
-// When the session already got a lease on srv meanwhile, that one is used
-// and spare is conn, to be released; when the session is closed, l is nil
-// and conn is spare.
-func (ls *Leases) add(srv *backend.Server, pool *backend.Pool, conn *backend.Conn) (l *lease, spare *backend.Conn) {
-	return ls.addLease(&lease{srv: srv, pool: pool, conn: conn})
-}
-
-// addLease records a new lease (see add); a direct sticky one may be
-// shared like any, a direct lease for a bind (neither sticky nor shared)
-// is always added.
+// addLease records n, a connection just leased, and reserves an operation
+// on it. When the session already got an equivalent lease meanwhile, that
+// one is used and spare is n's connection, to be released; when the session
+// is closed, l is nil and n's connection is spare. A direct sticky lease
+// may be shared like any; a direct one for a bind (neither sticky nor
+// shared) is always added.
 func (ls *Leases) addLease(n *lease) (l *lease, spare *backend.Conn) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
@@ -132,7 +136,7 @@ func (ls *Leases) addLease(n *lease) (l *lease, spare *backend.Conn) {
 		return nil, n.conn
 	}
 	for _, h := range ls.held {
-		if (n.sticky || !n.direct) && h.srv == n.srv && h.direct == n.direct && !h.retired && h.conn.Err() == nil {
+		if (n.sticky || !n.direct) && h.srv == n.srv && h.direct == n.direct && h.live() {
 			ls.use(h)
 			return h, n.conn
 		}
@@ -204,10 +208,7 @@ func (ls *Leases) expire(l *lease) {
 // Caller must hold mu.
 func (ls *Leases) removeLocked(l *lease) bool {
 	ls.dropCursorsLocked(l)
-	if l.idle != nil {
-		l.idle.Stop()
-		l.idle = nil
-	}
+	l.stopIdle()
 	for i, h := range ls.held {
 		if h == l {
 			ls.held = append(ls.held[:i], ls.held[i+1:]...)
@@ -246,10 +247,7 @@ func (ls *Leases) end(closing bool) {
 	kept := ls.held[:0]
 	for _, l := range ls.held {
 		l.retired = true
-		if l.idle != nil {
-			l.idle.Stop()
-			l.idle = nil
-		}
+		l.stopIdle()
 		if l.users == 0 || closing {
 			ended = append(ended, l)
 		} else {
