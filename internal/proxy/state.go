@@ -45,18 +45,23 @@ func classify(msg *ldapwire.Message) (kind stateKind, key string) {
 		return longLived, ""
 	}
 	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDPagedResults); ok {
-		if _, cookie, err := ldapwire.ParsePagedValue(c.Value); err == nil && len(cookie) > 0 {
-			return cursorOp, pagedKey + string(cookie)
-		}
-		return cursorOp, ""
+		_, cookie, err := ldapwire.ParsePagedValue(c.Value)
+		return cursorOp, cursorKey(pagedKey, cookie, err)
 	}
 	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDVLVRequest); ok {
-		if id, err := ldapwire.ParseVLVRequestContext(c.Value); err == nil && len(id) > 0 {
-			return cursorOp, vlvKey + string(id)
-		}
-		return cursorOp, ""
+		id, err := ldapwire.ParseVLVRequestContext(c.Value)
+		return cursorOp, cursorKey(vlvKey, id, err)
 	}
 	return stateless, ""
+}
+
+// cursorKey is the key of a parsed cookie or context ID: "" when it is
+// empty or could not be read.
+func cursorKey(prefix string, id []byte, err error) string {
+	if err != nil || len(id) == 0 {
+		return ""
+	}
+	return prefix + string(id)
 }
 
 // responseCursor is the cursor a final search response leaves open on its
@@ -69,16 +74,12 @@ func responseCursor(msg ldapwire.Message) (key string, said bool) {
 		return "", false
 	}
 	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDPagedResults); ok {
-		if _, cookie, err := ldapwire.ParsePagedValue(c.Value); err == nil && len(cookie) > 0 {
-			return pagedKey + string(cookie), true
-		}
-		return "", true
+		_, cookie, err := ldapwire.ParsePagedValue(c.Value)
+		return cursorKey(pagedKey, cookie, err), true
 	}
 	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDVLVResponse); ok {
-		if id, err := ldapwire.ParseVLVResponseContext(c.Value); err == nil && len(id) > 0 {
-			return vlvKey + string(id), true
-		}
-		return "", true
+		id, err := ldapwire.ParseVLVResponseContext(c.Value)
+		return cursorKey(vlvKey, id, err), true
 	}
 	return "", false
 }
