@@ -69,3 +69,11 @@ func (p *Proxy) warnOnce(srv *backend.Server, what, msg string, args ...any) {
 	}
 	p.log.Warn(msg, append([]any{"server", srv.Name, "logged", "once per server"}, args...)...)
 }
+
+// resultCode is the result code of a response, -1 when unreadable.
+func resultCode(msg ldapwire.Message) int {
+	if res, err := ldapwire.ParseResult(msg.Body); err == nil {
+		return res.Code
+	}
+	return -1
+}

@@ -50,9 +50,7 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 	case final:
 		c.finished = true
 		msg = c.req.proxy.matchResponse(c, msg)
-		if res, err := ldapwire.ParseResult(msg.Body); err == nil {
-			code = res.Code
-		}
+		code = resultCode(msg)
 		if c.lease != nil && c.req.state == cursorOp { // before the client can send the next page
 			if next, said := responseCursor(msg); said {
 				c.req.Leases.moveCursor(c.lease, c.req.cursor, next)

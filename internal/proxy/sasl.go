@@ -135,10 +135,7 @@ func (p *Proxy) saslBind(req *Request) {
 		p.saslLost(req, srv, res.err)
 		return
 	}
-	code := -1
-	if r, err := ldapwire.ParseResult(res.msg.Body); err == nil {
-		code = r.Code
-	}
+	code := resultCode(res.msg)
 	switch code {
 	case ldapwire.SaslBindInProgress:
 		req.SASL.hold(srv, conn, mech, p.timeoutFor(req))

@@ -70,11 +70,3 @@ func ownPasswordChange(req *Request) ([]byte, bool) {
 	}
 	return pm.OldPassword, true
 }
-
-// resultCode is the result code of a response, -1 when unreadable.
-func resultCode(msg ldapwire.Message) int {
-	if res, err := ldapwire.ParseResult(msg.Body); err == nil {
-		return res.Code
-	}
-	return -1
-}
