@@ -35,10 +35,7 @@ func (p *Proxy) knowMode(req *Request, srv *backend.Server, mayWait bool) (res a
 	}
 	defer cancel()
 	if _, err := srv.Pool().Detect(ctx); err != nil && srv.Capabilities() == nil {
-		if req.isAbandoned() {
-			return attemptResult{status: abandoned}, false
-		}
-		return connError(err), false
+		return dialResult(req, err), false
 	}
 	return attemptResult{}, true
 }

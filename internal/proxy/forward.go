@@ -220,10 +220,16 @@ func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*ba
 	} else {
 		c, err = srv.Pool().OpConn(ctx)
 	}
+	return c, dialResult(req, err)
+}
+
+// dialResult classifies an error from a dial for req: abandoned when the
+// client abandoned req (which cancels the dial), as connError otherwise.
+func dialResult(req *Request, err error) attemptResult {
 	if err != nil && req.isAbandoned() {
-		return nil, attemptResult{status: abandoned}
+		return attemptResult{status: abandoned}
 	}
-	return c, connError(err)
+	return connError(err)
 }
 
 // connError classifies an error from the pool.

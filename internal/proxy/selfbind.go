@@ -40,14 +40,8 @@ func (p *Proxy) selfBoundConn(req *Request, srv *backend.Server, mayWait bool) (
 		pool.ReleaseLease(conn)
 		return nil, attemptResult{}, false
 	}
-	l, spare := req.Leases.addLease(&lease{srv: srv, pool: pool, conn: conn, direct: true})
-	if spare != nil {
-		pool.ReleaseLease(spare)
-	}
-	if l == nil {
-		return nil, attemptResult{status: abandoned}, true
-	}
-	return l, attemptResult{}, true
+	l, res := recordLease(req, &lease{srv: srv, pool: pool, conn: conn, direct: true})
+	return l, res, true
 }
 
 // ownPasswordChange reports whether req changes its bound client's own

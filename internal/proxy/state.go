@@ -154,15 +154,19 @@ func (p *Proxy) newLease(req *Request, srv *backend.Server, mayWait bool, kind l
 	pool := srv.Pool()
 	conn, err := dial(pool, ctx)
 	if err != nil {
-		if req.isAbandoned() {
-			return nil, attemptResult{status: abandoned}
-		}
-		return nil, connError(err)
+		return nil, dialResult(req, err)
 	}
 	kind.srv, kind.pool, kind.conn = srv, pool, conn
-	l, spare := req.Leases.addLease(&kind)
+	return recordLease(req, &kind)
+}
+
+// recordLease adds n, just leased, to req's session (Leases.addLease) and
+// releases the spare connection, if any; the session being closed abandons
+// req.
+func recordLease(req *Request, n *lease) (*lease, attemptResult) {
+	l, spare := req.Leases.addLease(n)
 	if spare != nil {
-		pool.ReleaseLease(spare)
+		n.pool.ReleaseLease(spare)
 	}
 	if l == nil {
 		return nil, attemptResult{status: abandoned}
