@@ -91,10 +91,10 @@ func Parse389CSN(s string) (CSN, error) {
 	if len(s) != 20 {
 		return CSN{}, fmt.Errorf("invalid 389 CSN %q: want 20 hex digits", s)
 	}
+	bounds := [...]int{0, 8, 12, 16, 20} // time, sequence, replica ID, sub-sequence
 	var n [4]int64
-	for i, w := range []int{8, 4, 4, 4} {
-		off := []int{0, 8, 12, 16}[i]
-		x, err := strconv.ParseInt(s[off:off+w], 16, 64)
+	for i := range n {
+		x, err := strconv.ParseInt(s[bounds[i]:bounds[i+1]], 16, 64)
 		if err != nil {
 			return CSN{}, fmt.Errorf("invalid 389 CSN %q: %w", s, err)
 		}
