@@ -55,6 +55,34 @@ func (s *session) bind(dn, password string) int {
 	return res.Code
 }
 
+// mustBind binds the session as dn and fails unless it succeeded.
+func (s *session) mustBind(dn, password string) {
+	s.t.Helper()
+	if code := s.bind(dn, password); code != ldapwire.Success {
+		s.t.Fatalf("bind as %s: result %d", dn, code)
+	}
+}
+
+// aliceSession is a session bound as alice in front of n new client-bind
+// servers with entries each.
+func aliceSession(t *testing.T, n, entries int) (*testEnv, *session) {
+	t.Helper()
+	e := newClientBindEnv(t, n, entries)
+	s := e.session(t)
+	s.mustBind(aliceDN, userPassword)
+	return e, s
+}
+
+// checkNoBinds checks that c, a connection of ds, received no bind.
+func checkNoBinds(t *testing.T, ds *fakeDS, c *fakeConn) {
+	t.Helper()
+	ds.locked(func(ds *fakeDS) {
+		if len(c.binds) != 0 {
+			t.Errorf("conn %d received binds %q, want none", c.id, c.binds)
+		}
+	})
+}
+
 // search searches base and returns the result code and entry count.
 func (s *session) search(base string) (int, int, string) {
 	s.t.Helper()
@@ -127,11 +155,7 @@ func (s *session) boundConn() *backend.Conn {
 // its following operations go on that connection, without a control.
 func TestClientBindOperationsGoOnTheBoundConnection(t *testing.T) {
 	const entries = 2
-	e := newClientBindEnv(t, 1, entries)
-	s := e.session(t)
-	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("bind: result %d", code)
-	}
+	e, s := aliceSession(t, 1, entries)
 	if st := e.pool.Stats(); st.Leased != 1 {
 		t.Fatalf("%d connections leased after the bind, want 1", st.Leased)
 	}
@@ -154,12 +178,8 @@ func TestClientBindSessionsKeepTheirIdentities(t *testing.T) {
 	const entries = 3
 	e := newClientBindEnv(t, 1, entries)
 	alice, bob := e.session(t), e.session(t)
-	if code := alice.bind(aliceDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("alice's bind: result %d", code)
-	}
-	if code := bob.bind(bobDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("bob's bind: result %d", code)
-	}
+	alice.mustBind(aliceDN, userPassword)
+	bob.mustBind(bobDN, userPassword)
 	for range 3 {
 		ops := []*op{
 			alice.start(func(id int32) []byte { return searchRequest(id, "ou=alice", ldapwire.ScopeSub) }),
@@ -193,11 +213,7 @@ func TestClientBindAnonymousSession(t *testing.T) {
 	s.mustSearch(usersBase, entries)
 	s.mustSearch(usersBase, entries)
 	c := onlyConn(t, e.ds, usersBase, "", 2)
-	e.ds.locked(func(ds *fakeDS) {
-		if len(c.binds) != 0 {
-			t.Errorf("the anonymous session's connection received binds %q", c.binds)
-		}
-	})
+	checkNoBinds(t, e.ds, c)
 	if st := e.pool.Stats(); st.Leased != 1 || st.OpenOps != 0 {
 		t.Errorf("stats %+v: want one leased connection and no pooled one", st)
 	}
@@ -211,11 +227,7 @@ func TestClientBindAnonymousSession(t *testing.T) {
 // the next operation goes on a new, unbound connection.
 func TestClientBindFailedBindLeavesTheSessionAnonymous(t *testing.T) {
 	const entries = 1
-	e := newClientBindEnv(t, 1, entries)
-	s := e.session(t)
-	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("bind: result %d", code)
-	}
+	e, s := aliceSession(t, 1, entries)
 	s.mustSearch("ou=before", entries)
 	alice := s.boundConn()
 	if code := s.bind(bobDN, "wrong"); code != ldapwire.InvalidCredentials {
@@ -232,11 +244,7 @@ func TestClientBindFailedBindLeavesTheSessionAnonymous(t *testing.T) {
 	}
 	s.mustSearch("ou=after", entries)
 	c := onlyConn(t, e.ds, "ou=after", "", 1)
-	e.ds.locked(func(ds *fakeDS) {
-		if len(c.binds) != 0 {
-			t.Errorf("the connection of the anonymous search received binds %q", c.binds)
-		}
-	})
+	checkNoBinds(t, e.ds, c)
 	e.ds.until(t, waitLong, "the connections of both binds closed", func(ds *fakeDS) bool {
 		for _, c := range ds.conns {
 			if len(c.binds) > 0 && c.binds[0] != fakeBindDN && !c.closed {
@@ -252,17 +260,11 @@ func TestClientBindFailedBindLeavesTheSessionAnonymous(t *testing.T) {
 // the new identity's operations go on the new connection meanwhile.
 func TestClientBindRebindEndsTheOldConnectionAfterItsOperations(t *testing.T) {
 	const entries = 1
-	e := newClientBindEnv(t, 1, entries)
-	s := e.session(t)
-	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("bind: result %d", code)
-	}
+	e, s := aliceSession(t, 1, entries)
 	alice := s.boundConn()
 	held := s.start(func(id int32) []byte { return searchRequest(id, heldBase, ldapwire.ScopeBase) })
 	e.ds.until(t, waitLong, "the held search reached the server", func(ds *fakeDS) bool { return len(opsOf(ds, heldBase)) == 1 })
-	if code := s.bind(bobDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("second bind: result %d", code)
-	}
+	s.mustBind(bobDN, userPassword)
 	if alice.Err() != nil || !held.pending() {
 		t.Fatalf("the connection bound as alice was closed under its running search (%v)", alice.Err())
 	}
@@ -290,11 +292,7 @@ func TestClientBindRebindEndsTheOldConnectionAfterItsOperations(t *testing.T) {
 // Closing the session's leases ends every connection at once, the one
 // with a search running too: the search ends.
 func TestClientBindCloseEndsEverything(t *testing.T) {
-	e := newClientBindEnv(t, 1, 1)
-	s := e.session(t)
-	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("bind: result %d", code)
-	}
+	e, s := aliceSession(t, 1, 1)
 	held := s.start(func(id int32) []byte { return searchRequest(id, heldBase, ldapwire.ScopeBase) })
 	e.ds.until(t, waitLong, "the held search reached the server", func(ds *fakeDS) bool { return len(opsOf(ds, heldBase)) == 1 })
 	anon := e.session(t)
@@ -317,11 +315,7 @@ func TestClientBindCloseEndsEverything(t *testing.T) {
 // again.
 func TestClientBindLostConnectionAsksToBindAgain(t *testing.T) {
 	const entries = 2
-	e := newClientBindEnv(t, 1, entries)
-	s := e.session(t)
-	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("bind: result %d", code)
-	}
+	e, s := aliceSession(t, 1, entries)
 	s.mustSearch(usersBase, entries)
 	alice := s.boundConn()
 	c := onlyConn(t, e.ds, usersBase, aliceDN, 1)
@@ -342,9 +336,7 @@ func TestClientBindLostConnectionAsksToBindAgain(t *testing.T) {
 			t.Errorf("searches of a client whose connection was lost reached the server on %d connections", len(found))
 		}
 	})
-	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("bind again: result %d", code)
-	}
+	s.mustBind(aliceDN, userPassword)
 	s.mustSearch("ou=again", entries)
 	again := onlyConn(t, e.ds, "ou=again", aliceDN, 1)
 	if again == c {
@@ -358,11 +350,7 @@ func TestClientBindLostConnectionAsksToBindAgain(t *testing.T) {
 // would run anonymously. An anonymous client goes where the router says.
 func TestClientBindOperationsStayOnTheBoundServer(t *testing.T) {
 	const entries = 1
-	e := newClientBindEnv(t, 2, entries)
-	s := e.session(t)
-	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("bind: result %d", code)
-	}
+	e, s := aliceSession(t, 2, entries)
 	e.reg.SetHealth(0, backend.Health{State: backend.Unavailable, Score: 1, Reason: "test"})
 	s.mustSearch(usersBase, entries)
 	s.mustSearch(usersBase, entries)
@@ -453,9 +441,7 @@ func TestProxiedModeSendsTheIdentityControl(t *testing.T) {
 		t.Fatal("a server listing proxied authorization is used in client-bind mode")
 	}
 	alice := e.session(t)
-	if code := alice.bind(aliceDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("bind: result %d", code)
-	}
+	alice.mustBind(aliceDN, userPassword)
 	alice.mustSearch("ou=alice", 1)
 	named := e.session(t)
 	named.ident = NewIdentity("alice@EXAMPLE.TEST")
@@ -502,9 +488,7 @@ func TestClientBindModeKnownBeforeTheFirstOperation(t *testing.T) {
 		t.Fatal("capabilities known before any connection")
 	}
 	s := e.session(t)
-	if code := s.bind(aliceDN, userPassword); code != ldapwire.Success {
-		t.Fatalf("bind: result %d", code)
-	}
+	s.mustBind(aliceDN, userPassword)
 	if !e.srv.ClientBind() {
 		t.Fatalf("after the first bind, the server is not in client-bind mode (%+v)", e.srv.Capabilities())
 	}
