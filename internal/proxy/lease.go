@@ -246,7 +246,7 @@ func (ls *Leases) end(closing bool) {
 	var ended []*lease
 	kept := ls.held[:0]
 	for _, l := range ls.held {
-		l.retired = true
+		l.retired, l.cursors = true, 0
 		l.stopIdle()
 		if l.users == 0 || closing {
 			ended = append(ended, l)
@@ -257,9 +257,6 @@ func (ls *Leases) end(closing bool) {
 	clear(ls.held[len(kept):])
 	ls.held = kept
 	ls.cursors = nil
-	for _, l := range ls.held {
-		l.cursors = 0
-	}
 	ls.mu.Unlock()
 	for _, l := range ended {
 		l.pool.ReleaseLease(l.conn)
