@@ -470,11 +470,7 @@ type berClient struct {
 
 func berDial(t *testing.T, addr string) *berClient {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc := dialTCP(t, addr)
 	return &berClient{t: t, nc: nc, br: bufio.NewReader(nc)}
 }
 

@@ -19,12 +19,19 @@ type rawClient struct {
 
 func rawDial(t *testing.T, addr string) *rawClient {
 	t.Helper()
+	nc := dialTCP(t, addr)
+	return &rawClient{t: t, nc: nc, r: ldapwire.NewReader(nc, 0)}
+}
+
+// dialTCP connects to addr, closing the connection when t ends.
+func dialTCP(t *testing.T, addr string) net.Conn {
+	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	return &rawClient{t: t, nc: nc, r: ldapwire.NewReader(nc, 0)}
+	return nc
 }
 
 func (c *rawClient) send(b []byte) {

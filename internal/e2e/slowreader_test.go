@@ -129,11 +129,7 @@ func throughput(t *testing.T, conns []*ldap.Conn, d time.Duration) float64 {
 // slowReader opens a client with a tiny receive buffer that sends n bulk
 // searches and never reads.
 func slowReader(t *testing.T, addr string, n int) net.Conn {
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc := dialTCP(t, addr)
 	nc.(*net.TCPConn).SetReadBuffer(4096)
 	for id := int32(1); id <= int32(n); id++ {
 		if _, err := nc.Write(bulkSearch(id)); err != nil {
