@@ -11,6 +11,7 @@ import (
 // backend accepts them, the client's next operations carry its DN; a failed
 // bind leaves the client anonymous (RFC 4511, 4.2.1).
 func (s *Session) bind(msg ldapwire.Message) {
+	s.supersedeBind()
 	br, err := ldapwire.ParseBind(msg.Body)
 	if err != nil || br.Auth != ldapwire.AuthSASL {
 		s.sasl.Close() // any other bind aborts a SASL negotiation (RFC 4513, 5.2.1.2)
@@ -48,9 +49,9 @@ func (s *Session) forwardBind(msg ldapwire.Message, dn string) {
 	s.start(msg, func(req *proxy.Request) {
 		req.OnBindResult = func(code int) {
 			if code == ldapwire.Success {
-				s.ident.Store(ident)
+				s.bound(req, ident)
 			} else {
-				s.ident.Store(proxy.Anonymous)
+				s.bound(req, proxy.Anonymous)
 			}
 		}
 	})
@@ -68,7 +69,7 @@ func (s *Session) forwardSASL(msg ldapwire.Message, mechanism string) {
 	}
 	s.start(msg, func(req *proxy.Request) {
 		req.SASL = &s.sasl
-		req.SASLBound = func(ident *proxy.Identity) { s.ident.Store(ident) }
+		req.SASLBound = func(ident *proxy.Identity) { s.bound(req, ident) }
 	})
 }
 

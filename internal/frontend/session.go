@@ -31,9 +31,10 @@ type Session struct {
 	cancel context.CancelFunc
 	frame  []byte // read loop only: the request being handled
 
-	mu       sync.Mutex // mu guards ops and bindDone
+	mu       sync.Mutex // mu guards ops, bindDone and bindReq
 	ops      map[int32]*proxy.Request
-	bindDone chan struct{} // closed when the bind in progress ends; nil when none
+	bindDone chan struct{}  // closed when the bind in progress ends; nil when none
+	bindReq  *proxy.Request // the forwarded bind in progress; nil when none
 
 	sasl   proxy.SASLExchange // a SASL bind between two rounds
 	leases proxy.Leases       // server connections leased to this client (paging, VLV, long-lived searches)
@@ -160,10 +161,34 @@ func (s *Session) awaitBind() {
 	}
 }
 
-// bindStarted marks a forwarded bind in progress: requests read after it
-// wait for its end (awaitBind), which Ended signals.
-func (s *Session) bindStarted() {
-	s.bindDone = make(chan struct{}) // under mu, from start
+// bindStarted marks req, a forwarded bind, in progress: requests read
+// after it wait for its end (awaitBind), which Ended signals.
+func (s *Session) bindStarted(req *proxy.Request) {
+	s.bindDone, s.bindReq = make(chan struct{}), req // under mu, from start
+}
+
+// supersedeBind forgets the forwarded bind still in progress, if any, as
+// the client sends another bind (only possible once awaitBind gave up on
+// it): its result, when it comes, no longer sets the client's identity nor
+// ends the wait for the newer bind.
+func (s *Session) supersedeBind() {
+	s.mu.Lock()
+	done := s.bindDone
+	s.bindDone, s.bindReq = nil, nil
+	s.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
+}
+
+// bound sets the identity that bind req produced, unless another bind
+// superseded req.
+func (s *Session) bound(req *proxy.Request, ident *proxy.Identity) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bindReq == req {
+		s.ident.Store(ident)
+	}
 }
 
 // abandon cancels an outstanding operation; unknown IDs are ignored (RFC 4511, 4.11).
@@ -246,7 +271,7 @@ func (s *Session) start(msg ldapwire.Message, prepare func(*proxy.Request)) {
 		prepare(req)
 	}
 	if msg.OpTag == ldapwire.OpBindRequest {
-		s.bindStarted()
+		s.bindStarted(req)
 	}
 	s.ops[msg.ID] = req
 	s.mu.Unlock()
@@ -285,8 +310,8 @@ func (s *Session) Ended(req *proxy.Request) {
 	if mine {
 		delete(s.ops, req.Msg.ID)
 	}
-	if req.Msg.OpTag == ldapwire.OpBindRequest {
-		bindDone, s.bindDone = s.bindDone, nil
+	if req.Msg.OpTag == ldapwire.OpBindRequest && req == s.bindReq { // not a superseded bind's
+		bindDone, s.bindDone, s.bindReq = s.bindDone, nil, nil
 	}
 	s.mu.Unlock()
 	if bindDone != nil {
