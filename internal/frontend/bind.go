@@ -17,26 +17,22 @@ func (s *Session) bind(msg ldapwire.Message) {
 		s.sasl.Close() // any other bind aborts a SASL negotiation (RFC 4513, 5.2.1.2)
 	}
 	s.leases.Retire() // paged and VLV cursors belong to the identity that opened them
+	s.ident.Store(proxy.Anonymous) // until a bind succeeds, and after one fails (RFC 4511, 4.2.1)
 	switch {
 	case err != nil:
 		s.reply(msg, ldapwire.ProtocolError, "malformed bind request")
 	case br.Version != 3:
-		s.ident.Store(proxy.Anonymous)
 		s.reply(msg, ldapwire.ProtocolError, "only LDAP version 3 is supported")
 	case br.Auth == ldapwire.AuthSASL:
-		s.ident.Store(proxy.Anonymous)
 		s.forwardSASL(msg, string(br.Mechanism))
 	case br.Auth != ldapwire.AuthSimple:
 		s.reply(msg, ldapwire.AuthMethodNotSupported, "unknown authentication choice")
 	case len(br.Name) == 0 && len(br.Password) == 0:
-		s.ident.Store(proxy.Anonymous)
 		s.reply(msg, ldapwire.Success, "")
 	case len(br.Password) == 0:
 		// RFC 4513, 5.1.2: a DN without a password must not authenticate.
-		s.ident.Store(proxy.Anonymous)
 		s.unauthenticatedBind(msg)
 	case s.refuseInsecure(msg):
-		s.ident.Store(proxy.Anonymous)
 	default:
 		s.forwardBind(msg, string(br.Name))
 	}
@@ -45,7 +41,6 @@ func (s *Session) bind(msg ldapwire.Message) {
 // forwardBind sends a simple bind to a backend and sets the identity from its result.
 func (s *Session) forwardBind(msg ldapwire.Message, dn string) {
 	ident := proxy.NewIdentity(dn)
-	s.ident.Store(proxy.Anonymous) // while the bind is in progress (RFC 4511, 4.2.1)
 	s.start(msg, func(req *proxy.Request) {
 		req.OnBindResult = func(code int) {
 			if code == ldapwire.Success {
