@@ -16,7 +16,7 @@ func (s *Session) bind(msg ldapwire.Message) {
 	if err != nil || br.Auth != ldapwire.AuthSASL {
 		s.sasl.Close() // any other bind aborts a SASL negotiation (RFC 4513, 5.2.1.2)
 	}
-	s.leases.Retire() // paged and VLV cursors belong to the identity that opened them
+	s.leases.Retire()              // paged and VLV cursors belong to the identity that opened them
 	s.ident.Store(proxy.Anonymous) // until a bind succeeds, and after one fails (RFC 4511, 4.2.1)
 	switch {
 	case err != nil:
