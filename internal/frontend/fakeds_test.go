@@ -340,43 +340,14 @@ func (ds *fakeDS) search(c *fakeConn, msg ldapwire.Message) []byte {
 		if next+1 < ds.entries {
 			more = strconv.Itoa(next + 1)
 		}
-		return appendResultWithControls(out, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success,
-			appendControl(nil, ldapwire.OIDPagedResults, false, pagedValue(0, more)))
+		return ldapwire.AppendResultControls(out, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "",
+			ldapwire.AppendControls(ldapwire.AppendControl(nil, ldapwire.OIDPagedResults, false, ldapwire.AppendPagedValue(nil, 0, more))))
 	}
 	out := ldapwire.AppendSearchEntry(nil, msg.ID, "uid=e0,"+base, nil, false)
 	return ldapwire.AppendResult(out, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "")
 }
 
 // BER encoders for what ldapwire does not build.
-
-func appendControl(dst []byte, oid string, critical bool, value []byte) []byte {
-	var c []byte
-	c = ldapwire.AppendElement(c, 0x04, []byte(oid))
-	if critical {
-		c = ldapwire.AppendElement(c, 0x01, []byte{0xff})
-	}
-	if value != nil {
-		c = ldapwire.AppendElement(c, 0x04, value)
-	}
-	return ldapwire.AppendElement(dst, 0x30, c)
-}
-
-func pagedValue(size int, cookie string) []byte {
-	v := ldapwire.AppendInteger(nil, 0x02, int64(size))
-	v = ldapwire.AppendElement(v, 0x04, []byte(cookie))
-	return ldapwire.AppendElement(nil, 0x30, v)
-}
-
-func appendResultWithControls(dst []byte, id int32, tag byte, code int, ctrls ...[]byte) []byte {
-	body := ldapwire.AppendInteger(nil, 0x0a, int64(code))
-	body = ldapwire.AppendElement(body, 0x04, nil)
-	body = ldapwire.AppendElement(body, 0x04, nil)
-	var all []byte
-	for _, c := range ctrls {
-		all = append(all, c...)
-	}
-	return ldapwire.AppendMessage(dst, id, ldapwire.AppendElement(nil, tag, body), ldapwire.AppendElement(nil, 0xa0, all), nil)
-}
 
 // searchRequest encodes a subtree search of base for every entry, with
 // the given controls.
@@ -402,7 +373,7 @@ func searchRequest(id int32, base string, ctrls ...[]byte) []byte {
 
 // pagedSearch encodes a paged search of base, one entry a page.
 func pagedSearch(id int32, base, cookie string) []byte {
-	return searchRequest(id, base, appendControl(nil, ldapwire.OIDPagedResults, true, pagedValue(1, cookie)))
+	return searchRequest(id, base, ldapwire.AppendControl(nil, ldapwire.OIDPagedResults, true, ldapwire.AppendPagedValue(nil, 1, cookie)))
 }
 
 // rootDSESearch encodes a base search of the root DSE for all attributes.

@@ -209,3 +209,38 @@ func ParsePasswordModify(body []byte) (PasswordModify, error) {
 	}
 	return pm, nil
 }
+
+// AppendControl appends one Control (RFC 4511, 4.1.11): its OID, the
+// criticality when true, and the value when not nil.
+func AppendControl(dst []byte, oid string, critical bool, value []byte) []byte {
+	var c []byte
+	c = appendString(c, tagOctetString, oid)
+	if critical {
+		c = append(c, tagBoolean, 1, 0xff)
+	}
+	if value != nil {
+		c = AppendElement(c, tagOctetString, value)
+	}
+	return AppendElement(dst, tagSequence, c)
+}
+
+// AppendControls wraps encoded controls in the [0] Controls element of a
+// message; nil when there are none.
+func AppendControls(ctrls ...[]byte) []byte {
+	if len(ctrls) == 0 {
+		return nil
+	}
+	var all []byte
+	for _, c := range ctrls {
+		all = append(all, c...)
+	}
+	return AppendElement(nil, tagControls, all)
+}
+
+// AppendPagedValue appends a paged results control value (RFC 2696): the
+// page size and the cookie.
+func AppendPagedValue(dst []byte, size int, cookie string) []byte {
+	v := appendInt(nil, tagInteger, int64(size))
+	v = appendString(v, tagOctetString, cookie)
+	return AppendElement(dst, tagSequence, v)
+}

@@ -343,3 +343,34 @@ func TestParsePasswordModify(t *testing.T) {
 		t.Error("unknown field accepted")
 	}
 }
+
+// TestControlEncoders: what AppendControl, AppendControls and
+// AppendPagedValue build reads back through the package's parsers.
+func TestControlEncoders(t *testing.T) {
+	ctrls := AppendControls(AppendControl(nil, OIDPagedResults, true, AppendPagedValue(nil, 7, "c1")),
+		AppendControl(nil, "1.2.3", false, nil))
+	c, ok := FindControl(ctrls, OIDPagedResults)
+	if !ok || !c.Critical {
+		t.Fatalf("paged control: %+v %v", c, ok)
+	}
+	if size, cookie, err := ParsePagedValue(c.Value); err != nil || size != 7 || string(cookie) != "c1" {
+		t.Errorf("paged value: %d %q %v", size, cookie, err)
+	}
+	if c, ok := FindControl(ctrls, "1.2.3"); !ok || c.Critical || c.HasValue {
+		t.Errorf("bare control: %+v %v", c, ok)
+	}
+	if AppendControls() != nil {
+		t.Error("no controls gave an element")
+	}
+	msg, err := Parse(AppendResultControls(nil, 4, OpSearchResultDone, Busy, "later", ctrls))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ParseResult(msg.Body)
+	if err != nil || msg.ID != 4 || res.Code != Busy || string(res.Diagnostic) != "later" {
+		t.Errorf("result: %+v %+v %v", msg, res, err)
+	}
+	if _, ok := FindControl(msg.Controls, OIDPagedResults); !ok {
+		t.Error("result lost its controls")
+	}
+}

@@ -195,3 +195,9 @@ func ProxiedAuthzControl(authzID string) []byte {
 	dst = append(dst, tagBoolean, 1, 0xff)
 	return appendString(dst, tagOctetString, authzID)
 }
+
+// AppendResultControls is AppendResult with controls: a [0] Controls
+// element (AppendControls), or nil for none.
+func AppendResultControls(dst []byte, id int32, respTag byte, code int, diagnostic string, controls []byte) []byte {
+	return AppendMessage(dst, id, AppendElement(nil, respTag, appendResultFields(nil, code, diagnostic)), controls, nil)
+}

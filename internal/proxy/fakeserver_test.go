@@ -430,8 +430,8 @@ func (ds *fakeDS) page(c *fakeConn, msg ldapwire.Message, base string, value []b
 		c.cursors[next] = &fakeCursor{base: base, next: end}
 		c.issued = append(c.issued, next)
 	}
-	ctrl := appendControl(nil, ldapwire.OIDPagedResults, false, pagedValue(0, next))
-	return appendResultWithControls(out, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "", ctrl)
+	ctrl := ldapwire.AppendControl(nil, ldapwire.OIDPagedResults, false, ldapwire.AppendPagedValue(nil, 0, next))
+	return ldapwire.AppendResultControls(out, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "", ldapwire.AppendControls(ctrl))
 }
 
 // streamEntries sends count entries of streamBase, one every interval,
@@ -450,36 +450,6 @@ func (c *fakeConn) streamEntries(id int32, count int, interval time.Duration) {
 func entryDN(i int, base string) string { return "uid=e" + strconv.Itoa(i) + "," + base }
 
 // BER encoders for what ldapwire does not build.
-
-func appendControl(dst []byte, oid string, critical bool, value []byte) []byte {
-	var c []byte
-	c = ldapwire.AppendElement(c, 0x04, []byte(oid))
-	if critical {
-		c = ldapwire.AppendElement(c, 0x01, []byte{0xff})
-	}
-	if value != nil {
-		c = ldapwire.AppendElement(c, 0x04, value)
-	}
-	return ldapwire.AppendElement(dst, 0x30, c)
-}
-
-// controlsElement wraps encoded controls in the [0] Controls element.
-func controlsElement(ctrls ...[]byte) []byte {
-	if len(ctrls) == 0 {
-		return nil
-	}
-	var all []byte
-	for _, c := range ctrls {
-		all = append(all, c...)
-	}
-	return ldapwire.AppendElement(nil, 0xa0, all)
-}
-
-func pagedValue(size int, cookie string) []byte {
-	v := ldapwire.AppendInteger(nil, 0x02, int64(size))
-	v = ldapwire.AppendElement(v, 0x04, []byte(cookie))
-	return ldapwire.AppendElement(nil, 0x30, v)
-}
 
 func syncValue(mode int) []byte {
 	return ldapwire.AppendElement(nil, 0x30, ldapwire.AppendInteger(nil, 0x0a, int64(mode)))
@@ -505,14 +475,6 @@ func vlvValue(contextID []byte) []byte {
 	return ldapwire.AppendElement(nil, 0x30, v)
 }
 
-// appendResultWithControls appends a response with an LDAPResult and controls.
-func appendResultWithControls(dst []byte, id int32, tag byte, code int, diag string, ctrls ...[]byte) []byte {
-	body := ldapwire.AppendInteger(nil, 0x0a, int64(code))
-	body = ldapwire.AppendElement(body, 0x04, nil)
-	body = ldapwire.AppendElement(body, 0x04, []byte(diag))
-	return ldapwire.AppendMessage(dst, id, ldapwire.AppendElement(nil, tag, body), controlsElement(ctrls...), nil)
-}
-
 // searchRequest encodes a search of base for every entry (objectClass
 // present), all attributes.
 func searchRequest(id int32, base string, scope int, ctrls ...[]byte) []byte {
@@ -524,7 +486,7 @@ func searchRequest(id int32, base string, scope int, ctrls ...[]byte) []byte {
 	body = ldapwire.AppendElement(body, 0x01, []byte{0})
 	body = ldapwire.AppendElement(body, ldapwire.FilterPresent, []byte("objectClass"))
 	body = ldapwire.AppendElement(body, 0x30, nil)
-	return ldapwire.AppendMessage(nil, id, ldapwire.AppendElement(nil, ldapwire.OpSearchRequest, body), controlsElement(ctrls...), nil)
+	return ldapwire.AppendMessage(nil, id, ldapwire.AppendElement(nil, ldapwire.OpSearchRequest, body), ldapwire.AppendControls(ctrls...), nil)
 }
 
 // compareRequest encodes a compare of dn's cn with "x".
@@ -538,7 +500,7 @@ func compareRequest(id int32, dn string) []byte {
 
 // pagedSearch encodes a paged search of base with the given page size and cookie.
 func pagedSearch(id int32, base string, size int, cookie string) []byte {
-	return searchRequest(id, base, ldapwire.ScopeSub, appendControl(nil, ldapwire.OIDPagedResults, true, pagedValue(size, cookie)))
+	return searchRequest(id, base, ldapwire.ScopeSub, ldapwire.AppendControl(nil, ldapwire.OIDPagedResults, true, ldapwire.AppendPagedValue(nil, size, cookie)))
 }
 
 // A tiny BER reader for checking responses.

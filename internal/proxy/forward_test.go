@@ -61,7 +61,7 @@ func TestLongLivedSearchHasNoTimeout(t *testing.T) {
 	const timeout = 50 * time.Millisecond
 	e := newEnv(t, 0, Config{OperationTimeout: timeout}, backend.PoolConfig{})
 	s := e.session(t)
-	syncCtl := appendControl(nil, ldapwire.OIDSyncRequest, true, syncValue(ldapwire.SyncRefreshAndPersist))
+	syncCtl := ldapwire.AppendControl(nil, ldapwire.OIDSyncRequest, true, syncValue(ldapwire.SyncRefreshAndPersist))
 	o := s.start(func(id int32) []byte { return searchRequest(id, "dc=example,dc=com", ldapwire.ScopeSub, syncCtl) })
 	var held string
 	e.ds.until(t, waitLong, "sync search held", func(ds *fakeDS) bool {
@@ -122,7 +122,7 @@ func TestPersistentSearchHasNoTimeout(t *testing.T) {
 	const timeout = 50 * time.Millisecond
 	e := newEnv(t, 0, Config{OperationTimeout: timeout}, backend.PoolConfig{})
 	s := e.session(t)
-	ps := appendControl(nil, ldapwire.OIDPersistentSearch, true, psearchValue())
+	ps := ldapwire.AppendControl(nil, ldapwire.OIDPersistentSearch, true, psearchValue())
 	o := s.start(func(id int32) []byte { return searchRequest(id, "dc=example,dc=com", ldapwire.ScopeSub, ps) })
 	e.ds.until(t, waitLong, "persistent search held", func(ds *fakeDS) bool { return len(ds.heldLocked()) == 1 })
 	deadline := time.Now().Add(6 * timeout)
@@ -146,7 +146,7 @@ func TestPersistentSearchHasNoTimeout(t *testing.T) {
 func TestLongLivedSearchEndNotHeldAgainstServer(t *testing.T) {
 	e := newEnv(t, 0, Config{OperationTimeout: 50 * time.Millisecond}, backend.PoolConfig{})
 	s := e.session(t)
-	syncCtl := appendControl(nil, ldapwire.OIDSyncRequest, true, syncValue(ldapwire.SyncRefreshAndPersist))
+	syncCtl := ldapwire.AppendControl(nil, ldapwire.OIDSyncRequest, true, syncValue(ldapwire.SyncRefreshAndPersist))
 	o := s.start(func(id int32) []byte { return searchRequest(id, "dc=example,dc=com", ldapwire.ScopeSub, syncCtl) })
 	o.untilResponses(1, waitLong)
 	var conn int
@@ -281,11 +281,13 @@ func TestFailureReplyTimeLimit(t *testing.T) {
 // they continue.
 func TestClassify(t *testing.T) {
 	paged := func(cookie string) []byte {
-		return appendControl(nil, ldapwire.OIDPagedResults, true, pagedValue(10, cookie))
+		return ldapwire.AppendControl(nil, ldapwire.OIDPagedResults, true, ldapwire.AppendPagedValue(nil, 10, cookie))
 	}
-	vlv := func(id []byte) []byte { return appendControl(nil, ldapwire.OIDVLVRequest, true, vlvValue(id)) }
-	syncCtl := func(mode int) []byte { return appendControl(nil, ldapwire.OIDSyncRequest, true, syncValue(mode)) }
-	other := appendControl(nil, "1.2.840.113556.1.4.473", false, nil) // server-side sort, no value
+	vlv := func(id []byte) []byte { return ldapwire.AppendControl(nil, ldapwire.OIDVLVRequest, true, vlvValue(id)) }
+	syncCtl := func(mode int) []byte {
+		return ldapwire.AppendControl(nil, ldapwire.OIDSyncRequest, true, syncValue(mode))
+	}
+	other := ldapwire.AppendControl(nil, "1.2.840.113556.1.4.473", false, nil) // server-side sort, no value
 	for _, tc := range []struct {
 		name  string
 		raw   []byte
@@ -297,7 +299,7 @@ func TestClassify(t *testing.T) {
 		{"paged, first page", searchRequest(1, "dc=x", 2, paged("")), cursorOp, ""},
 		{"paged, next page", searchRequest(1, "dc=x", 2, paged("c1")), cursorOp, "pc1"},
 		{"paged after another control", searchRequest(1, "dc=x", 2, other, paged("c2")), cursorOp, "pc2"},
-		{"paged, malformed value", searchRequest(1, "dc=x", 2, appendControl(nil, ldapwire.OIDPagedResults, true, []byte{0x30, 0x01})), cursorOp, ""},
+		{"paged, malformed value", searchRequest(1, "dc=x", 2, ldapwire.AppendControl(nil, ldapwire.OIDPagedResults, true, []byte{0x30, 0x01})), cursorOp, ""},
 		{"VLV without contextID", searchRequest(1, "dc=x", 2, vlv(nil)), cursorOp, ""},
 		{"VLV with empty contextID", searchRequest(1, "dc=x", 2, vlv([]byte{})), cursorOp, ""},
 		{"VLV with contextID", searchRequest(1, "dc=x", 2, vlv([]byte("ctx"))), cursorOp, "vctx"},
@@ -306,9 +308,9 @@ func TestClassify(t *testing.T) {
 		{"sync refreshOnly, paged", searchRequest(1, "dc=x", 2, syncCtl(ldapwire.SyncRefreshOnly), paged("c3")), cursorOp, "pc3"},
 		{"sync refreshAndPersist", searchRequest(1, "dc=x", 2, syncCtl(ldapwire.SyncRefreshAndPersist)), longLived, ""},
 		{"sync refreshAndPersist, paged", searchRequest(1, "dc=x", 2, paged("c4"), syncCtl(ldapwire.SyncRefreshAndPersist)), longLived, ""},
-		{"sync, malformed value", searchRequest(1, "dc=x", 2, appendControl(nil, ldapwire.OIDSyncRequest, true, []byte{4, 0})), longLived, ""},
-		{"persistent search", searchRequest(1, "dc=x", 2, appendControl(nil, ldapwire.OIDPersistentSearch, true, psearchValue())), longLived, ""},
-		{"not a search", ldapwire.AppendMessage(nil, 1, compareRequestOp(), controlsElement(paged("c5")), nil), stateless, ""},
+		{"sync, malformed value", searchRequest(1, "dc=x", 2, ldapwire.AppendControl(nil, ldapwire.OIDSyncRequest, true, []byte{4, 0})), longLived, ""},
+		{"persistent search", searchRequest(1, "dc=x", 2, ldapwire.AppendControl(nil, ldapwire.OIDPersistentSearch, true, psearchValue())), longLived, ""},
+		{"not a search", ldapwire.AppendMessage(nil, 1, compareRequestOp(), ldapwire.AppendControls(paged("c5")), nil), stateless, ""},
 	} {
 		msg, err := ldapwire.Parse(tc.raw)
 		if err != nil {

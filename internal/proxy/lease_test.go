@@ -256,7 +256,7 @@ func TestLeaseIdleLimitRestartsWithEachPage(t *testing.T) {
 func TestLeasesCloseEndsRunningSearch(t *testing.T) {
 	e := newEnv(t, 1, Config{}, backend.PoolConfig{})
 	s := e.session(t)
-	sync := appendControl(nil, ldapwire.OIDSyncRequest, true, syncValue(ldapwire.SyncRefreshAndPersist))
+	sync := ldapwire.AppendControl(nil, ldapwire.OIDSyncRequest, true, syncValue(ldapwire.SyncRefreshAndPersist))
 	o := s.start(func(id int32) []byte { return searchRequest(id, "dc=example,dc=com", ldapwire.ScopeSub, sync) })
 	o.untilResponses(1, waitLong) // the refresh phase's entry: the search runs
 	s.leases.Close()
@@ -371,13 +371,13 @@ func TestResponseCursor(t *testing.T) {
 		said bool
 	}{
 		{"no controls", nil, "", false},
-		{"another control only", [][]byte{appendControl(nil, "1.2.3.4", false, nil)}, "", false},
-		{"paged, cookie", [][]byte{appendControl(nil, ldapwire.OIDPagedResults, false, pagedValue(0, "7"))}, pagedKey + "7", true},
-		{"paged, empty cookie", [][]byte{appendControl(nil, ldapwire.OIDPagedResults, false, pagedValue(0, ""))}, "", true},
-		{"vlv, context", [][]byte{appendControl(nil, ldapwire.OIDVLVResponse, false, vlvResponse("c1"))}, vlvKey + "c1", true},
-		{"vlv, no context", [][]byte{appendControl(nil, ldapwire.OIDVLVResponse, false, vlvResponse(""))}, "", true},
+		{"another control only", [][]byte{ldapwire.AppendControl(nil, "1.2.3.4", false, nil)}, "", false},
+		{"paged, cookie", [][]byte{ldapwire.AppendControl(nil, ldapwire.OIDPagedResults, false, ldapwire.AppendPagedValue(nil, 0, "7"))}, pagedKey + "7", true},
+		{"paged, empty cookie", [][]byte{ldapwire.AppendControl(nil, ldapwire.OIDPagedResults, false, ldapwire.AppendPagedValue(nil, 0, ""))}, "", true},
+		{"vlv, context", [][]byte{ldapwire.AppendControl(nil, ldapwire.OIDVLVResponse, false, vlvResponse("c1"))}, vlvKey + "c1", true},
+		{"vlv, no context", [][]byte{ldapwire.AppendControl(nil, ldapwire.OIDVLVResponse, false, vlvResponse(""))}, "", true},
 	} {
-		msg, err := ldapwire.Parse(appendResultWithControls(nil, 1, ldapwire.OpSearchResultDone, ldapwire.Busy, "", tc.ctrl...))
+		msg, err := ldapwire.Parse(ldapwire.AppendResultControls(nil, 1, ldapwire.OpSearchResultDone, ldapwire.Busy, "", ldapwire.AppendControls(tc.ctrl...)))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
