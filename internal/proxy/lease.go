@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ldapmux/ldapmux/internal/backend"
@@ -30,6 +31,10 @@ type Leases struct {
 	// boundGone: the connection the client was bound on (client-bind
 	// mode) was lost; its operations fail until it binds again.
 	boundGone *backend.Server
+	// bound is set, under mu, while the client is bound in client-bind
+	// mode (a bound lease or boundGone): every operation asks, and a
+	// session that never bound that way answers without the lock.
+	bound atomic.Bool
 }
 
 // lease is one connection leased to a session.
@@ -243,6 +248,7 @@ func (ls *Leases) end(closing bool) {
 	ls.mu.Lock()
 	ls.closed = ls.closed || closing
 	ls.boundGone = nil
+	ls.bound.Store(false)
 	var ended []*lease
 	kept := ls.held[:0]
 	for _, l := range ls.held {
@@ -272,6 +278,7 @@ func (ls *Leases) bindResult(l *lease, ok bool) {
 	if ok && !l.retired {
 		l.bound, l.sticky = true, true
 		ls.boundGone = nil
+		ls.bound.Store(true)
 		for _, h := range ls.held {
 			if h != l && h.direct {
 				h.retired = true
@@ -293,6 +300,9 @@ func (ls *Leases) bindResult(l *lease, ok bool) {
 // boundLease is the live connection the client is bound on (client-bind
 // mode), or nil; gone names the server when that connection was lost.
 func (ls *Leases) boundLease() (l *lease, gone *backend.Server) {
+	if !ls.bound.Load() {
+		return nil, nil
+	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if ls.boundGone != nil {
