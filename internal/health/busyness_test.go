@@ -45,8 +45,9 @@ func TestBusynessResponseTime(t *testing.T) {
 		end()
 	}
 	h := r.check(t, 0)
-	if h.State != D || !strings.HasPrefix(h.Reason, "mean response time 1") {
-		t.Errorf("after 10ms operations: %s (%s), want degraded", h.State, h.Reason)
+	// Each operation took at least 10ms (more on a loaded machine): past 5ms.
+	if h.State != D || !strings.HasPrefix(h.Reason, "mean response time ") {
+		t.Errorf("after 10ms operations: %s (%s), want degraded for the mean response time", h.State, h.Reason)
 	}
 	// Traffic moved away: with no operation since, the server is not held down.
 	if h := r.check(t, 0); h.State != A {
