@@ -4,6 +4,8 @@
 #   nfpm             .deb and .rpm packages
 #   cyclonedx-gomod  the CycloneDX SBOM
 #   helm             helm lint and helm template of the chart
+#   kubeconform      validation of the rendered manifests (schemas made offline
+#                    by the tests from the Kubernetes OpenAPI spec)
 # Prints the tools directory. Usage: scripts/tools.sh [TOOL...] (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +16,11 @@ declare -A modules=(
   [nfpm]=github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
   [cyclonedx-gomod]=github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
   [helm]=helm.sh/helm/v4/cmd/helm@v4.3.2
+  [kubeconform]=github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
 )
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(nfpm cyclonedx-gomod helm)
+[ ${#tools[@]} -gt 0 ] || tools=(nfpm cyclonedx-gomod helm kubeconform)
 for tool in "${tools[@]}"; do
   module=${modules[$tool]:-}
   [ -n "$module" ] || { echo "tools.sh: unknown tool $tool" >&2; exit 2; }
