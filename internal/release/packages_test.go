@@ -41,7 +41,7 @@ func TestDebCarriesUnitConfigAndUser(t *testing.T) {
 			}
 			listing := run(t, "dpkg-deb", "-c", deb)
 			for path, mode := range map[string]string{
-				"./usr/bin/ldapmux":                       "-rwxr-xr-x",
+				"./usr/bin/ldapmux":                        "-rwxr-xr-x",
 				"./usr/lib/systemd/system/ldapmux.service": "-rw-r--r--",
 				"./etc/ldapmux/ldapmux.yaml":               "-rw-r-----", // may hold the password
 				"./etc/ldapmux/":                           "drwxr-x---",
@@ -124,7 +124,7 @@ func TestRPMCarriesUnitConfigAndUser(t *testing.T) {
 			}
 			listing := run(t, rpm, "-qlvp", pkg)
 			for path, mode := range map[string]string{
-				"/usr/bin/ldapmux":                       "-rwxr-xr-x",
+				"/usr/bin/ldapmux":                        "-rwxr-xr-x",
 				"/usr/lib/systemd/system/ldapmux.service": "-rw-r--r--",
 				"/etc/ldapmux/ldapmux.yaml":               "-rw-r-----",
 			} {
