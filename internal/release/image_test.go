@@ -4,6 +4,9 @@ import (
 	"compress/gzip"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 type ociDescriptor struct {
@@ -126,6 +130,9 @@ func TestImageIsNonRootStaticWithCACertificates(t *testing.T) {
 			checkStaticBinary(t, bin, arch)
 			if arch == runtime.GOARCH {
 				checkImageRuns(t, rootfs)
+				if os.Geteuid() == 0 {
+					checkImageServes(t, rootfs)
+				}
 			}
 		})
 	}
@@ -149,5 +156,74 @@ func checkImageRuns(t *testing.T, rootfs string) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "valid") {
 		t.Errorf("%s check-config in the image: %v\n%s", bin, err, out)
+	}
+}
+
+// checkImageServes runs `ldapmux serve` inside the image's file system as
+// its user 65532, with nothing from the host, and checks that it answers
+// /healthz and stops cleanly on SIGTERM. The configuration is the image's
+// with loopback addresses: the host does not let an unprivileged process
+// bind port 389 as a container's network namespace does.
+func checkImageServes(t *testing.T, rootfs string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := l.Addr().String()
+	l.Close()
+	cfg := fmt.Sprintf("listen: [{address: \"127.0.0.1:0\"}]\nservers: [{name: ds, address: \"127.0.0.1:1\"}]\n"+
+		"service-account: {bind-dn: \"cn=ldapmux\", password-env: LDAPMUX_SERVICE_PASSWORD}\nadmin: {address: %q}\n", admin)
+	if err := os.WriteFile(filepath.Join(rootfs, "tmp/serve.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/usr/bin/ldapmux", "serve", "-config", "/tmp/serve.yaml")
+	cmd.Env = []string{"LDAPMUX_SERVICE_PASSWORD=secret"}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: rootfs, Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+	}()
+
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get("http://" + admin + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("/healthz: %s", resp.Status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ldapmux serve in the image did not answer /healthz within 15s: %v\n%s", err, out.String())
+		}
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("ldapmux serve in the image exited: %v\n%s", err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Errorf("ldapmux serve after SIGTERM: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("ldapmux serve did not stop within 20s of SIGTERM\n%s", out.String())
 	}
 }
