@@ -25,8 +25,10 @@ chmod 1777 "$rootfs/tmp"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nldapmux:x:65532:65532:ldapmux:/var/lib/ldapmux:/sbin/nologin\n' > "$rootfs/etc/passwd"
 printf 'root:x:0:\nldapmux:x:65532:\n' > "$rootfs/etc/group"
 chmod 0644 "$rootfs/etc/passwd" "$rootfs/etc/group"
-chown -R 0:0 "$rootfs"
-chown 65532:65532 "$rootfs/var/lib/ldapmux"
+if [ "$(id -u)" -eq 0 ]; then
+  chown -R 0:0 "$rootfs"
+  chown 65532:65532 "$rootfs/var/lib/ldapmux"
+fi # rootless buildah maps the caller to root; the files are root's in the image either way
 find "$rootfs" -exec touch -h -d "@${SOURCE_DATE_EPOCH:-0}" {} +
 cp deploy/container/Containerfile "$ctx/"
 
