@@ -2,7 +2,7 @@
 GO        ?= go
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: demo test deps deps-test build vet fuzz bench bench-go clean
+.PHONY: demo test deps deps-test build vet fuzz bench bench-go clean release-snapshot chart-check tools
 
 ## demo: run ldapmux in front of three local slapd replicas (installs slapd if missing)
 demo: deps
@@ -16,14 +16,15 @@ test: deps-test vet
 deps:
 	@./scripts/install-deps.sh
 
-## deps-test: deps, plus chromium for the status page's browser test and 389 DS
-## and Samba for the tests against other directories
+## deps-test: deps, plus chromium for the status page's browser test, 389 DS
+## and Samba for the tests against other directories, and the release tools
 deps-test:
-	@./scripts/install-deps.sh --with-browser --with-directories
+	@./scripts/install-deps.sh --with-browser --with-directories --with-release
+	@./scripts/tools.sh >/dev/null
 
 ## build: build the ldapmux binary into ./bin
 build:
-	$(GO) build -o bin/ldapmux ./cmd/ldapmux
+	$(GO) build -ldflags "-X github.com/ldapmux/ldapmux/internal/buildinfo.Version=$$(cat VERSION)" -o bin/ldapmux ./cmd/ldapmux
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -47,5 +48,19 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./internal/ldapwire/ || exit 1; done
 	$(GO) test -run='^$$' -fuzz='^FuzzProxyHeader$$' -fuzztime=$(FUZZTIME) ./internal/frontend/
 
+## release-snapshot: static linux amd64/arm64 archives, .deb, .rpm, OCI images,
+## SBOMs and SHA256SUMS into dist/, offline (scripts/release.sh, docs/deployment.md)
+release-snapshot:
+	@./scripts/install-deps.sh --with-release
+	@./scripts/release.sh
+
+## chart-check: helm lint, helm template and kubeconform of deploy/helm/ldapmux
+chart-check:
+	$(GO) test -count=1 -run 'Chart' ./internal/release/
+
+## tools: install the pinned release and chart tools into .tools/bin
+tools:
+	@./scripts/tools.sh
+
 clean:
-	rm -rf bin bench-out
+	rm -rf bin bench-out dist

@@ -9,11 +9,13 @@ set -euo pipefail
 
 with_browser=no
 with_directories=no
+with_release=no
 for arg in "$@"; do
   case "$arg" in
     --with-browser) with_browser=yes ;;
     --with-directories) with_directories=yes ;;
-    *) echo "usage: $0 [--with-browser] [--with-directories]" >&2; exit 2 ;;
+    --with-release) with_release=yes ;;
+    *) echo "usage: $0 [--with-browser] [--with-directories] [--with-release]" >&2; exit 2 ;;
   esac
 done
 
@@ -31,6 +33,11 @@ if [ "$with_browser" = yes ]; then
 fi
 if [ "$with_directories" = yes ]; then
   for p in 389-ds-base python3-lib389 samba samba-ad-provision samba-dsdb-modules ldb-tools; do
+    need "$p"
+  done
+fi
+if [ "$with_release" = yes ]; then
+  for p in buildah rpm systemd ca-certificates dpkg; do
     need "$p"
   done
 fi
