@@ -16,7 +16,7 @@ import (
 
 	"github.com/ldapmux/ldapmux/internal/app"
 	"github.com/ldapmux/ldapmux/internal/config"
-	"github.com/ldapmux/ldapmux/internal/slapdtest"
+	"github.com/ldapmux/ldapmux/internal/slapdrun"
 )
 
 // demo starts three slapd replicas and the proxy in front of them, prints
@@ -60,16 +60,16 @@ func demo(args []string, stdout, stderr io.Writer) int {
 
 // startDemoCluster starts the replicas on fixed ports, or on free ones when
 // those are taken.
-func startDemoCluster(ctx context.Context, n, firstPort int) (*slapdtest.Cluster, error) {
+func startDemoCluster(ctx context.Context, n, firstPort int) (*slapdrun.Cluster, error) {
 	ports := make([]int, n)
 	for i := range ports {
 		ports[i] = firstPort + i
 	}
-	opts := slapdtest.Options{Replicas: n, Users: 100, Ports: ports}
-	c, err := slapdtest.Start(ctx, opts)
+	opts := slapdrun.Options{Replicas: n, Users: 100, Ports: ports}
+	c, err := slapdrun.Start(ctx, opts)
 	if err != nil && ctx.Err() == nil {
 		opts.Ports = nil
-		c, err = slapdtest.Start(ctx, opts)
+		c, err = slapdrun.Start(ctx, opts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("start slapd replicas: %w (is the slapd package installed? `make demo` installs it)", err)
@@ -105,10 +105,10 @@ monitor:
   admin-dns: ["{{.AdminDN}}"]
 `
 
-func startDemoProxy(ctx context.Context, c *slapdtest.Cluster, listen, adminAddr, path string, log *slog.Logger) (*app.App, error) {
+func startDemoProxy(ctx context.Context, c *slapdrun.Cluster, listen, adminAddr, path string, log *slog.Logger) (*app.App, error) {
 	var b strings.Builder
-	data := map[string]any{"Listen": listen, "Replicas": c.Replicas, "ServiceDN": slapdtest.ServiceDN, "ServicePassword": slapdtest.ServicePassword,
-		"Admin": adminAddr, "AdminDN": slapdtest.AdminDN}
+	data := map[string]any{"Listen": listen, "Replicas": c.Replicas, "ServiceDN": slapdrun.ServiceDN, "ServicePassword": slapdrun.ServicePassword,
+		"Admin": adminAddr, "AdminDN": slapdrun.AdminDN}
 	if err := template.Must(template.New("cfg").Parse(demoConfig)).Execute(&b, data); err != nil {
 		return nil, err
 	}
@@ -158,9 +158,9 @@ Watch failover: stop the primary, keep searching, then bring it back
 Press Ctrl-C to stop ldapmux and the replicas (their files in {{.Dir}} are removed).
 `
 
-func printDemoHelp(w io.Writer, c *slapdtest.Cluster, a *app.App, cfgPath string) {
-	data := map[string]any{"Addr": a.Addrs()[0], "Admin": a.AdminAddr(), "AdminDN": slapdtest.AdminDN, "AdminPassword": slapdtest.AdminPassword,
+func printDemoHelp(w io.Writer, c *slapdrun.Cluster, a *app.App, cfgPath string) {
+	data := map[string]any{"Addr": a.Addrs()[0], "Admin": a.AdminAddr(), "AdminDN": slapdrun.AdminDN, "AdminPassword": slapdrun.AdminPassword,
 		"Replicas": c.Replicas, "Config": cfgPath, "Dir": c.Dir,
-		"PrimaryPID": c.Replicas[0].PID(), "WriterDN": slapdtest.WriterDN, "WriterPassword": slapdtest.WriterPassword}
+		"PrimaryPID": c.Replicas[0].PID(), "WriterDN": slapdrun.WriterDN, "WriterPassword": slapdrun.WriterPassword}
 	template.Must(template.New("help").Parse(demoHelp)).Execute(w, data)
 }
