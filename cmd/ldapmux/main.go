@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ldapmux/ldapmux/internal/buildinfo"
 )
 
 const usage = `usage: ldapmux <command> [flags]
@@ -19,6 +21,7 @@ commands:
   demo                       run three local slapd replicas with ldapmux in front
   example-config             print a complete, commented configuration
   bench [flags]              put LDAP load on a server and report throughput and latency
+  version                    print the version, source revision and Go version
 `
 
 func main() {
@@ -46,6 +49,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench(args[1:], stdout, stderr)
 	case "example-config":
 		return exampleConfig(stdout)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, buildinfo.Get())
+		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -64,6 +64,10 @@ function renderHeader(st, now) {
   else if (st.ready) { badge.className = "badge badge-ready"; badge.textContent = "ready"; }
   else { badge.className = "badge badge-notready"; badge.textContent = "not ready"; }
   badge.title = (st.notReady || []).join("\n");
+  const build = st.build || {};
+  const version = document.getElementById("version");
+  version.textContent = build.version || "";
+  version.title = build.version ? "revision " + (build.revision || "unknown") + ", " + (build.goVersion || "") : "";
   document.getElementById("uptime").textContent = "up " + fmtAge(new Date(st.started), now);
   document.getElementById("refreshed").textContent = "updated " + new Date(st.time).toLocaleTimeString();
   const where = st.location ? " · location " + st.location : "";
