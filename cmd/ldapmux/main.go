@@ -17,7 +17,7 @@ commands:
   serve -config FILE         run the proxy until SIGINT/SIGTERM (SIGHUP reloads)
   reload -admin ADDR         reload a running proxy's configuration (or -config FILE, -pid-file FILE)
   status -admin ADDR         show a running proxy's servers (admin listener address)
-  check-config -config FILE  validate a configuration (exit 0 when valid, 2 otherwise)
+  check-config FILE          validate a configuration (exit 0 when valid, 2 otherwise)
   demo                       run three local slapd replicas with ldapmux in front
   example-config             print a complete, commented configuration
   bench [flags]              put LDAP load on a server and report throughput and latency
