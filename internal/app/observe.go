@@ -117,6 +117,7 @@ func (a *App) stateChanged(s *backend.Server, old, new backend.Health) {
 func (a *App) finishObservability() error {
 	a.obs.reg.MustRegister(backend.Collector{Servers: a.serverViews})
 	a.frontend.RegisterMetrics(a.obs.reg)
+	a.initSeries()
 	return a.applyObservability(a.cfg)
 }
 
