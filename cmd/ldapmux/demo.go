@@ -32,7 +32,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	replicas := fs.Int("replicas", 3, "number of slapd replicas")
 	adminAddr := fs.String("admin", "127.0.0.1:8389", "admin listener: status page, metrics, reload")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

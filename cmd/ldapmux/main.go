@@ -4,6 +4,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,10 +15,10 @@ import (
 
 const usage = `usage: ldapmux <command> [flags]
 
-commands:
+commands (each prints its flags with -h):
   serve -config FILE         run the proxy until SIGINT/SIGTERM (SIGHUP reloads)
   reload -admin ADDR         reload a running proxy's configuration (or -config FILE, -pid-file FILE)
-  status -admin ADDR         show a running proxy's servers (admin listener address)
+  status -admin ADDR         show a running proxy's servers (-wide: reasons whole; -json)
   check-config FILE          validate a configuration (exit 0 when valid, 2 otherwise)
   demo                       run three local slapd replicas with ldapmux in front
   example-config             print a complete, commented configuration
@@ -57,5 +59,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "ldapmux: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// parseFailed is the exit status after a flag set's Parse failed: 0 when
+// help was asked for (-h, -help: the flags were printed), 2 otherwise.
+func parseFailed(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	return 2
 }

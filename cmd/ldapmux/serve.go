@@ -22,7 +22,7 @@ func serve(args []string, stderr io.Writer) int {
 	path := fs.String("config", "", "configuration file (YAML)")
 	pidFile := fs.String("pid-file", "", "write the process ID to this file (for ldapmux reload -pid-file)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(err)
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "ldapmux serve: -config FILE is required (see: ldapmux example-config)")
@@ -72,7 +72,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML); or give it as the argument")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(err)
 	}
 	switch {
 	case fs.NArg() > 1 || fs.NArg() == 1 && *path != "":

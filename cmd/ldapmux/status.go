@@ -23,7 +23,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	raw := fs.Bool("json", false, "print the status report as JSON")
 	wide := fs.Bool("wide", false, "print failure reasons whole, and each server's vendor")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(err)
 	}
 	client, err := af.client(10 * time.Second)
 	if err != nil {

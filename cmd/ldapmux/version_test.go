@@ -21,6 +21,16 @@ func TestVersionCommand(t *testing.T) {
 	}
 }
 
+// TestHelpExitsZero: -h of every command prints its flags and exits 0.
+func TestHelpExitsZero(t *testing.T) {
+	for _, cmd := range []string{"serve", "reload", "status", "check-config", "demo", "bench"} {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{cmd, "-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "-") {
+			t.Errorf("ldapmux %s -h: exit %d, output %q", cmd, code, stderr.String())
+		}
+	}
+}
+
 // goTool is the go command of the toolchain running the tests.
 func goTool(t *testing.T) string {
 	t.Helper()
