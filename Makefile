@@ -5,8 +5,9 @@ TEST_FLAGS ?= -race -count=1 -timeout 30m
 .PHONY: demo test deps deps-test build vet fuzz bench bench-go clean release-snapshot chart-check tools
 
 ## demo: run ldapmux in front of three local slapd replicas (installs slapd if missing)
-demo: deps
-	$(GO) run ./cmd/ldapmux demo
+## from ./bin/ldapmux, the path the commands it prints use
+demo: deps build
+	./bin/ldapmux demo
 
 ## test: install what the tests need, vet, and run every test with the race detector
 test: deps-test vet

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,12 +24,29 @@ type benchFlags struct {
 	attrs      string
 	jsonOutput bool
 	quiet      bool
+	users      int
+	maxErrors  float64 // percent of operations
 }
+
+// demoUsers is how many users `ldapmux demo` loads: bench's default
+// templates draw from them, so that it runs against the demo as is.
+const demoUsers = 100
+
+// The default templates; {users} is replaced by -users.
+const (
+	defaultBase      = "uid=user.[1-{users}],ou=people,dc=example,dc=com"
+	defaultBindDNs   = "uid=user.[1-{users}],ou=people,dc=example,dc=com"
+	defaultBindPWs   = "password.[1-{users}]"
+	usersPlaceholder = "{users}"
+)
 
 // bench puts LDAP load on a server (ldapmux or a directory server) and
 // prints throughput and latency percentiles.
 func bench(args []string, stdout, stderr io.Writer) int {
 	bf, err := parseBenchFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		return 2
 	}
@@ -45,10 +64,27 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(res)
-		return 0
+	} else {
+		res.WriteText(stdout)
 	}
-	res.WriteText(stdout)
+	if msg := bf.verdict(res); msg != "" {
+		fmt.Fprintf(stderr, "ldapmux bench: %s\n", msg)
+		return 1
+	}
 	return 0
+}
+
+// verdict says why a run failed: no operation at all, or more errors than
+// -max-errors allows; "" when it passed.
+func (bf *benchFlags) verdict(res *loadgen.Result) string {
+	if res.Operations == 0 {
+		return "no operation completed"
+	}
+	pct := 100 * float64(res.Errors) / float64(res.Operations)
+	if pct > bf.maxErrors {
+		return fmt.Sprintf("%d errors of %d operations (%.2f%%) exceed -max-errors %g%%", res.Errors, res.Operations, pct, bf.maxErrors)
+	}
+	return ""
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
@@ -62,7 +98,19 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "ldapmux bench: unexpected argument %q\n", fs.Arg(0))
-		return nil, flag.ErrHelp
+		return nil, errors.New("unexpected argument")
+	}
+	if bf.users < 1 {
+		fmt.Fprintf(stderr, "ldapmux bench: -users must be at least 1 (got %d)\n", bf.users)
+		return nil, errors.New("bad -users")
+	}
+	if bf.maxErrors < 0 || bf.maxErrors > 100 {
+		fmt.Fprintf(stderr, "ldapmux bench: -max-errors must be a percentage from 0 to 100 (got %g)\n", bf.maxErrors)
+		return nil, errors.New("bad -max-errors")
+	}
+	n := strconv.Itoa(bf.users)
+	for _, s := range []*string{&bf.cfg.Base, &bf.cfg.BindDNs, &bf.cfg.BindPasswords} {
+		*s = strings.ReplaceAll(*s, usersPlaceholder, n)
 	}
 	if err := bf.resolve(); err != nil {
 		fmt.Fprintf(stderr, "ldapmux bench: %v\n", err)
@@ -75,8 +123,10 @@ const benchUsage = `usage: ldapmux bench [flags]
 
 Puts LDAP load on a server: -c connections, each with one operation
 outstanding, for -d after -warmup. Templates may hold numeric ranges such as
-uid=user.[1-10000],...: each operation draws a number (identical ranges in
-one operation share it). A progress line goes to stderr every second.
+uid=user.[1-100],...: each operation draws a number (identical ranges in
+one operation share it). The default templates draw from the -users sample
+users of ldapmux demo (uid=user.N, password.N). A progress line goes to
+stderr every second. Exit status 1 when the errors pass -max-errors.
 
 `
 
@@ -92,15 +142,17 @@ func (bf *benchFlags) define(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "per-operation timeout")
 	fs.StringVar(&bf.mode, "mode", "search", "search, modify, bind or mixed")
 	fs.StringVar(&bf.mix, "mix", "search=80,modify=10,bind=10", "shares of operations with -mode mixed")
-	fs.StringVar(&c.Base, "b", "uid=user.[1-10000],ou=people,dc=example,dc=com", "search base / modified entry (`template`)")
+	fs.IntVar(&bf.users, "users", demoUsers, "`count` of sample users uid=user.1.. the default templates draw from")
+	fs.Float64Var(&bf.maxErrors, "max-errors", 1, "largest share of failed operations, in `percent`, before the exit status is 1")
+	fs.StringVar(&c.Base, "b", defaultBase, "search base / modified entry (`template`)")
 	fs.StringVar(&bf.scope, "s", "base", "search scope: base, one or sub")
 	fs.StringVar(&c.Filter, "f", "(objectClass=*)", "search filter (`template`)")
 	fs.StringVar(&bf.attrs, "a", "", "comma-separated `attributes` to return (default all)")
 	fs.IntVar(&c.SizeLimit, "z", 0, "search size `limit` (0: none)")
 	fs.StringVar(&c.ModifyAttr, "modify-attr", "description", "`attribute` replaced by modifies")
 	fs.StringVar(&c.ModifyValue, "modify-value", "bench [0-999999999]", "its new value (`template`)")
-	fs.StringVar(&c.BindDNs, "bind-dn", "uid=user.[1-10000],ou=people,dc=example,dc=com", "DN of bind operations (`template`)")
-	fs.StringVar(&c.BindPasswords, "bind-pw", "password.[1-10000]", "password of bind operations (`template`)")
+	fs.StringVar(&c.BindDNs, "bind-dn", defaultBindDNs, "DN of bind operations (`template`)")
+	fs.StringVar(&c.BindPasswords, "bind-pw", defaultBindPWs, "password of bind operations (`template`)")
 	fs.BoolVar(&bf.jsonOutput, "json", false, "print the summary as JSON")
 	fs.BoolVar(&bf.quiet, "q", false, "no progress lines")
 }

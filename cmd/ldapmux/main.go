@@ -4,21 +4,26 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ldapmux/ldapmux/internal/buildinfo"
 )
 
 const usage = `usage: ldapmux <command> [flags]
 
-commands:
+commands (each prints its flags with -h):
   serve -config FILE         run the proxy until SIGINT/SIGTERM (SIGHUP reloads)
   reload -admin ADDR         reload a running proxy's configuration (or -config FILE, -pid-file FILE)
-  status -admin ADDR         show a running proxy's servers (admin listener address)
-  check-config -config FILE  validate a configuration (exit 0 when valid, 2 otherwise)
+  status -admin ADDR         show a running proxy's servers (-wide: reasons whole; -json)
+  check-config FILE          validate a configuration (exit 0 when valid, 2 otherwise)
   demo                       run three local slapd replicas with ldapmux in front
   example-config             print a complete, commented configuration
   bench [flags]              put LDAP load on a server and report throughput and latency
+  version                    print the version, source revision and Go version
 `
 
 func main() {
@@ -46,10 +51,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench(args[1:], stdout, stderr)
 	case "example-config":
 		return exampleConfig(stdout)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, buildinfo.Get())
+		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "ldapmux: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// parseFailed is the exit status after a flag set's Parse failed: 0 when
+// help was asked for (-h, -help: the flags were printed), 2 otherwise.
+func parseFailed(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	return 2
 }

@@ -73,6 +73,33 @@ func TestCheckConfigAcceptsTheExample(t *testing.T) {
 	}
 }
 
+// TestCheckConfigArguments: the file may be given as the argument or with
+// -config; none or two are refused.
+func TestCheckConfigArguments(t *testing.T) {
+	t.Setenv("LDAPMUX_SERVICE_PASSWORD", "x")
+	var example, stderr bytes.Buffer
+	run([]string{"example-config"}, &example, &stderr)
+	path := writeFile(t, example.String())
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{path}, 0, "valid"},
+		{[]string{"-config", path}, 0, "valid"},
+		{[]string{}, 2, "configuration file is required"},
+		{[]string{path, path}, 2, "give one configuration file"},
+		{[]string{"-config", path, path}, 2, "give one configuration file"},
+		{[]string{filepath.Join(t.TempDir(), "missing.yaml")}, 2, "no such file"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"check-config"}, tt.args...), &stdout, &stderr)
+		if code != tt.code || !strings.Contains(stdout.String()+stderr.String(), tt.want) {
+			t.Errorf("check-config %q: exit %d, output %s%s; want exit %d and %q", tt.args, code, stdout.String(), stderr.String(), tt.code, tt.want)
+		}
+	}
+}
+
 func TestUnknownCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"frobnicate"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage") {

@@ -75,7 +75,7 @@ func reloadCmd(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "configuration file: checked first, then its admin section (address, tls, token-file) is used")
 	pidFile := fs.String("pid-file", "", "send SIGHUP to the process whose ID this file holds (see serve -pid-file)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(err)
 	}
 	switch {
 	case *pidFile != "":

@@ -22,7 +22,7 @@ func serve(args []string, stderr io.Writer) int {
 	path := fs.String("config", "", "configuration file (YAML)")
 	pidFile := fs.String("pid-file", "", "write the process ID to this file (for ldapmux reload -pid-file)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(err)
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "ldapmux serve: -config FILE is required (see: ldapmux example-config)")
@@ -70,12 +70,18 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
+	path := fs.String("config", "", "configuration file (YAML); or give it as the argument")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(err)
 	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "ldapmux check-config: -config FILE is required")
+	switch {
+	case fs.NArg() > 1 || fs.NArg() == 1 && *path != "":
+		fmt.Fprintln(stderr, "ldapmux check-config: give one configuration file: check-config FILE or check-config -config FILE")
+		return 2
+	case fs.NArg() == 1:
+		*path = fs.Arg(0)
+	case *path == "":
+		fmt.Fprintln(stderr, "ldapmux check-config: a configuration file is required: check-config FILE")
 		return 2
 	}
 	cfg, err := config.Load(*path)

@@ -21,8 +21,9 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	var af adminFlags
 	af.register(fs, "127.0.0.1:8389")
 	raw := fs.Bool("json", false, "print the status report as JSON")
+	wide := fs.Bool("wide", false, "print failure reasons whole, and each server's vendor")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return parseFailed(err)
 	}
 	client, err := af.client(10 * time.Second)
 	if err != nil {
@@ -43,7 +44,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ldapmux status: unexpected answer: %v\n", err)
 		return 1
 	}
-	printStatus(stdout, &st)
+	printStatus(stdout, &st, *wide)
 	return 0
 }
 
@@ -59,9 +60,16 @@ func fetchStatus(client *adminClient) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
+// Widths reasons are clipped to unless -wide.
+const (
+	serverReasonWidth     = 60
+	transitionReasonWidth = 80
+)
+
 // printStatus writes the summary line, the server table, the routes and
-// the latest state transitions.
-func printStatus(w io.Writer, st *status.Status) {
+// the latest state transitions. Unless wide, reasons are clipped to keep
+// lines short, with a note saying how to see them whole.
+func printStatus(w io.Writer, st *status.Status, wide bool) {
 	ready := "READY"
 	switch {
 	case st.Draining:
@@ -69,25 +77,50 @@ func printStatus(w io.Writer, st *status.Status) {
 	case !st.Ready:
 		ready = "NOT READY (" + strings.Join(st.NotReady, "; ") + ")"
 	}
-	fmt.Fprintf(w, "ldapmux on %s  %s  up %s  %d clients, %d operations in flight\n\n", strings.Join(st.Listeners, ", "),
+	version := ""
+	if st.Build.Version != "" {
+		version = " " + st.Build.Version
+	}
+	fmt.Fprintf(w, "ldapmux%s on %s  %s  up %s  %d clients, %d operations in flight\n\n", version, strings.Join(st.Listeners, ", "),
 		ready, age(st.Time.Sub(st.Started)), st.Clients.Current, st.Clients.Inflight)
-	printServers(w, st)
+	clipped := printServers(w, st, wide)
 	printAlgorithms(w, st)
-	printTransitions(w, st, 5)
+	if printTransitions(w, st, 5, wide) || clipped {
+		fmt.Fprintln(w, "\n(reasons clipped: ldapmux status -wide prints them whole)")
+	}
 }
 
-func printServers(w io.Writer, st *status.Status) {
+// printServers writes the server table and says whether it clipped a reason.
+func printServers(w io.Writer, st *status.Status, wide bool) (clipped bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "LOCATION\tSERVER\tADDRESS\tSTATE\tSCORE\tOUTSTANDING\tOPS/S\tLATENCY\tCOMPLETED\tFAILED\tPOOL OP/BIND\tREASON")
+	header := "LOCATION\tSERVER\tADDRESS\tTYPE\tIDENTITY\tSTATE\tSCORE\tOUTSTANDING\tOPS/S\tLATENCY\tCOMPLETED\tFAILED\tPOOL OP/BIND\t"
+	if wide {
+		header += "VENDOR\t"
+	}
+	fmt.Fprintln(tw, header+"REASON")
 	for _, s := range st.Servers {
-		loc := s.Location
-		if loc == "" {
-			loc = "-"
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d/%d\t", dash(s.Location), s.Name, s.Address,
+			dash(s.ServerType), dash(s.IdentityMode), s.State, s.Score,
+			s.Outstanding, s.OpsPerSec, millis(s.LatencyMs), s.Completed, s.Failed, s.Pool.OpenOps, s.Pool.OpenBinds)
+		reason := s.Reason
+		if wide {
+			fmt.Fprintf(tw, "%s\t", dash(s.Vendor))
+		} else {
+			reason = clip(s.Reason, serverReasonWidth)
+			clipped = clipped || reason != s.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d/%d\t%s\n", loc, s.Name, s.Address, s.State, s.Score,
-			s.Outstanding, s.OpsPerSec, millis(s.LatencyMs), s.Completed, s.Failed, s.Pool.OpenOps, s.Pool.OpenBinds, clip(s.Reason, 60))
+		fmt.Fprintln(tw, reason)
 	}
 	tw.Flush()
+	return clipped
+}
+
+// dash stands for an empty value in a table.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func printAlgorithms(w io.Writer, st *status.Status) {
@@ -103,16 +136,24 @@ func printAlgorithms(w io.Writer, st *status.Status) {
 	tw.Flush()
 }
 
-func printTransitions(w io.Writer, st *status.Status, n int) {
+// printTransitions writes the latest n transitions and says whether it
+// clipped a reason.
+func printTransitions(w io.Writer, st *status.Status, n int, wide bool) (clipped bool) {
 	if len(st.Transitions) == 0 {
-		return
+		return false
 	}
 	fmt.Fprintln(w, "\nLATEST STATE TRANSITIONS")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range st.Transitions[:min(n, len(st.Transitions))] {
-		fmt.Fprintf(tw, "%s ago\t%s\t%s -> %s\t%s\t%s\n", age(st.Time.Sub(t.Time)), t.Server, t.From, t.To, t.Check, clip(t.Reason, 80))
+		reason := t.Reason
+		if !wide {
+			reason = clip(t.Reason, transitionReasonWidth)
+			clipped = clipped || reason != t.Reason
+		}
+		fmt.Fprintf(tw, "%s ago\t%s\t%s -> %s\t%s\t%s\n", age(st.Time.Sub(t.Time)), t.Server, t.From, t.To, t.Check, reason)
 	}
 	tw.Flush()
+	return clipped
 }
 
 func millis(ms float64) string {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ldapmux/ldapmux/internal/admin"
 	"github.com/ldapmux/ldapmux/internal/backend"
+	"github.com/ldapmux/ldapmux/internal/buildinfo"
 	"github.com/ldapmux/ldapmux/internal/config"
 	"github.com/ldapmux/ldapmux/internal/frontend"
 	"github.com/ldapmux/ldapmux/internal/health"
@@ -85,7 +86,12 @@ func (a *App) initObservability() {
 	})
 	o.adminRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ldapmux_admin_requests_refused_total",
 		Help: "Admin listener requests refused, by reason (token: missing or wrong token; cross-origin: a POST from another site's page)."}, []string{"reason"})
-	o.reg.MustRegister(o.reloads, o.reloadTime, o.ready, o.adminRefused)
+	b := buildinfo.Get()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ldapmux_build_info",
+		Help:        "Always 1; its labels say which ldapmux is running (version, source revision, Go version).",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Revision, "goversion": b.GoVersion}})
+	build.Set(1)
+	o.reg.MustRegister(o.reloads, o.reloadTime, o.ready, o.adminRefused, build)
 	a.obs = o
 }
 
@@ -111,6 +117,7 @@ func (a *App) stateChanged(s *backend.Server, old, new backend.Health) {
 func (a *App) finishObservability() error {
 	a.obs.reg.MustRegister(backend.Collector{Servers: a.serverViews})
 	a.frontend.RegisterMetrics(a.obs.reg)
+	a.initSeries()
 	return a.applyObservability(a.cfg)
 }
 

@@ -144,10 +144,17 @@ func (a *App) reload(cfg *config.Config) error {
 		p.abort()
 		return err
 	}
+	old, algorithms := a.config(), a.algorithms()
 	a.commit(cfg, p, router)
 	a.reloadTLS(tlsSet, p)
 	a.drainAll(append(p.removed, p.replaced...), cfg.Pool.OperationTimeout.D())
-	a.log.Info("configuration reloaded", "servers", names(p.active), "added", names(p.added()),
+	a.initSeries()
+	a.forgetAlgorithmsLater(algorithms, cfg.Pool.OperationTimeout.D())
+	changes := configChanges(old, cfg)
+	if len(changes) == 0 {
+		changes = []string{"none"}
+	}
+	a.log.Info("configuration reloaded", "changes", changes, "servers", names(p.active), "added", names(p.added()),
 		"removed", names(p.removed), "reconfigured", names(p.replaced))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ldapmux/ldapmux/internal/backend"
+	"github.com/ldapmux/ldapmux/internal/buildinfo"
 	"github.com/ldapmux/ldapmux/internal/config"
 	"github.com/ldapmux/ldapmux/internal/status"
 )
@@ -14,7 +15,8 @@ import (
 // status` and cn=monitor.
 func (a *App) Status() *status.Status {
 	cfg := a.config()
-	st := &status.Status{Time: time.Now(), Started: a.obs.started, Draining: a.obs.draining.Load(),
+	b := buildinfo.Get()
+	st := &status.Status{Time: time.Now(), Build: status.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.GoVersion}, Started: a.obs.started, Draining: a.obs.draining.Load(),
 		Location: cfg.Location, Listeners: a.Addrs(), Transitions: a.obs.transitions.List(), History: a.obs.history.Samples()}
 	st.Ready, st.NotReady = a.Ready()
 	f := a.frontend.Stats()

@@ -269,6 +269,12 @@ func TestProblems(t *testing.T) {
 		{"yaml syntax error", "listen: [\n", []Problem{
 			{"", 1, "invalid YAML: did not find expected node content"},
 		}},
+		{"tab indenting a list", "listen:\n\t- address: 127.0.0.1:1389\n", []Problem{
+			{"", 2, "invalid YAML: found character that cannot start any token (line 2, column 1 is a tab: indent YAML with spaces, not tabs)"},
+		}},
+		{"tab after spaces", minimal + "log:\n  \tlevel: info\n", []Problem{
+			{"", 10, "invalid YAML: found character that cannot start any token (line 10, column 3 is a tab: indent YAML with spaces, not tabs)"},
+		}},
 		{"two documents", minimal + "---\nlisten: []\n", []Problem{
 			{"", 9, "only one YAML document is allowed"},
 		}},

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"regexp"
@@ -51,14 +52,14 @@ func parseYAML(data []byte) (*yaml.Node, Problems) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, Problems{syntaxProblem(err)}
+		return nil, Problems{withTabHint(syntaxProblem(err), data)}
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
 		return nil, Problems{{Line: next.Line, Message: "only one YAML document is allowed"}}
 	case !errors.Is(err, io.EOF):
-		return nil, Problems{syntaxProblem(err)}
+		return nil, Problems{withTabHint(syntaxProblem(err), data)}
 	}
 	if len(doc.Content) == 0 {
 		return nil, nil
@@ -75,6 +76,23 @@ func syntaxProblem(err error) Problem {
 	if m := yamlError.FindStringSubmatch(msg); m != nil {
 		p.Line, _ = strconv.Atoi(m[1])
 		p.Message = "invalid YAML: " + msg[len(m[0]):]
+	}
+	return p
+}
+
+// withTabHint adds to a syntax problem where the first tab used for
+// indentation is: YAML indents with spaces only, and the parser's own
+// message rarely says so.
+func withTabHint(p Problem, data []byte) Problem {
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		indent := len(line) - len(bytes.TrimLeft(line, " \t"))
+		if col := bytes.IndexByte(line[:indent], '\t'); col >= 0 {
+			p.Message += fmt.Sprintf(" (line %d, column %d is a tab: indent YAML with spaces, not tabs)", i+1, col+1)
+			if p.Line == 0 {
+				p.Line = i + 1
+			}
+			return p
+		}
 	}
 	return p
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapmux/ldapmux/internal/app"
+	"github.com/ldapmux/ldapmux/internal/buildinfo"
 	"github.com/ldapmux/ldapmux/internal/config"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 	"github.com/ldapmux/ldapmux/internal/status"
@@ -149,10 +151,11 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		}
 	}
 	completed := `ldapmux_server_operations_completed_total{operation="search",result="success",server="ds1"}`
+	build := buildinfo.Get()
 	eventually(t, 10*time.Second, "100 searches counted", func() bool { return metric(t, a, completed) == 100 })
 	want := map[string]float64{
 		`ldapmux_server_operations_forwarded_total{operation="search",server="ds1"}`:  100,
-		`ldapmux_server_operations_forwarded_total{operation="search",server="ds2"}`:  -1,
+		`ldapmux_server_operations_forwarded_total{operation="search",server="ds2"}`:  0,
 		`ldapmux_server_response_time_seconds_count{operation="search",server="ds1"}`: 100,
 		`ldapmux_operations_total{operation="search",result="success"}`:               100,
 		`ldapmux_algorithm_selections_total{algorithm="failover",server="ds1"}`:       100,
@@ -163,6 +166,7 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		`ldapmux_client_connections_accepted_total`:                                   1,
 		`ldapmux_pool_connections_failed_total{kind="operation",server="ds1"}`:        0,
 		`ldapmux_ready`: 1,
+		fmt.Sprintf(`ldapmux_build_info{goversion=%q,revision=%q,version=%q}`, build.GoVersion, build.Revision, build.Version): 1,
 	}
 	for series, v := range want {
 		if got := metric(t, a, series); got != v {
@@ -184,6 +188,9 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 	}
 	if ds2 := serverStatus(st, "ds2"); ds2 == nil || ds2.Completed != 0 {
 		t.Errorf("status of ds2: %+v", ds2)
+	}
+	if st.Build != (status.Build{Version: build.Version, Revision: build.Revision, GoVersion: build.GoVersion}) {
+		t.Errorf("status build %+v, want %+v", st.Build, build)
 	}
 }
 

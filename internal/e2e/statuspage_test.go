@@ -13,6 +13,7 @@ import (
 
 	"github.com/ldapmux/ldapmux/internal/app"
 	"github.com/ldapmux/ldapmux/internal/backend"
+	"github.com/ldapmux/ldapmux/internal/buildinfo"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
 
@@ -102,7 +103,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 			t.Errorf("before the kill, the page shows %s as %q, want available", name, st)
 		}
 	}
-	for _, want := range []string{`data-ready="true"`, `data-location="paris"`, `data-location="lyon"`, ">reads<", ">fewest-operations<"} {
+	version := `<span id="version" class="muted version" title="revision ` + buildinfo.Get().Revision
+	for _, want := range []string{`data-ready="true"`, `data-location="paris"`, `data-location="lyon"`, ">reads<", ">fewest-operations<", version} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the page lacks %s:\n%s", want, dom)
 		}
@@ -171,5 +173,40 @@ func moduleRoot(t *testing.T) string {
 			t.Fatal("go.mod not found above the test directory")
 		}
 		dir = parent
+	}
+}
+
+// TestStatusPageDrawsLoneSample: one second with answers between seconds
+// without any (what a stall looks like) is a single sample with gaps on
+// both sides; the response-time chart must draw it (as a dot) rather than
+// leave an empty, rescaled axis.
+func TestStatusPageDrawsLoneSample(t *testing.T) {
+	bin := chromiumPath(t)
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 2})
+	a, _ := startProxy(t, cluster, adminExtra)
+	waitSamples(t, a, 2)
+	conn := dial(t, a.Addrs()[0])
+	if err := searchBase(conn, slapdtest.UserDN(1)); err != nil {
+		t.Fatal(err)
+	}
+	busy := func() (n int) {
+		for _, s := range a.Status().History {
+			if s.Servers["ds1"].OpsPerSec > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 10*time.Second, "a sample with the search", func() bool { return busy() > 0 })
+	if n := busy(); n != 1 {
+		t.Fatalf("%d samples with operations, want 1: %+v", n, a.Status().History)
+	}
+	dom := headless(t, bin, "http://"+a.AdminAddr()+"/", 3*time.Second, "--dump-dom")
+	if !regexp.MustCompile(`<canvas id="latency"[^>]*data-lone-samples="1"`).MatchString(dom) {
+		m := regexp.MustCompile(`<canvas id="latency"[^>]*>`).FindString(dom)
+		t.Errorf("the response-time chart did not draw the lone sample: %s", m)
+	}
+	if !regexp.MustCompile(`<canvas id="throughput"[^>]*data-lone-samples="0"`).MatchString(dom) {
+		t.Errorf("the throughput chart, whose gaps are zeros, should need no dot")
 	}
 }

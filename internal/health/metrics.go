@@ -49,9 +49,23 @@ func (m *Metrics) Forget(server string) {
 	m.transitions.DeletePartialMatch(l)
 }
 
+// InitTransitions creates at 0 the transition series of a server decided
+// by the named check, to every state, so that alerts on them can be
+// written before the first transition.
+func (m *Metrics) InitTransitions(server, check string) {
+	for _, st := range []backend.State{backend.Available, backend.Degraded, backend.Unavailable} {
+		m.transitions.WithLabelValues(server, check, st.String())
+	}
+}
+
 // Instrument wraps check c of the named server so that its runs are
 // counted and timed. The wrapper keeps c's hysteresis (demote) and watching.
+// The check's run and transition series start at 0.
 func (m *Metrics) Instrument(server string, c Check) Check {
+	m.InitTransitions(server, c.Name())
+	for _, st := range []backend.State{backend.Available, backend.Degraded, backend.Unavailable} {
+		m.runs.WithLabelValues(server, c.Name(), st.String())
+	}
 	return &measured{Check: c, runs: m.runs, dur: m.durations.WithLabelValues(server, c.Name()), server: server}
 }
 

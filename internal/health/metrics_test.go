@@ -55,7 +55,9 @@ func TestMetricsCountRunsAndTransitions(t *testing.T) {
 			t.Errorf("runs lack %q:\n%s", want, runs)
 		}
 	}
-	if got := series(t, reg, "ldapmux_health_state_transitions_total"); got != "check=response-time,server=ds1,to=degraded,1\n" {
+	// Every state's series exists from the start, at 0 until it happens.
+	if got := series(t, reg, "ldapmux_health_state_transitions_total"); got != "check=response-time,server=ds1,to=available,0\n"+
+		"check=response-time,server=ds1,to=degraded,1\ncheck=response-time,server=ds1,to=unavailable,0\n" {
 		t.Errorf("transitions:\n%s", got)
 	}
 	if got := series(t, reg, "ldapmux_health_check_duration_seconds"); got != "check=response-time,server=ds1,count 3\n" {

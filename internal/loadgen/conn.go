@@ -53,7 +53,7 @@ func dial(ctx context.Context, addr, dn, password string, timeout time.Duration)
 		return ldapwire.AppendSimpleBind(dst, id, dn, password)
 	})
 	if err == nil && code != ldapwire.Success {
-		err = fmt.Errorf("loadgen: bind as %q: result code %d (check -D and -w)", dn, code)
+		err = fmt.Errorf("loadgen: bind as %q: %s (%d) (check -D and -w)", dn, ldapwire.ResultName(code), code)
 	}
 	if err != nil {
 		nc.Close()

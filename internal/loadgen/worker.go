@@ -212,7 +212,7 @@ type errorCounts struct {
 }
 
 func (e *errorCounts) add(k Kind, code int, err error) {
-	cause := fmt.Sprintf("%s: result code %d", k, code)
+	cause := fmt.Sprintf("%s: %s (%d)", k, ldapwire.ResultName(code), code)
 	if err != nil {
 		cause = fmt.Sprintf("%s: connection error", k)
 	}

@@ -55,6 +55,7 @@ func rootAttrs(st *status.Status) []ldapwire.Attribute {
 	out := []ldapwire.Attribute{objectClass("ldapmux-monitor-entry")}
 	return append(out, attrs(
 		"cn", "monitor", "product-name", "ldapmux",
+		"version", st.Build.Version, "build-revision", st.Build.Revision, "go-version", st.Build.GoVersion,
 		"start-time", genTime(st.Started), "current-time", genTime(st.Time),
 		"up-time-seconds", num(int64(st.Time.Sub(st.Started).Seconds())),
 		"ready", boolean(st.Ready), "location", st.Location,

@@ -18,6 +18,7 @@ func sample() *status.Status {
 	now := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 	return &status.Status{
 		Time: now, Started: now.Add(-time.Hour), Ready: true,
+		Build:   status.Build{Version: "1.2.3", Revision: "0123abc", GoVersion: "go1.26.8"},
 		Clients: status.Clients{Current: 3, Accepted: 10},
 		Servers: []status.Server{
 			{Name: "ds1", Address: "127.0.0.1:3891", State: "available", Score: 10, Completed: 100, Since: now},
@@ -137,7 +138,8 @@ func TestMonitorAttributes(t *testing.T) {
 	}
 	got, _, _ = answer(t, m, request(t, "cn=monitor", 0, "(objectClass=*)"), adminDN)
 	root := got["cn=monitor"]
-	if root["up-time-seconds"][0] != "3600" || root["start-time"][0] != "20260506060809Z" || root["ready"][0] != "TRUE" {
+	if root["up-time-seconds"][0] != "3600" || root["start-time"][0] != "20260506060809Z" || root["ready"][0] != "TRUE" ||
+		root["version"][0] != "1.2.3" || root["build-revision"][0] != "0123abc" || root["go-version"][0] != "go1.26.8" {
 		t.Errorf("root %v", root)
 	}
 	got, _, _ = answer(t, m, request(t, "cn=monitor", 0, "(objectClass=*)", "1.1"), adminDN)

@@ -131,3 +131,48 @@ func (m *Metrics) Forget(server string) {
 	}
 	m.servers.Delete(server)
 }
+
+// forwardedOperations are the operation names a server can be sent.
+var forwardedOperations = func() []string {
+	var names []string
+	for _, tag := range []byte{ldapwire.OpBindRequest, ldapwire.OpSearchRequest, ldapwire.OpModifyRequest, ldapwire.OpAddRequest,
+		ldapwire.OpDelRequest, ldapwire.OpModifyDNRequest, ldapwire.OpCompareRequest, ldapwire.OpExtendedRequest} {
+		names = append(names, ldapwire.OperationName(tag))
+	}
+	return names
+}()
+
+// InitServer creates at 0 the forwarded and failed series of a server for
+// every operation type, so that rates and alerts over them exist before the
+// first failure.
+func (m *Metrics) InitServer(server string) {
+	for _, op := range forwardedOperations {
+		m.forwarded.WithLabelValues(server, op)
+		m.failed.WithLabelValues(server, op)
+	}
+}
+
+// InitAlgorithm creates at 0 the series of an algorithm: its failovers,
+// affinity placements and selections of each of its servers.
+func (m *Metrics) InitAlgorithm(name string, servers []string) {
+	m.failovers.WithLabelValues(name)
+	m.affinity.WithLabelValues(name)
+	for _, s := range servers {
+		m.selections.WithLabelValues(name, s)
+	}
+}
+
+// ForgetAlgorithm drops the series of an algorithm no route uses any more.
+func (m *Metrics) ForgetAlgorithm(name string) {
+	l := prometheus.Labels{"algorithm": name}
+	for _, v := range []*prometheus.MetricVec{m.selections.MetricVec, m.failovers.MetricVec, m.affinity.MetricVec} {
+		v.DeletePartialMatch(l)
+	}
+	m.algorithms.Delete(name)
+}
+
+// ForgetSelections drops the selections of server by an algorithm that no
+// longer places operations on it.
+func (m *Metrics) ForgetSelections(algorithm, server string) {
+	m.selections.DeleteLabelValues(algorithm, server)
+}

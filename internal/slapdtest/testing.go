@@ -35,7 +35,7 @@ func ForTest(t testing.TB, opts Options) *Cluster {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, r := range c.Replicas {
-				t.Logf("slapdtest: last lines of %s:\n%s", r.LogFile, readTail(r.LogFile, 0, logTailLines))
+				t.Logf("slapdtest: last lines of %s:\n%s", r.LogFile, r.FullLogTail())
 			}
 		}
 		if err := c.Close(); err != nil {

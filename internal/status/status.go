@@ -9,6 +9,7 @@ import "time"
 // Status is a point-in-time report of a running proxy.
 type Status struct {
 	Time        time.Time    `json:"time"`
+	Build       Build        `json:"build"`
 	Started     time.Time    `json:"started"`
 	Ready       bool         `json:"ready"`
 	NotReady    []string     `json:"notReady,omitempty"` // why not, when not ready
@@ -21,6 +22,13 @@ type Status struct {
 	Transitions []Transition `json:"transitions"` // newest first
 	History     []Sample     `json:"history"`     // oldest first
 	Reload      Reload       `json:"reload"`
+}
+
+// Build says which ldapmux is running.
+type Build struct {
+	Version   string `json:"version"`
+	Revision  string `json:"revision"`
+	GoVersion string `json:"goVersion"`
 }
 
 // Clients counts client connections and traffic.

@@ -64,6 +64,10 @@ function renderHeader(st, now) {
   else if (st.ready) { badge.className = "badge badge-ready"; badge.textContent = "ready"; }
   else { badge.className = "badge badge-notready"; badge.textContent = "not ready"; }
   badge.title = (st.notReady || []).join("\n");
+  const build = st.build || {};
+  const version = document.getElementById("version");
+  version.textContent = build.version || "";
+  version.title = build.version ? "revision " + (build.revision || "unknown") + ", " + (build.goVersion || "") : "";
   document.getElementById("uptime").textContent = "up " + fmtAge(new Date(st.started), now);
   document.getElementById("refreshed").textContent = "updated " + new Date(st.time).toLocaleTimeString();
   const where = st.location ? " · location " + st.location : "";
@@ -193,7 +197,9 @@ function setupCanvas(canvas) {
 
 // drawChart plots one value per server over time. With stacked, the
 // servers' areas pile up; otherwise each is a line, broken where value
-// returns null (no operation in that second).
+// returns null (no operation in that second), and a sample alone between
+// gaps (one second of answers in a stall) is a dot, since a line needs two.
+// The canvas's data-lone-samples says how many dots it drew.
 function drawChart(canvas, history, names, colors, value, opts) {
   const { ctx, w, h } = setupCanvas(canvas);
   const pad = { l: 46, r: 10, t: 8, b: 22 };
@@ -217,6 +223,7 @@ function drawChart(canvas, history, names, colors, value, opts) {
   drawAxes(ctx, { w, h, pad, ymax, y, x, t0, t1, fmt: opts.fmt });
 
   const base = history.map(() => 0);
+  let lone = 0;
   names.forEach((n, k) => {
     const vals = series[k];
     const top = vals.map((v, i) => base[i] + (v || 0));
@@ -239,8 +246,19 @@ function drawChart(canvas, history, names, colors, value, opts) {
     });
     ctx.strokeStyle = colors[n]; ctx.lineWidth = 1.8; ctx.lineJoin = "round";
     ctx.stroke();
+    if (!opts.stacked) {
+      ctx.fillStyle = colors[n];
+      vals.forEach((v, i) => {
+        if (v === null || (i > 0 && vals[i - 1] !== null) || (i + 1 < vals.length && vals[i + 1] !== null)) return;
+        ctx.beginPath();
+        ctx.arc(x(times[i]), y(v), 3, 0, 2 * Math.PI);
+        ctx.fill();
+        lone++;
+      });
+    }
     if (opts.stacked) top.forEach((v, i) => { base[i] = v; });
   });
+  canvas.dataset.loneSamples = lone;
 }
 
 // drawAxes draws the horizontal grid with values and the time labels.

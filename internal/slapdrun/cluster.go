@@ -1,4 +1,4 @@
-package slapdtest
+package slapdrun
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	for _, p := range []string{SlapdPath, SlapaddPath, SlaptestPath} {
 		if _, err := os.Stat(p); err != nil {
-			return nil, fmt.Errorf("slapdtest: OpenLDAP not installed: %w", err)
+			return nil, fmt.Errorf("slapdrun: OpenLDAP not installed: %w", err)
 		}
 	}
 	began := time.Now()
@@ -50,7 +50,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := c.setup(ctx); err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
-	opts.Logf("slapdtest: %d replicas up in %v: %s", len(c.Replicas), time.Since(began).Round(time.Millisecond), strings.Join(c.URLs(), " "))
+	opts.Logf("slapdrun: %d replicas up in %v: %s", len(c.Replicas), time.Since(began).Round(time.Millisecond), strings.Join(c.URLs(), " "))
 	return c, nil
 }
 
@@ -79,26 +79,26 @@ func (c *Cluster) makeDirs() error {
 	if c.opts.Dir == "" {
 		dir, err := os.MkdirTemp("", "ldapmux-slapd-")
 		if err != nil {
-			return fmt.Errorf("slapdtest: %w", err)
+			return fmt.Errorf("slapdrun: %w", err)
 		}
 		c.Dir, c.ownsDir = dir, true
 	} else {
 		abs, err := filepath.Abs(c.opts.Dir)
 		if err != nil {
-			return fmt.Errorf("slapdtest: %w", err)
+			return fmt.Errorf("slapdrun: %w", err)
 		}
 		if err := os.MkdirAll(abs, 0o755); err != nil {
-			return fmt.Errorf("slapdtest: %w", err)
+			return fmt.Errorf("slapdrun: %w", err)
 		}
 		c.Dir = abs
 	}
 	for id := 1; id <= c.opts.Replicas; id++ {
 		r := newReplica(id, filepath.Join(c.Dir, "replica-"+strconv.Itoa(id)), 0, c.opts.Logf)
 		if err := os.RemoveAll(r.Dir); err != nil {
-			return fmt.Errorf("slapdtest: %w", err)
+			return fmt.Errorf("slapdrun: %w", err)
 		}
 		if err := os.MkdirAll(r.dbDir(), 0o755); err != nil {
-			return fmt.Errorf("slapdtest: %w", err)
+			return fmt.Errorf("slapdrun: %w", err)
 		}
 		c.Replicas = append(c.Replicas, r)
 	}
@@ -140,19 +140,19 @@ func (c *Cluster) writeConfigs() error {
 func (c *Cluster) loadData() error {
 	ldifFile := filepath.Join(c.Dir, "data.ldif")
 	if err := os.WriteFile(ldifFile, []byte(initialLDIF(c.opts.Users, c.opts.ExtraLDIF)), 0o600); err != nil {
-		return fmt.Errorf("slapdtest: %w", err)
+		return fmt.Errorf("slapdrun: %w", err)
 	}
 	first := c.Replicas[0]
 	// -q skips consistency checks (faster; schema is still checked), -w
 	// writes contextCSN, -S 1 stamps the CSNs with serverID 1.
 	out, err := runTool(SlapaddPath, "-f", first.ConfigFile, "-b", BaseDN, "-l", ldifFile, "-q", "-w", "-S", "1")
 	if err != nil {
-		return fmt.Errorf("slapdtest: slapadd %s: %v\n%s", ldifFile, err, out)
+		return fmt.Errorf("slapdrun: slapadd %s: %v\n%s", ldifFile, err, out)
 	}
 	for _, r := range c.Replicas[1:] {
 		src := filepath.Join(first.dbDir(), "data.mdb")
 		if err := copySparse(filepath.Join(r.dbDir(), "data.mdb"), src); err != nil {
-			return fmt.Errorf("slapdtest: copy database to replica %d: %w", r.ID, err)
+			return fmt.Errorf("slapdrun: copy database to replica %d: %w", r.ID, err)
 		}
 	}
 	return nil
@@ -173,7 +173,7 @@ func (c *Cluster) startAll(ctx context.Context) error {
 		if !errors.Is(err, errAddrInUse) || len(c.opts.Ports) != 0 || attempt == startAttempts {
 			return err
 		}
-		c.opts.Logf("slapdtest: port conflict (attempt %d), picking new ports: %v", attempt, firstLine(err))
+		c.opts.Logf("slapdrun: port conflict (attempt %d), picking new ports: %v", attempt, firstLine(err))
 		if err := c.assignPorts(); err != nil {
 			return err
 		}
@@ -208,7 +208,7 @@ func (c *Cluster) checkData(ctx context.Context) error {
 	}
 	for _, r := range c.Replicas {
 		if err := r.adminBaseSearch(ctx, dn, "uid"); err != nil {
-			return fmt.Errorf("slapdtest: replica %d lacks initial data %s: %w", r.ID, dn, err)
+			return fmt.Errorf("slapdrun: replica %d lacks initial data %s: %w", r.ID, dn, err)
 		}
 	}
 	return nil
@@ -263,7 +263,7 @@ func (c *Cluster) WaitReplicated(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("slapdtest: replicas did not converge: %w (last state: %s)", ctx.Err(), describeState(state, err))
+			return fmt.Errorf("slapdrun: replicas did not converge: %w (last state: %s)", ctx.Err(), describeState(state, err))
 		case <-time.After(pollInterval):
 		}
 	}

@@ -1,4 +1,4 @@
-package slapdtest
+package slapdrun
 
 import (
 	"fmt"
@@ -18,15 +18,15 @@ type tlsConf struct {
 func (o Options) tlsConf() (*tlsConf, error) {
 	if o.TLSCertFile == "" && o.TLSKeyFile == "" {
 		if o.LDAPS || o.TLSCAFile != "" || o.TLSVerifyClient != "" {
-			return nil, fmt.Errorf("slapdtest: LDAPS and client verification need TLSCertFile and TLSKeyFile")
+			return nil, fmt.Errorf("slapdrun: LDAPS and client verification need TLSCertFile and TLSKeyFile")
 		}
 		return nil, nil
 	}
 	if o.TLSCertFile == "" || o.TLSKeyFile == "" {
-		return nil, fmt.Errorf("slapdtest: set both TLSCertFile and TLSKeyFile")
+		return nil, fmt.Errorf("slapdrun: set both TLSCertFile and TLSKeyFile")
 	}
 	if o.TLSVerifyClient != "" && !slices.Contains([]string{"never", "allow", "try", "demand"}, o.TLSVerifyClient) {
-		return nil, fmt.Errorf("slapdtest: TLSVerifyClient %q is not never, allow, try or demand", o.TLSVerifyClient)
+		return nil, fmt.Errorf("slapdrun: TLSVerifyClient %q is not never, allow, try or demand", o.TLSVerifyClient)
 	}
 	t := &tlsConf{VerifyClient: o.TLSVerifyClient}
 	for dst, src := range map[*string]string{&t.CertFile: o.TLSCertFile, &t.KeyFile: o.TLSKeyFile, &t.CAFile: o.TLSCAFile} {
@@ -35,7 +35,7 @@ func (o Options) tlsConf() (*tlsConf, error) {
 		}
 		abs, err := filepath.Abs(src)
 		if err != nil || strings.ContainsAny(abs, "\"\\\n") {
-			return nil, fmt.Errorf("slapdtest: unsupported TLS file name %q", src)
+			return nil, fmt.Errorf("slapdrun: unsupported TLS file name %q", src)
 		}
 		*dst = abs
 	}

@@ -1,4 +1,4 @@
-package slapdtest
+package slapdrun
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package slapdtest
+package slapdrun
 
 import (
 	"context"
@@ -84,7 +84,7 @@ func (r *Replica) dbDir() string { return filepath.Join(r.Dir, "db") }
 // logs (startup, bind failures, syncrepl errors...) instead of nothing.
 func (r *Replica) launch() error {
 	if r.Running() {
-		return fmt.Errorf("slapdtest: replica %d is already running (pid %d)", r.ID, r.PID())
+		return fmt.Errorf("slapdrun: replica %d is already running (pid %d)", r.ID, r.PID())
 	}
 	log, err := os.OpenFile(r.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -92,13 +92,13 @@ func (r *Replica) launch() error {
 	}
 	defer log.Close() // the child has its own copy
 	start, _ := log.Seek(0, io.SeekEnd)
-	fmt.Fprintf(log, "=== slapdtest: starting replica %d on %s at %s\n", r.ID, r.Addr, time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintf(log, "=== slapdrun: starting replica %d on %s at %s\n", r.ID, r.Addr, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(SlapdPath, "-d", "none", "-f", r.ConfigFile, "-h", r.listenURLs())
 	cmd.Dir = r.Dir
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("slapdtest: start slapd for replica %d: %w", r.ID, err)
+		return fmt.Errorf("slapdrun: start slapd for replica %d: %w", r.ID, err)
 	}
 	done := make(chan struct{})
 	r.mu.Lock()
@@ -166,7 +166,7 @@ func (r *Replica) signal(sig syscall.Signal) (bool, error) {
 		return false, nil
 	}
 	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return true, fmt.Errorf("slapdtest: replica %d: send %v: %w", r.ID, sig, err)
+		return true, fmt.Errorf("slapdrun: replica %d: send %v: %w", r.ID, sig, err)
 	}
 	return true, nil
 }
@@ -194,7 +194,7 @@ func (r *Replica) Kill() error {
 		return err
 	}
 	if !r.waitExit(stopTimeout) {
-		return fmt.Errorf("slapdtest: replica %d (pid %d) did not exit after SIGKILL", r.ID, r.PID())
+		return fmt.Errorf("slapdrun: replica %d (pid %d) did not exit after SIGKILL", r.ID, r.PID())
 	}
 	return nil
 }
@@ -212,7 +212,7 @@ func (r *Replica) Stop() error {
 	if r.waitExit(stopTimeout) {
 		return nil
 	}
-	r.logf("slapdtest: replica %d did not stop within %v, killing it", r.ID, stopTimeout)
+	r.logf("slapdrun: replica %d did not stop within %v, killing it", r.ID, stopTimeout)
 	return r.Kill()
 }
 
@@ -224,7 +224,7 @@ func (r *Replica) Pause() error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("slapdtest: replica %d is not running", r.ID)
+		return fmt.Errorf("slapdrun: replica %d is not running", r.ID)
 	}
 	r.mu.Lock()
 	r.paused = true
@@ -240,7 +240,7 @@ func (r *Replica) Resume() error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("slapdtest: replica %d is not running", r.ID)
+		return fmt.Errorf("slapdrun: replica %d is not running", r.ID)
 	}
 	r.mu.Lock()
 	r.paused = false
@@ -263,7 +263,7 @@ func (r *Replica) Restart(ctx context.Context) error {
 		_ = r.Kill()
 		return err
 	}
-	r.logf("slapdtest: replica %d restarted on %s (pid %d)", r.ID, r.Addr, r.PID())
+	r.logf("slapdrun: replica %d restarted on %s (pid %d)", r.ID, r.Addr, r.PID())
 	return nil
 }
 
@@ -287,7 +287,7 @@ func (r *Replica) waitReady(ctx context.Context) error {
 		case <-done:
 			return r.exitError()
 		case <-ctx.Done():
-			return fmt.Errorf("slapdtest: replica %d on %s not ready: %v (last error: %v)\n%s",
+			return fmt.Errorf("slapdrun: replica %d on %s not ready: %v (last error: %v)\n%s",
 				r.ID, r.Addr, ctx.Err(), lastErr, r.logTail())
 		case <-time.After(pollInterval):
 		}
@@ -300,7 +300,7 @@ func (r *Replica) exitError() error {
 	waitErr := r.waitErr
 	r.mu.Unlock()
 	tail := r.logTail()
-	err := fmt.Errorf("slapdtest: slapd of replica %d on %s exited during startup (%v); log %s:\n%s",
+	err := fmt.Errorf("slapdrun: slapd of replica %d on %s exited during startup (%v); log %s:\n%s",
 		r.ID, r.Addr, waitErr, r.LogFile, tail)
 	if containsAddrInUse(tail) {
 		return fmt.Errorf("%w: %w", errAddrInUse, err)
@@ -332,6 +332,10 @@ func (r *Replica) ping() error {
 		0, 1, false, "(objectClass=*)", []string{"namingContexts"}, nil))
 	return err
 }
+
+// FullLogTail returns the last lines of the replica's log file, across
+// restarts (what a failed test logs).
+func (r *Replica) FullLogTail() string { return readTail(r.LogFile, 0, logTailLines) }
 
 // logTail returns the last lines slapd wrote since its last start.
 func (r *Replica) logTail() string {

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package slapdtest
+package slapdrun
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package slapdtest
+package slapdrun
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 func (r *Replica) Dial() (*ldap.Conn, error) {
 	conn, err := ldap.DialURL(r.URL, ldap.DialWithDialer(dialer(dialTimeout)))
 	if err != nil {
-		return nil, fmt.Errorf("slapdtest: dial replica %d: %w", r.ID, err)
+		return nil, fmt.Errorf("slapdrun: dial replica %d: %w", r.ID, err)
 	}
 	conn.SetTimeout(dialTimeout)
 	return conn, nil
@@ -41,7 +41,7 @@ func (r *Replica) withAdmin(ctx context.Context, fn func(*ldap.Conn) error) erro
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	if err := conn.Bind(AdminDN, AdminPassword); err != nil {
-		return fmt.Errorf("slapdtest: bind as admin to replica %d: %w", r.ID, err)
+		return fmt.Errorf("slapdrun: bind as admin to replica %d: %w", r.ID, err)
 	}
 	if err := fn(conn); err != nil {
 		return errors.Join(err, ctx.Err())
@@ -70,10 +70,10 @@ func (r *Replica) ContextCSN(ctx context.Context) ([]string, error) {
 	err := r.withAdmin(ctx, func(conn *ldap.Conn) error {
 		res, err := conn.Search(baseSearch(BaseDN, "contextCSN"))
 		if err != nil {
-			return fmt.Errorf("slapdtest: read contextCSN of replica %d: %w", r.ID, err)
+			return fmt.Errorf("slapdrun: read contextCSN of replica %d: %w", r.ID, err)
 		}
 		if len(res.Entries) != 1 {
-			return fmt.Errorf("slapdtest: read contextCSN of replica %d: %d entries", r.ID, len(res.Entries))
+			return fmt.Errorf("slapdrun: read contextCSN of replica %d: %d entries", r.ID, len(res.Entries))
 		}
 		csns = res.Entries[0].GetAttributeValues("contextCSN")
 		return nil
@@ -93,12 +93,12 @@ func (r *Replica) OperationCounts(ctx context.Context) (map[string]int64, error)
 		res, err := conn.Search(ldap.NewSearchRequest("cn=Operations,cn=Monitor", ldap.ScopeSingleLevel,
 			ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"cn", "monitorOpCompleted"}, nil))
 		if err != nil {
-			return fmt.Errorf("slapdtest: read cn=Monitor of replica %d: %w", r.ID, err)
+			return fmt.Errorf("slapdrun: read cn=Monitor of replica %d: %w", r.ID, err)
 		}
 		for _, e := range res.Entries {
 			n, err := strconv.ParseInt(e.GetAttributeValue("monitorOpCompleted"), 10, 64)
 			if err != nil {
-				return fmt.Errorf("slapdtest: %s: bad monitorOpCompleted: %w", e.DN, err)
+				return fmt.Errorf("slapdrun: %s: bad monitorOpCompleted: %w", e.DN, err)
 			}
 			counts[strings.ToLower(e.GetAttributeValue("cn"))] = n
 		}
@@ -115,7 +115,7 @@ func (r *Replica) CurrentConnections(ctx context.Context) (int64, error) {
 		res, err := conn.Search(ldap.NewSearchRequest("cn=Current,cn=Connections,cn=Monitor", ldap.ScopeBaseObject,
 			ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"monitorCounter"}, nil))
 		if err != nil || len(res.Entries) != 1 {
-			return fmt.Errorf("slapdtest: read current connections of replica %d: %v", r.ID, err)
+			return fmt.Errorf("slapdrun: read current connections of replica %d: %v", r.ID, err)
 		}
 		n, err = strconv.ParseInt(res.Entries[0].GetAttributeValue("monitorCounter"), 10, 64)
 		return err
