@@ -63,9 +63,9 @@ type Affinity struct {
 	UntilReplicated bool
 	MaxWait         time.Duration // until replicated: longest wait for fresher positions
 	Duration        time.Duration
-	After      OpSet          // operations that set affinity (per-proxy mode)
-	Table      *AffinityTable // per-proxy mode; survives router reloads
-	TierOf     []int          // location tier by snapshot index (consistent mode)
+	After           OpSet          // operations that set affinity (per-proxy mode)
+	Table           *AffinityTable // per-proxy mode; survives router reloads
+	TierOf          []int          // location tier by snapshot index (consistent mode)
 }
 
 // apply moves the client's affinity server to the front of cands and
