@@ -237,6 +237,9 @@ func (r *Router) MaxWait() time.Duration {
 	return r.Affinity.MaxWait
 }
 
+// NoteWaited counts a read that waits for positions.
+func (r *Router) NoteWaited() { r.Affinity.Table.Stats.Waited.Add(1) }
+
 // AwaitPositions reads again the positions w asks for and waits until
 // those reads ended or deadline passed; it reports false at the deadline.
 func (r *Router) AwaitPositions(w *PositionWait, deadline time.Time) bool {
