@@ -285,7 +285,9 @@ func runPair(conn *ldap.Conn, load pairLoad, rng *rand.Rand, c, i int, writes *a
 			time.Sleep(load.think(rng))
 		}
 	}
-	fail := func(what string, err error) pairOutcome { return pairOutcome{failed: true, err: fmt.Sprintf("%s: %v", what, err)} }
+	fail := func(what string, err error) pairOutcome {
+		return pairOutcome{failed: true, err: fmt.Sprintf("%s: %v", what, err)}
+	}
 	dn := fmt.Sprintf("cn=%s-%d-%d,%s", load.prefix, c, i, slapdtest.ScratchDN)
 	switch i % 3 {
 	case 0: // add, then read it back
@@ -378,7 +380,7 @@ func TestReadYourWritesMeasure(t *testing.T) {
 			t.Logf("%s: %s", m.name, res)
 			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %.1f%% | %v | %v | %+v |", m.name, res.stale, res.failed,
 				100*res.writerShare(), res.latency(0.5).Round(10*time.Microsecond), res.latency(0.99).Round(10*time.Microsecond),
-				(res.mean() - base).Round(10*time.Microsecond)))
+				(res.mean()-base).Round(10*time.Microsecond)))
 		})
 	}
 	t.Logf("\n| affinity | stale reads | failed dependent ops | reads on the writer | read p50 | read p99 | added mean latency |\n|---|---|---|---|---|---|---|\n%s", strings.Join(rows, "\n"))
