@@ -99,22 +99,23 @@ func (p *Proxy) recordWrite(c *call, msg ldapwire.Message, code int) ldapwire.Me
 
 // awaitPositions waits, on a goroutine of its own, until the replication
 // positions a read of a client that wrote needs are read again (at most
-// the configured max-wait), then places and starts the read.
+// the budget Candidates gave: max-wait when no candidate is known to have
+// the write, much less when one is), then places and starts the read.
 func (p *Proxy) awaitPositions(req *Request) {
-	deadline := time.Now().Add(req.router.MaxWait())
+	deadline := time.Now().Add(req.Route.Await.Budget)
 	req.router.NoteWaited()
-	for req.Route.Await.Servers != 0 {
-		round := time.Now()
+	for round := 0; req.Route.Await.Servers != 0; round++ {
+		began := time.Now()
 		ok := req.router.AwaitPositions(&req.Route.Await, deadline)
 		if req.isAbandoned() {
 			p.complete(req)
 			return
 		}
-		if ok && time.Since(round) < minPositionRound { // pace rounds that find nothing new
-			time.Sleep(min(minPositionRound-time.Since(round), time.Until(deadline)))
+		if ok && round > 0 && time.Since(began) < minPositionRound { // pace rounds that found nothing new
+			time.Sleep(min(minPositionRound-time.Since(began), time.Until(deadline)))
 		}
 		req.snap = p.registry.Snapshot()
-		req.Route.Await = route.PositionWait{Forced: !ok || !time.Now().Before(deadline)}
+		req.Route.Await = route.PositionWait{Forced: !ok || !time.Now().Before(deadline), After: req.Route.Await.After}
 		req.cands, req.out.Algorithm = req.router.Candidates(req.snap, &req.Route, req.candBuf[:0])
 	}
 	if p.refuseLostWrite(req) {

@@ -40,9 +40,14 @@ type Write struct {
 // proxy then calls AwaitPositions and Candidates again, with Forced set
 // once the wait is over.
 type PositionWait struct {
-	Servers uint64    // snapshot indexes (below 64) whose position to read again
-	After   time.Time // reads must have started at or after this
-	Forced  bool      // the wait is over: place the read with what is known
+	Servers uint64 // snapshot indexes (below 64) whose position to read again
+	// After: reads must have started at or after this. Given back to
+	// Candidates after a wait, positions read since then count as fresh.
+	After  time.Time
+	Forced bool // the wait is over: place the read with what is known
+	// Budget is how long the wait may last: max-wait when no candidate
+	// is known to have the write, PositionReadBudget when one is.
+	Budget time.Duration
 	// Lost names the server that took the client's last write when no
 	// candidate has it (that server is unusable): the read is refused.
 	Lost string
@@ -57,6 +62,12 @@ type ReplicatedStats struct {
 	Refused    atomic.Int64 // reads refused: the writer is unusable and nobody else has the write
 	Replicated atomic.Int64 // clients freed: every candidate had their write
 }
+
+// PositionReadBudget bounds the wait for fresher positions when a
+// candidate (the writer) is already known to have the write: reading a
+// replica's contextCSN usually takes a millisecond, but a replica applying
+// changes may take far longer to answer, and the writer is a fine answer.
+const PositionReadBudget = 10 * time.Millisecond
 
 // positionsFresh is how long a position read after a write is trusted to
 // say that a server lacks it, before it is read again.
@@ -88,7 +99,11 @@ func (a *Affinity) placeAfterWrite(snap *backend.Snapshot, v *view, cands []int,
 		a.resolve(k, dn, &w)
 	}
 	wait := &v.op.Await
-	wait.After = later(w.At, now.Add(-positionsFresh))
+	after := later(w.At, now.Add(-positionsFresh))
+	if !wait.After.IsZero() && wait.After.Before(after) {
+		after = later(w.At, wait.After) // what the last wait read is fresh enough
+	}
+	wait.After = after
 	var has, stale uint64 // by position in cands
 	for i, s := range cands[:min(len(cands), 64)] {
 		switch {
@@ -118,7 +133,10 @@ func (a *Affinity) placeAfterWrite(snap *backend.Snapshot, v *view, cands []int,
 			stale, wait.After = serverMask(cands), now
 		}
 		if stale != 0 {
-			wait.Servers = stale
+			wait.Servers, wait.Budget = stale, a.MaxWait
+			if has != 0 {
+				wait.Budget = min(a.MaxWait, PositionReadBudget)
+			}
 			return cands, false
 		}
 	}
