@@ -71,7 +71,40 @@ func TestReadYourWrites(t *testing.T) {
 			t.Errorf("the writer got %.0f%% of the reads made after replication; want about a third, at most about half", 100*res.writerShare())
 		}
 	})
+	t.Run("post-read stays the proxy's", func(t *testing.T) { testPostReadStripped(t, addr) })
 	t.Run("replication stopped", func(t *testing.T) { testReplicationStopped(t, cluster, a, addr) })
+}
+
+// testPostReadStripped: the Post-Read control the proxy adds to learn a
+// write's CSN never reaches the client; a client's own Post-Read request
+// is left to the server and its answer passed on.
+func testPostReadStripped(t *testing.T, addr string) {
+	conn := bindAs(t, addr, slapdtest.WriterDN, slapdtest.WriterPassword)
+	dn := "cn=postread," + slapdtest.ScratchDN
+	if err := conn.Add(roleEntry(dn)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := conn.ModifyWithResult(describe(dn, "one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Controls) != 0 {
+		t.Errorf("the client got controls it did not ask for: %v", res.Controls)
+	}
+	mod := describe(dn, "two")
+	// SEQUENCE { "description" }: the client's own Post-Read request
+	mod.Controls = append(mod.Controls, ldap.NewControlString("1.3.6.1.1.13.2", false, "\x30\x0d\x04\x0bdescription"))
+	res, err = conn.ModifyWithResult(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Controls) != 1 || res.Controls[0].GetControlType() != "1.3.6.1.1.13.2" ||
+		!strings.Contains(res.Controls[0].String(), "two") {
+		t.Errorf("the client's own Post-Read answer: %v", res.Controls)
+	}
+	if e, err := rywRead(conn, dn); err != nil || e.GetAttributeValue("description") != "two" {
+		t.Errorf("read back: %v %v", e, err)
+	}
 }
 
 // testReplicationStopped: with every replication link held, the writing
