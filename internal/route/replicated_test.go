@@ -118,7 +118,7 @@ func TestReadYourWritesRouting(t *testing.T) {
 
 	// The preferred s1 may have it: read s1 and s2 again first.
 	got, op := read()
-	if op.Await.Servers != 1<<1|1<<2 || op.Await.After != clk.t {
+	if op.Await.Servers != 1<<1|1<<2 || op.Await.After != clk.t || op.Await.Budget != PositionReadBudget {
 		t.Fatalf("stale positions: wait %+v, candidates %v", op.Await, names(snap, got))
 	}
 	// Read again, s1 still lacks it, s2 has it: the read goes to s2, then
@@ -197,7 +197,7 @@ func TestReadYourWritesToWriterAndLost(t *testing.T) {
 	r2.RecordWrite(write, 0, csnAt(clk.t.Add(time.Hour), 3), true, clk.t)
 	op := &Operation{Tag: ldapwire.OpSearchRequest, ConnID: 7}
 	got, _ = r2.Candidates(snap, op, nil)
-	if op.Await.Servers != 1<<1|1<<2 {
+	if op.Await.Servers != 1<<1|1<<2 || op.Await.Budget != time.Second {
 		t.Fatalf("writer gone: wait %+v, candidates %v", op.Await, names(snap, got))
 	}
 	op.Await = PositionWait{Forced: true}
@@ -258,4 +258,34 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// BenchmarkRouterUntilReplicated routes reads of a client that never wrote
+// (one lookup) and of one whose write every candidate is known to have
+// (placed like anyone's, then freed: the record is set again each time).
+func BenchmarkRouterUntilReplicated(b *testing.B) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	snap := snapshot(3)
+	pos := newFakePositions(clk)
+	r := replicatedRouter(clk, pos, 0, 1, 2)
+	read := &Operation{Tag: ldapwire.OpSearchRequest, ConnID: 1}
+	var buf [16]int
+	b.Run("never wrote", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Candidates(snap, read, buf[:0])
+		}
+	})
+	c := csnAt(clk.t, 1)
+	for s := range 3 {
+		pos.set(s, clk.t, c)
+	}
+	write := &Operation{Tag: ldapwire.OpAddRequest, ConnID: 1}
+	b.Run("wrote, known everywhere", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r.RecordWrite(write, 0, c, true, clk.t)
+			r.Candidates(snap, read, buf[:0])
+		}
+	})
 }
