@@ -177,6 +177,10 @@ type pairLoad struct {
 	clients, pairs int
 	prefix         string
 	think          func(*rand.Rand) time.Duration // nil: none
+	// reader, when set, is a second proxy (at readAddr) the dependent
+	// reads go through, on connections of their own.
+	reader   *app.App
+	readAddr string
 }
 
 // pairResult is what a load saw.
@@ -219,13 +223,16 @@ func (r *pairResult) String() string {
 		r.latency(0.5).Round(10*time.Microsecond), r.latency(0.99).Round(10*time.Microsecond))
 }
 
-// forwarded is the number of attempts the proxy sent to ds1, ds2 and ds3.
-func forwarded(a *app.App) [3]int64 {
+// forwarded is the number of attempts the proxies sent to ds1, ds2 and
+// ds3.
+func forwarded(apps ...*app.App) [3]int64 {
 	var out [3]int64
-	for _, s := range a.Status().Servers {
-		var i int
-		if _, err := fmt.Sscanf(s.Name, "ds%d", &i); err == nil && i >= 1 && i <= 3 {
-			out[i-1] = s.Forwarded
+	for _, a := range apps {
+		for _, s := range a.Status().Servers {
+			var i int
+			if _, err := fmt.Sscanf(s.Name, "ds%d", &i); err == nil && i >= 1 && i <= 3 {
+				out[i-1] += s.Forwarded
+			}
 		}
 	}
 	return out
@@ -234,9 +241,17 @@ func forwarded(a *app.App) [3]int64 {
 // runPairs runs the load through the proxy at addr.
 func runPairs(t *testing.T, a *app.App, addr string, load pairLoad) *pairResult {
 	t.Helper()
-	conns := make([]*ldap.Conn, load.clients)
+	apps := []*app.App{a}
+	if load.reader != nil {
+		apps = append(apps, load.reader)
+	}
+	conns, readConns := make([]*ldap.Conn, load.clients), make([]*ldap.Conn, load.clients)
 	for c := range conns {
 		conns[c] = bindAs(t, addr, slapdtest.WriterDN, slapdtest.WriterPassword)
+		readConns[c] = conns[c]
+		if load.reader != nil {
+			readConns[c] = bindAs(t, load.readAddr, slapdtest.WriterDN, slapdtest.WriterPassword)
+		}
 		// the entry each client modifies, replicated before the load
 		if err := conns[c].Add(roleEntry(fmt.Sprintf("cn=%s-mod-%d,%s", load.prefix, c, slapdtest.ScratchDN))); err != nil {
 			t.Fatalf("setup: %v", err)
@@ -249,12 +264,12 @@ func runPairs(t *testing.T, a *app.App, addr string, load pairLoad) *pairResult 
 		writes atomic.Int64
 		wg     sync.WaitGroup
 	)
-	before := forwarded(a)
+	before := forwarded(apps...)
 	for c, conn := range conns {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(c), 7))
 			for i := c; i < load.pairs; i += load.clients {
-				o := runPair(conn, load, rng, c, i, &writes)
+				o := runPair(conn, readConns[c], load, rng, c, i, &writes)
 				mu.Lock()
 				res.add(o)
 				mu.Unlock()
@@ -262,7 +277,7 @@ func runPairs(t *testing.T, a *app.App, addr string, load pairLoad) *pairResult 
 		})
 	}
 	wg.Wait()
-	after := forwarded(a)
+	after := forwarded(apps...)
 	res.writes = writes.Load()
 	var total int64
 	for i := range after {
@@ -312,7 +327,7 @@ func (r *pairResult) add(o pairOutcome) {
 }
 
 // runPair does pair i of client c.
-func runPair(conn *ldap.Conn, load pairLoad, rng *rand.Rand, c, i int, writes *atomic.Int64) pairOutcome {
+func runPair(conn, readConn *ldap.Conn, load pairLoad, rng *rand.Rand, c, i int, writes *atomic.Int64) pairOutcome {
 	think := func() {
 		if load.think != nil {
 			time.Sleep(load.think(rng))
@@ -329,7 +344,7 @@ func runPair(conn *ldap.Conn, load pairLoad, rng *rand.Rand, c, i int, writes *a
 		}
 		writes.Add(1)
 		think()
-		return timedRead(conn, dn, "")
+		return timedRead(readConn, dn, "")
 	case 1: // add a parent, then its child, then read the child
 		if err := conn.Add(roleEntry(dn)); err != nil {
 			return fail("add parent", err)
@@ -342,7 +357,7 @@ func runPair(conn *ldap.Conn, load pairLoad, rng *rand.Rand, c, i int, writes *a
 		}
 		writes.Add(1)
 		think()
-		return timedRead(conn, child, "")
+		return timedRead(readConn, child, "")
 	default: // modify, then read the new value
 		target := fmt.Sprintf("cn=%s-mod-%d,%s", load.prefix, c, slapdtest.ScratchDN)
 		value := fmt.Sprintf("v%d", i)
@@ -351,7 +366,7 @@ func runPair(conn *ldap.Conn, load pairLoad, rng *rand.Rand, c, i int, writes *a
 		}
 		writes.Add(1)
 		think()
-		return timedRead(conn, target, value)
+		return timedRead(readConn, target, value)
 	}
 }
 
@@ -398,15 +413,23 @@ func TestReadYourWritesMeasure(t *testing.T) {
 	think := func(r *rand.Rand) time.Duration { return time.Duration(r.Int64N(int64(2 * rywDelay))) }
 	var rows []string
 	var base time.Duration
-	for _, m := range []struct{ name, affinity string }{
-		{"none", ""},
-		{"affinity 100 ms", "affinity: {type: client-connection, duration: 100ms}\n"},
-		{"affinity 10 s", "affinity: {type: client-connection, duration: 10s}\n"},
-		{"until replicated", untilReplicated},
+	for _, m := range []struct {
+		name, affinity string
+		twoProxies     bool
+	}{
+		{"none", "", false},
+		{"affinity 100 ms", "affinity: {type: client-connection, duration: 100ms}\n", false},
+		{"affinity 10 s", "affinity: {type: client-connection, duration: 10s}\n", false},
+		{"until replicated", untilReplicated, false},
+		{"until replicated, reads through a second proxy", untilReplicated, true},
 	} {
 		t.Run(m.name, func(t *testing.T) {
 			a, addr := startProxy(t, cluster, rywRouting(m.affinity))
-			res := runPairs(t, a, addr, pairLoad{clients: 16, pairs: 1000, prefix: fmt.Sprintf("m%d", len(rows)), think: think})
+			load := pairLoad{clients: 16, pairs: 1000, prefix: fmt.Sprintf("m%d", len(rows)), think: think}
+			if m.twoProxies {
+				load.reader, load.readAddr = startProxy(t, cluster, rywRouting(m.affinity))
+			}
+			res := runPairs(t, a, addr, load)
 			if base == 0 {
 				base = res.mean()
 			}
