@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -73,6 +74,47 @@ func TestReadYourWrites(t *testing.T) {
 	})
 	t.Run("post-read stays the proxy's", func(t *testing.T) { testPostReadStripped(t, addr) })
 	t.Run("replication stopped", func(t *testing.T) { testReplicationStopped(t, cluster, a, addr) })
+	t.Run("writer lost before replicating", func(t *testing.T) { testWriterLost(t, cluster, addr) })
+}
+
+// testWriterLost: the writer dies before any other replica has the
+// client's write. The client's reads are never answered without it: they
+// fail until the writer is back, then find the entry.
+func testWriterLost(t *testing.T, cluster *slapdtest.Cluster, addr string) {
+	for _, r := range cluster.Relays() {
+		r.Hold()
+	}
+	writer := bindAs(t, addr, slapdtest.WriterDN, slapdtest.WriterPassword)
+	dn := "cn=lost," + slapdtest.ScratchDN
+	if err := writer.Add(roleEntry(dn)); err != nil {
+		t.Fatalf("add: %v", err)
+	}
+	ds1 := cluster.Replica(1)
+	if err := ds1.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the read refused, naming the writer", func() bool {
+		_, err := rywRead(writer, dn)
+		if err == nil || ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			t.Fatalf("read answered without the writer: %v", err)
+		}
+		return ldap.IsErrorWithCode(err, ldap.LDAPResultUnavailable) && strings.Contains(err.Error(), "server ds1, which took this client's last write")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ds1.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range cluster.Relays() {
+		r.Release()
+	}
+	eventually(t, 30*time.Second, "the entry read once the writer is back", func() bool {
+		_, err := rywRead(writer, dn)
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			t.Fatalf("stale read after the writer came back: %v", err)
+		}
+		return err == nil
+	})
 }
 
 // testPostReadStripped: the Post-Read control the proxy adds to learn a
