@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,7 +87,6 @@ type replicatedCollector struct {
 	table   *route.AffinityTable
 	tracker *replpos.Tracker
 	names   func(int) string
-	once    sync.Once
 }
 
 var (
@@ -120,9 +118,7 @@ func (c *replicatedCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(rywReads, prometheus.CounterValue, float64(r.n), r.name)
 	}
 	ch <- prometheus.MustNewConstMetric(rywFreed, prometheus.CounterValue, float64(s.Replicated.Load()))
-	ages := map[int]time.Duration{}
-	c.tracker.Ages(time.Now(), func(server int, age time.Duration) { ages[server] = age })
-	for server, age := range ages {
+	for server, age := range c.tracker.Ages(time.Now()) {
 		if name := c.names(server); name != "" {
 			ch <- prometheus.MustNewConstMetric(rywPositionAge, prometheus.GaugeValue, age.Seconds(), name)
 		}

@@ -138,14 +138,7 @@ func TestTrackerReportAndFailure(t *testing.T) {
 	if _, at := tr.Covers(3, Vector{c1}); !at.IsZero() {
 		t.Error("a failed read counts as known")
 	}
-	var ages int
-	tr.Ages(now.Add(time.Second), func(server int, age time.Duration) {
-		if server != 0 || age != time.Second {
-			t.Errorf("age of %d = %v", server, age)
-		}
-		ages++
-	})
-	if ages != 1 {
-		t.Errorf("%d ages", ages)
+	if ages := tr.Ages(now.Add(time.Second)); len(ages) != 1 || ages[0] != time.Second {
+		t.Errorf("ages %v, want server 0 one second old", ages)
 	}
 }

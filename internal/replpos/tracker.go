@@ -150,16 +150,18 @@ func (t *Tracker) run(server int, started time.Time) {
 	}
 }
 
-// Ages calls fn with the age, at now, of what is known of each server that
-// was read at least once.
-func (t *Tracker) Ages(now time.Time, fn func(server int, age time.Duration)) {
+// Ages returns the age, at now, of what is known of each server that was
+// read at least once.
+func (t *Tracker) Ages(now time.Time) map[int]time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	ages := map[int]time.Duration{}
 	for s, k := range t.servers {
 		if !k.at.IsZero() {
-			fn(s, now.Sub(k.at))
+			ages[s] = now.Sub(k.at)
 		}
 	}
+	return ages
 }
 
 // Reads reports how many reads Refresh started and how many failed.
