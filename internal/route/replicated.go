@@ -119,7 +119,7 @@ func (a *Affinity) placeAfterWrite(snap *backend.Snapshot, v *view, cands []int,
 			}
 		}
 	}
-	if len(cands) <= 64 && has == 1<<len(cands)-1 && !w.Unknown {
+	if len(cands) > 0 && len(cands) <= 64 && has == 1<<len(cands)-1 && !w.Unknown && a.everywhere(snap, &w) {
 		if a.Table.ForgetWrite(k, dn, w.At) {
 			a.Table.Stats.Replicated.Add(1)
 		}
@@ -141,6 +141,24 @@ func (a *Affinity) placeAfterWrite(snap *backend.Snapshot, v *view, cands []int,
 		}
 	}
 	return a.keepHaving(snap, cands, has, &w, wait), true
+}
+
+// everywhere reports whether every usable server, candidate of this read
+// or not (another route may use it), is known to have the writes.
+func (a *Affinity) everywhere(snap *backend.Snapshot, w *Write) bool {
+	for s := range snap.Servers {
+		if !snap.Servers[s].Usable() {
+			continue
+		}
+		if s == w.Server {
+			if !a.writerHas(w) {
+				return false
+			}
+		} else if has, _ := a.Table.Positions.Covers(s, w.Need); !has {
+			return false
+		}
+	}
+	return true
 }
 
 // writerHas reports whether the server that took the client's last write

@@ -289,3 +289,28 @@ func BenchmarkRouterUntilReplicated(b *testing.B) {
 		}
 	})
 }
+
+// TestReadYourWritesFreedOnlyEverywhere: a client is freed only once every
+// usable server has its write, not just the candidates of one route.
+func TestReadYourWritesFreedOnlyEverywhere(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	snap := snapshot(3)
+	pos := newFakePositions(clk)
+	r := replicatedRouter(clk, pos, 1, 2) // this route never uses s0
+	c := csnAt(clk.t, 1)
+	r.RecordWrite(&Operation{Tag: ldapwire.OpAddRequest, ConnID: 7}, 1, c, true, clk.t)
+	pos.set(2, clk.t, c)
+	pos.set(0, clk.t, csnAt(clk.t.Add(-time.Second), 1))
+	read := func() []int {
+		got, _ := r.Candidates(snap, &Operation{Tag: ldapwire.OpSearchRequest, ConnID: 7}, nil)
+		return got
+	}
+	if got := read(); len(got) != 2 || r.Affinity.Table.Len() != 1 {
+		t.Fatalf("candidates %v, %d entries: want both candidates and the client still recorded", names(snap, got), r.Affinity.Table.Len())
+	}
+	pos.set(0, clk.t, c)
+	read()
+	if r.Affinity.Table.Len() != 0 {
+		t.Error("not freed once every server had the write")
+	}
+}
