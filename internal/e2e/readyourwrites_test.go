@@ -63,7 +63,7 @@ func TestReadYourWrites(t *testing.T) {
 	})
 	t.Run("reads spread after the delay", func(t *testing.T) {
 		res := runPairs(t, a, addr, pairLoad{clients: 16, pairs: 64, prefix: "late",
-			think: func(*rand.Rand) time.Duration { return rywDelay + 250*time.Millisecond }})
+			think: func(*rand.Rand) time.Duration { return rywDelay + 400*time.Millisecond }})
 		t.Logf("pairs with a pause: %s", res)
 		if res.stale != 0 || res.failed != 0 {
 			t.Errorf("%d stale reads, %d failed: %s", res.stale, res.failed, strings.Join(res.errors, "; "))
