@@ -2,7 +2,7 @@
 GO        ?= go
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: demo test deps deps-test build vet fuzz bench bench-go clean release-snapshot chart-check tools
+.PHONY: demo test deps deps-test build vet fuzz bench bench-go bench-ryw clean release-snapshot chart-check tools
 
 ## demo: run ldapmux in front of three local slapd replicas (installs slapd if missing)
 ## from ./bin/ldapmux, the path the commands it prints use
@@ -35,6 +35,11 @@ vet:
 ## (about 7 minutes; BENCH_* variables, see docs/performance.md)
 bench:
 	@./scripts/bench.sh
+
+## bench-ryw: stale reads, reads on the writer and latency of dependent reads with no affinity,
+## affinity of 100 ms and 10 s, and affinity until replicated (docs/balancing.md; about 3 minutes)
+bench-ryw:
+	LDAPMUX_MEASURE_RYW=1 $(GO) test -count=1 -run='^TestReadYourWritesMeasure$$' -v -timeout 15m ./internal/e2e/
 
 ## bench-go: Go benchmarks of the forwarding hot path, with allocations
 bench-go:

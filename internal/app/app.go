@@ -14,20 +14,25 @@ import (
 	"github.com/ldapmux/ldapmux/internal/frontend"
 	"github.com/ldapmux/ldapmux/internal/health"
 	"github.com/ldapmux/ldapmux/internal/proxy"
+	"github.com/ldapmux/ldapmux/internal/replpos"
 	"github.com/ldapmux/ldapmux/internal/route"
 )
 
 // App is one running proxy.
 type App struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	servers   []*backend.Server
-	registry  *backend.Registry
-	checker   *health.Checker
-	proxy     *proxy.Proxy
-	affinity  *route.AffinityTable // outlives routers rebuilt on reload
-	frontend  *frontend.Server
-	listeners []net.Listener
+	cfg      *config.Config
+	log      *slog.Logger
+	servers  []*backend.Server
+	registry *backend.Registry
+	checker  *health.Checker
+	proxy    *proxy.Proxy
+	affinity *route.AffinityTable // outlives routers rebuilt on reload
+	// positionTracker and positionBases serve affinity until replicated
+	// (replicated.go); made once.
+	positionTracker *replpos.Tracker
+	positionBases   sync.Map // server name → base DN of its contextCSN
+	frontend        *frontend.Server
+	listeners       []net.Listener
 	// listenerConfs secure each listener (security.go).
 	listenerConfs []*frontend.Listener
 

@@ -42,6 +42,8 @@ func (a *App) newChecker() *health.Checker {
 	targets := make([]*health.Target, len(slots))
 	checks := make([][]health.Check, len(slots))
 	shared := a.sharedCheckState()
+	a.observePositions(shared)
+	a.notePositionBases(a.cfg)
 	for k, s := range slots {
 		targets[k] = health.NewTarget(s, a.cfg.ServiceAccount.BindDN, a.cfg.ServiceAccount.Password.Reveal())
 		i, ok := a.cfg.ServerByName(s.Name)

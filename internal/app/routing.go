@@ -13,7 +13,7 @@ import (
 // table is made once and kept, so that a rebuilt router keeps affinity.
 func (a *App) newRouter() (*route.Router, error) {
 	if a.affinity == nil {
-		a.affinity = route.NewAffinityTable(a.cfg.Affinity.MaxEntries)
+		a.affinity = a.newAffinityTable()
 	}
 	return buildRouter(a.cfg, slotServers(a.registry), a.affinity)
 }
@@ -153,6 +153,7 @@ func (b *routerBuilder) affinity(table *route.AffinityTable) (*route.Affinity, e
 	}
 	return &route.Affinity{
 		Kind: kind, Consistent: ac.Mode == "consistent", Duration: ac.Duration.D(), After: after,
+		UntilReplicated: ac.UntilReplicated(), MaxWait: ac.MaxWait.D(),
 		Table: table, TierOf: b.locality.TierOf(b.locations),
 	}, nil
 }

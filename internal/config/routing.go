@@ -97,8 +97,15 @@ type Affinity struct {
 	// hashing; bind-dn or client-ip only).
 	Mode string `yaml:"mode"`
 	// Duration is how long affinity lasts after an operation of After
-	// (per-proxy mode). Default 10s.
+	// (per-proxy mode). Default 10s, unless Until is set.
 	Duration Duration `yaml:"duration"`
+	// Until, set to "replicated" instead of a duration, follows each
+	// client's successful writes by replication position: its reads go
+	// only to servers that have applied its last write (per-proxy mode).
+	Until string `yaml:"until"`
+	// MaxWait bounds how long a read may wait for fresher replication
+	// positions (until: replicated). Default 2s.
+	MaxWait Duration `yaml:"max-wait"`
 	// After lists the operations that set affinity (per-proxy mode), as
 	// in match.operations. Default [write].
 	After []string `yaml:"after"`
@@ -117,10 +124,18 @@ var (
 	OperationNames = []string{"add", "delete", "modify", "modify-dn", "bind", "search", "compare", "extended", "write", "read"}
 	affinityTypes  = []string{"client-connection", "client-ip", "bind-dn"}
 	affinityModes  = []string{"per-proxy", "consistent"}
+	affinityUntils = []string{AffinityUntilReplicated}
 	oidSyntax      = regexp.MustCompile(`^[0-2](\.(0|[1-9][0-9]*))+$`)
 )
 
+// AffinityUntilReplicated is the affinity.until value that follows writes
+// by replication position.
+const AffinityUntilReplicated = "replicated"
+
 const (
+	defaultAffinityMaxWait    = Duration(2 * time.Second)
+	minAffinityMaxWait        = Duration(time.Millisecond)
+	maxAffinityMaxWait        = Duration(time.Minute)
 	defaultAffinityDuration   = Duration(10 * time.Second)
 	defaultAffinityMaxEntries = 100000
 	maxAffinityMaxEntries     = 10_000_000
@@ -304,7 +319,7 @@ func validateOIDs(v *validator, path string, oids []string) {
 
 func (a *Affinity) validate(v *validator, path string) {
 	if a.Type == "" {
-		if a.Mode != "" || a.Duration != 0 || a.After != nil || a.MaxEntries != 0 {
+		if a.Mode != "" || a.Duration != 0 || a.After != nil || a.MaxEntries != 0 || a.Until != "" || a.MaxWait != 0 {
 			v.add(path+".type", "required to enable affinity (one of %s)", strings.Join(affinityTypes, ", "))
 		}
 		return
@@ -315,12 +330,40 @@ func (a *Affinity) validate(v *validator, path string) {
 		a.validateConsistent(v, path)
 		return
 	}
+	v.intRange(path+".max-entries", a.MaxEntries, 1, maxAffinityMaxEntries)
+	if a.Until != "" || a.MaxWait != 0 {
+		a.validateUntil(v, path)
+		return
+	}
 	if a.After != nil && len(a.After) == 0 {
 		v.add(path+".after", "at least one operation is required (default [write])")
 	}
 	validateOperations(v, path+".after", a.After)
-	v.intRange(path+".max-entries", a.MaxEntries, 1, maxAffinityMaxEntries)
 }
+
+// validateUntil checks affinity that lasts until a client's writes are
+// replicated: no duration, every successful write sets it.
+func (a *Affinity) validateUntil(v *validator, path string) {
+	switch {
+	case a.Until == "":
+		v.add(path+".until", "max-wait applies only with until: %s", AffinityUntilReplicated)
+	default:
+		v.oneOf(path+".until", "affinity end", a.Until, affinityUntils)
+	}
+	if a.Duration != 0 {
+		v.add(path+".duration", "does not apply with until: %s, which ends when every server has the write (remove one of them)", AffinityUntilReplicated)
+	}
+	if a.After != nil {
+		v.add(path+".after", "does not apply with until: %s: every successful add, delete, modify and modify-dn sets it (remove it)", AffinityUntilReplicated)
+	}
+	if a.MaxWait != 0 && (a.MaxWait < minAffinityMaxWait || a.MaxWait > maxAffinityMaxWait) {
+		v.add(path+".max-wait", "must be between %s and %s (got %s)", minAffinityMaxWait, maxAffinityMaxWait, a.MaxWait)
+	}
+}
+
+// UntilReplicated reports whether affinity follows writes by replication
+// position.
+func (a *Affinity) UntilReplicated() bool { return a.Until == AffinityUntilReplicated }
 
 func (a *Affinity) validateConsistent(v *validator, path string) {
 	if a.Type == "client-connection" {
@@ -329,7 +372,8 @@ func (a *Affinity) validateConsistent(v *validator, path string) {
 	for _, k := range []struct {
 		key string
 		set bool
-	}{{"duration", a.Duration != 0}, {"after", a.After != nil}, {"max-entries", a.MaxEntries != 0}} {
+	}{{"duration", a.Duration != 0}, {"after", a.After != nil}, {"max-entries", a.MaxEntries != 0},
+		{"until", a.Until != ""}, {"max-wait", a.MaxWait != 0}} {
 		if k.set {
 			v.add(path+"."+k.key, "does not apply in consistent mode, which remembers nothing (remove it)")
 		}
@@ -351,8 +395,12 @@ func (c *Config) setRoutingDefaults() {
 	if a.Mode == "consistent" {
 		return
 	}
-	setDefault(&a.Duration, defaultAffinityDuration)
 	setDefault(&a.MaxEntries, defaultAffinityMaxEntries)
+	if a.Until != "" {
+		setDefault(&a.MaxWait, defaultAffinityMaxWait)
+		return
+	}
+	setDefault(&a.Duration, defaultAffinityDuration)
 	if a.After == nil {
 		a.After = []string{"write"}
 	}

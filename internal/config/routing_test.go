@@ -85,6 +85,11 @@ affinity: {type: client-connection}
 	if !reflect.DeepEqual(cfg.Affinity, want) {
 		t.Errorf("affinity = %+v", cfg.Affinity)
 	}
+	cfg = mustParse(t, routingBase+"affinity: {type: client-ip, until: replicated}\n")
+	want = Affinity{Type: "client-ip", Mode: "per-proxy", Until: "replicated", MaxWait: Duration(2 * time.Second), MaxEntries: 100000}
+	if !reflect.DeepEqual(cfg.Affinity, want) || !cfg.Affinity.UntilReplicated() {
+		t.Errorf("until-replicated affinity = %+v", cfg.Affinity)
+	}
 	cfg = mustParse(t, routingBase+"affinity: {type: bind-dn, mode: consistent}\n")
 	if want := (Affinity{Type: "bind-dn", Mode: "consistent"}); !reflect.DeepEqual(cfg.Affinity, want) {
 		t.Errorf("consistent affinity = %+v", cfg.Affinity)
@@ -179,6 +184,22 @@ locations:
 		}},
 		{"affinity after empty", "affinity: {type: client-ip, after: []}\n", []Problem{
 			{"affinity.after", 7, "at least one operation is required (default [write])"},
+		}},
+		{"until replicated", "affinity:\n  type: bind-dn\n  until: replicatd\n  duration: 5s\n  after: [write]\n  max-wait: 2m\n", []Problem{
+			{"affinity.until", 9, `unknown affinity end "replicatd" (did you mean replicated?)`},
+			{"affinity.duration", 10, "does not apply with until: replicated, which ends when every server has the write (remove one of them)"},
+			{"affinity.after", 11, "does not apply with until: replicated: every successful add, delete, modify and modify-dn sets it (remove it)"},
+			{"affinity.max-wait", 12, "must be between 1ms and 1m0s (got 2m0s)"},
+		}},
+		{"max-wait without until", "affinity: {type: client-ip, max-wait: 1s}\n", []Problem{
+			{"affinity.until", 7, "max-wait applies only with until: replicated"},
+		}},
+		{"until without type", "affinity: {until: replicated}\n", []Problem{
+			{"affinity.type", 7, "required to enable affinity (one of client-connection, client-ip, bind-dn)"},
+		}},
+		{"consistent until", "affinity: {type: bind-dn, mode: consistent, until: replicated, max-wait: 1s}\n", []Problem{
+			{"affinity.until", 7, "does not apply in consistent mode, which remembers nothing (remove it)"},
+			{"affinity.max-wait", 7, "does not apply in consistent mode, which remembers nothing (remove it)"},
 		}},
 		{"consistent affinity", "affinity:\n  type: client-connection\n  mode: consistent\n  duration: 5s\n  after: [write]\n  max-entries: 10\n", []Problem{
 			{"affinity.type", 8, "consistent mode needs an identity every proxy sees: use bind-dn or client-ip"},

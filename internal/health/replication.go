@@ -7,18 +7,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ldapmux/ldapmux/internal/replpos"
 )
 
-// CSN is an OpenLDAP change sequence number,
-// YYYYmmddHHMMSS.uuuuuuZ#count#sid#mod: the time of a change, a counter
-// of changes within that time, the serverID that made it, and a counter
-// of modifications within the change. A server's contextCSN holds the
-// newest CSN it has of each serverID.
-type CSN struct {
-	Time       time.Time
-	Count, Mod int
-	SID        int
-}
+// CSN is an OpenLDAP change sequence number (see replpos.CSN).
+type CSN = replpos.CSN
 
 // ParseCSN parses a CSN; the fraction of seconds may be missing (older
 // servers).
@@ -48,17 +42,6 @@ func parseGeneralizedTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("invalid time %q (want YYYYmmddHHMMSS.uuuuuuZ)", s)
-}
-
-// After reports whether c is a later change than o of the same serverID.
-func (c CSN) After(o CSN) bool {
-	if !c.Time.Equal(o.Time) {
-		return c.Time.After(o.Time)
-	}
-	if c.Count != o.Count {
-		return c.Count > o.Count
-	}
-	return c.Mod > o.Mod
 }
 
 // Lag is how far a server is behind the others.
@@ -104,6 +87,16 @@ type ReplicationView struct {
 	replicas map[int]*replica
 	seen     map[int][]seenCSN // per serverID, oldest first
 	pending  int               // servers whose first read has not ended
+	observe  func(server int, csns []CSN, at time.Time)
+}
+
+// Observe makes every successful read of a server's contextCSN also go to
+// fn (read-your-writes routing keeps its own copy of the positions). fn is
+// called without the view's lock held.
+func (v *ReplicationView) Observe(fn func(server int, csns []CSN, at time.Time)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.observe = fn
 }
 
 // NewReplicationView prepares a view shared by n servers.
@@ -117,6 +110,9 @@ func NewReplicationView(n int) *ReplicationView {
 
 // Report records server's contextCSN values, read at now.
 func (v *ReplicationView) Report(server int, csns []CSN, now time.Time) {
+	if fn := v.observer(); fn != nil {
+		fn(server, csns, now)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	r := v.replica(server)
@@ -130,6 +126,12 @@ func (v *ReplicationView) Report(server int, csns []CSN, now time.Time) {
 		v.record(c, now)
 	}
 	v.prune()
+}
+
+func (v *ReplicationView) observer() func(int, []CSN, time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.observe
 }
 
 // Lost records that server could not be read.

@@ -29,11 +29,7 @@ type call struct {
 // a bind carries the client's identity as a Proxied Authorization control.
 func (c *call) encode(dst []byte, id int32) []byte {
 	c.id = id
-	var extra []byte
-	if c.req.Msg.OpTag != ldapwire.OpBindRequest && (c.lease == nil || !c.lease.direct) {
-		extra = c.req.Identity.control
-	}
-	return ldapwire.AppendMessage(dst, id, c.req.Msg.Op, c.req.Msg.Controls, extra)
+	return ldapwire.AppendMessage(dst, id, c.req.Msg.Op, c.req.Msg.Controls, c.extraControls())
 }
 
 // Response passes a backend response on to the client with its message ID.
@@ -51,6 +47,9 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 		c.finished = true
 		msg = c.req.proxy.matchResponse(c, msg)
 		code = resultCode(msg)
+		if c.req.recordsWrite {
+			msg = c.req.proxy.recordWrite(c, msg, code)
+		}
 		if c.lease != nil && c.req.state == cursorOp { // before the client can send the next page
 			if next, said := responseCursor(msg); said {
 				c.req.Leases.moveCursor(c.lease, c.req.cursor, next)

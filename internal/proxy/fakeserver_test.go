@@ -29,6 +29,7 @@ const (
 	streamBase    = "cn=stream"      // entries one at a time (fakeDS.stream)
 	silentBase    = "cn=silent"      // some entries (fakeDS.silentAfter), then nothing
 	strayBase     = "cn=stray-entry" // a compare answered with an entry first
+	postReadBase  = "cn=post-read"   // a modify that succeeds, with a Post-Read answer when asked
 	heldBase      = "cn=held"        // answered once fakeDS.gate is opened (openGate)
 )
 
@@ -302,6 +303,10 @@ func (ds *fakeDS) answer(c *fakeConn, msg ldapwire.Message) []byte {
 		return ldapwire.AppendResult(nil, msg.ID, ldapwire.OpCompareResponse, ldapwire.CompareTrue, "")
 	case ldapwire.OpSearchRequest:
 		return ds.search(c, msg)
+	case ldapwire.OpModifyRequest:
+		if string(msg.TargetDN()) == postReadBase {
+			return postReadAnswer(msg)
+		}
 	}
 	return ldapwire.AppendResult(nil, msg.ID, ldapwire.ResponseTag(msg.OpTag), ldapwire.UnwillingToPerform, "not in the fake")
 }

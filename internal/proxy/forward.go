@@ -66,6 +66,13 @@ func (p *Proxy) Start(req *Request) {
 	if req.state == cursorOp && req.cursor == "" {
 		preferCursorServer(req)
 	}
+	if req.pinned == nil && req.Route.Await.Servers != 0 {
+		go p.awaitPositions(req)
+		return
+	}
+	if req.pinned == nil && p.refuseLostWrite(req) {
+		return
+	}
 	if len(req.cands) == 0 {
 		req.out.Code = p.fail(req, ldapwire.Unavailable, noServerMessage(req.snap))
 		p.complete(req)

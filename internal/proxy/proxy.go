@@ -22,6 +22,9 @@ type Identity struct {
 	DN      string // "" for anonymous and for a "u:" authorization ID
 	AuthzID string // "dn:<DN>" or "u:<name>" (RFC 4513, 5.2.1.8); "" for anonymous
 	control []byte
+	// postRead is control followed by the Post-Read control, made on
+	// first use (replicated.go).
+	postRead atomic.Pointer[[]byte]
 }
 
 // Anonymous is the identity of clients that have not bound.

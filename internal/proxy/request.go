@@ -54,6 +54,9 @@ type flight struct {
 	cursor  string // the paged or VLV cursor it continues, "" for none
 	pinned  *lease // the lease holding that cursor
 	rootDSE bool   // a read of the root DSE, whose advertised features are filtered
+	// recordsWrite: a write whose success is recorded for read-your-writes;
+	// postRead: it carries the proxy's Post-Read control (replicated.go).
+	recordsWrite, postRead bool
 
 	mu         sync.Mutex // mu guards the fields below
 	abandoned  bool
@@ -79,6 +82,9 @@ func (req *Request) begin(p *Proxy) {
 	}
 	req.rootDSE = isRootDSESearch(&req.Msg)
 	req.cands, req.out.Algorithm = req.router.Candidates(req.snap, &req.Route, req.candBuf[:0])
+	if req.router.RecordsWrites(&req.Route) {
+		req.recordsWrite, req.postRead = true, wantsPostRead(req)
+	}
 	req.out.Code = -1
 	req.allFull = true
 }

@@ -53,19 +53,25 @@ func ParseAffinityKind(s string) (AffinityKind, error) {
 // candidates (same location tier and state as the first), so independent
 // proxies with the same configuration and the same view of server health
 // agree without talking to each other.
+//
+// Until replicated (per proxy), a client's successful writes are recorded
+// with their replication positions (RecordWrite) and its reads go only to
+// candidates known to have applied them (replicated.go).
 type Affinity struct {
-	Kind       AffinityKind
-	Consistent bool
-	Duration   time.Duration
-	After      OpSet          // operations that set affinity (per-proxy mode)
-	Table      *AffinityTable // per-proxy mode; survives router reloads
-	TierOf     []int          // location tier by snapshot index (consistent mode)
+	Kind            AffinityKind
+	Consistent      bool
+	UntilReplicated bool
+	MaxWait         time.Duration // until replicated: longest wait for fresher positions
+	Duration        time.Duration
+	After           OpSet          // operations that set affinity (per-proxy mode)
+	Table           *AffinityTable // per-proxy mode; survives router reloads
+	TierOf          []int          // location tier by snapshot index (consistent mode)
 }
 
 // apply moves the client's affinity server to the front of cands and
 // reports whether it did.
 func (a *Affinity) apply(snap *backend.Snapshot, v *view, cands []int, now time.Time) bool {
-	if len(cands) == 0 {
+	if len(cands) == 0 || a.UntilReplicated {
 		return false
 	}
 	var want string
@@ -224,6 +230,11 @@ const DefaultAffinityEntries = 100000
 // survives reloads.
 type AffinityTable struct {
 	max int
+	// Positions are the servers' replication positions, for affinity
+	// until replicated; set once before the table is used.
+	Positions Positions
+	// Stats count what affinity until replicated did.
+	Stats ReplicatedStats
 
 	mu    sync.Mutex // mu guards the fields below
 	items map[tableKey]*list.Element
@@ -234,6 +245,7 @@ type affinityEntry struct {
 	key    tableKey
 	server string
 	until  time.Time
+	write  Write // until replicated; write.At is zero for entries of a duration
 }
 
 // NewAffinityTable makes a table of at most max entries (0: the default).

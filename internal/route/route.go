@@ -22,6 +22,9 @@ type Operation struct {
 	ClientIP    netip.Addr
 	BindDN      string // the client's bound identity, "" when anonymous
 	ConnID      uint64 // the client connection, unique within this proxy
+	// Await is how a read of a client that wrote waits for replication
+	// positions (affinity until replicated); set by Candidates.
+	Await PositionWait
 }
 
 // Route sends the operations its criteria match to an algorithm.
@@ -76,6 +79,13 @@ func (r *Router) candidates(snap *backend.Snapshot, v *view, dst []int) ([]int, 
 		return dst, name
 	}
 	now := r.now()
+	if r.Affinity.UntilReplicated {
+		kept, placed := r.Affinity.placeRead(snap, v, dst[start:], now)
+		if placed {
+			name = r.derive().affinityNames[i]
+		}
+		return dst[:start+len(kept)], name
+	}
 	if r.Affinity.apply(snap, v, dst[start:], now) {
 		name = r.derive().affinityNames[i]
 	}

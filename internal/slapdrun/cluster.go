@@ -26,6 +26,7 @@ type Cluster struct {
 	Replicas []*Replica // Replicas[i].ID == i+1
 
 	opts      Options
+	relays    []*Relay // on the replication links (relay.go)
 	ownsDir   bool
 	closeOnce sync.Once
 	closeErr  error
@@ -60,6 +61,9 @@ func (c *Cluster) setup(ctx context.Context) error {
 		return err
 	}
 	if err := c.assignPorts(); err != nil {
+		return err
+	}
+	if err := c.startRelays(); err != nil {
 		return err
 	}
 	if err := c.writeConfigs(); err != nil {
@@ -239,7 +243,7 @@ func (c *Cluster) killAll() error {
 // is safe to call more than once.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
-		c.closeErr = c.killAll()
+		c.closeErr = errors.Join(c.killAll(), c.closeRelays())
 		if c.ownsDir && c.Dir != "" {
 			c.closeErr = errors.Join(c.closeErr, os.RemoveAll(c.Dir))
 		}

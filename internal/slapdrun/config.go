@@ -202,7 +202,7 @@ func renderConfig(r *Replica, all []*Replica, threads int) ([]byte, error) {
 	}
 	for _, p := range all {
 		if p != r {
-			d.Peers = append(d.Peers, peerConf{RID: fmt.Sprintf("%d%02d", r.ID, p.ID), URL: p.URL})
+			d.Peers = append(d.Peers, peerConf{RID: fmt.Sprintf("%d%02d", r.ID, p.ID), URL: p.providerURL()})
 		}
 	}
 	var acl bytes.Buffer

@@ -58,6 +58,8 @@ type Replica struct {
 	waitErr  error         // cmd.Wait result, valid once done is closed
 	logStart int64         // size of LogFile when cmd was started
 	paused   bool
+
+	replicationURL string // where the others replicate it from, when not URL (relay.go)
 }
 
 // newReplica returns replica id (not started) in dir with the given port.

@@ -44,6 +44,7 @@ package slapdrun
 import (
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Directory identities and credentials shared by all replicas.
@@ -153,6 +154,10 @@ type Options struct {
 	// LDAPS adds an ldaps:// listener on a second free port of every
 	// replica (Replica.LDAPSAddr); it needs TLSCertFile and TLSKeyFile.
 	LDAPS bool
+	// ReplicationDelay, when set, makes every replica replicate from the
+	// others through a Relay delaying each direction by this much
+	// (relay.go; Cluster.Relays holds or releases them).
+	ReplicationDelay time.Duration
 	// Logf, if set, receives progress and diagnostic messages. It is only
 	// called synchronously from the functions of this package.
 	Logf func(format string, args ...any)
