@@ -535,7 +535,7 @@ func (p *Pool) ReleaseBind(c *Conn) {
 		p.releaseBindSlot()
 		return
 	}
-	p.idleBinds <- c // never blocks: it holds as many as there are slots
+	p.idleBinds <- c     // never blocks: it holds as many as there are slots
 	if p.closed.Load() { // Close may have drained idleBinds already
 		p.closeIdleBinds()
 	}
