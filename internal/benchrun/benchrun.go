@@ -71,7 +71,12 @@ func (b *bench) scenarios(ctx context.Context) error {
 		}
 	}
 	if b.o.wants("scale") {
-		return b.scaleCluster(ctx)
+		if err := b.scaleCluster(ctx); err != nil {
+			return err
+		}
+	}
+	if b.o.wants("cores") {
+		return b.cores(ctx)
 	}
 	return nil
 }

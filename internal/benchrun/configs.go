@@ -29,9 +29,14 @@ func ldapmuxConfig(listen string, replicas []*slapdtest.Replica, algorithm strin
 // haproxyConfig balances TCP connections (not operations) round-robin over
 // the replicas, on loopback only.
 // HAProxy needs two file descriptors per connection it may accept.
-func haproxyConfig(listen string, replicas []*slapdtest.Replica, maxConns int) string {
+// nbthread sets its threads when not 0.
+func haproxyConfig(listen string, replicas []*slapdtest.Replica, maxConns, nbthread int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "global\n  maxconn %d\n\n", maxConns)
+	fmt.Fprintf(&b, "global\n  maxconn %d\n", maxConns)
+	if nbthread > 0 {
+		fmt.Fprintf(&b, "  nbthread %d\n", nbthread)
+	}
+	b.WriteString("\n")
 	b.WriteString("defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10m\n  timeout server 10m\n\n")
 	fmt.Fprintf(&b, "frontend ldap\n  bind %s\n  default_backend slapd\n\n", listen)
 	b.WriteString("backend slapd\n  balance roundrobin\n")
