@@ -56,9 +56,12 @@ func TestMedian(t *testing.T) {
 
 func TestLdapmuxConfigIsValid(t *testing.T) {
 	replicas := []*slapdtest.Replica{{ID: 1, Addr: "127.0.0.1:3891"}, {ID: 2, Addr: "127.0.0.1:3892"}}
-	cfg, err := config.Parse([]byte(ldapmuxConfig("127.0.0.1:0", replicas, "fewest-operations", 11000, 0)))
+	cfg, err := config.Parse([]byte(ldapmuxConfig("127.0.0.1:0", replicas, "fewest-operations", 11000, PoolKeys{Conns: 2, MaxConns: 8, GrowAt: 3})))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if p := cfg.Pool; p.ConnectionsPerServer != 2 || p.MaxConnectionsPerServer != 8 || p.GrowAtOperationsPerConnection != 3 {
+		t.Errorf("pool %+v", p)
 	}
 	if cfg.Limits.MaxClientConnections != 11000 || len(cfg.Servers) != 2 {
 		t.Errorf("limits %+v, servers %d", cfg.Limits, len(cfg.Servers))

@@ -33,12 +33,15 @@ type Options struct {
 	IdleHold     time.Duration // how long they are held         (BENCH_IDLE_HOLD, 5s)
 	ScaleThreads int           // slapd threads when scaling     (BENCH_SCALE_THREADS, 2)
 	ScaleConns   int           // connections when scaling       (BENCH_SCALE_CONNS, 16)
-	PoolConns    int           // ldapmux connections per server (BENCH_POOL_CONNS, 0: its default)
-	ScalePin     bool          // also scale with pinned replicas (BENCH_SCALE_PIN, 1)
-	Scenarios    []string      // subset of AllScenarios         (BENCH_SCENARIOS, all)
-	QuietWait    time.Duration // wait for other load to end     (BENCH_QUIET_WAIT, 30s)
-	Nice         int           // priority every process runs at (BENCH_NICE, set by scripts/bench.sh)
-	Verbose      bool          // per-second progress lines      (BENCH_VERBOSE)
+	// Pool holds pool keys of the ldapmux targets (BENCH_POOL_CONNS,
+	// BENCH_POOL_MAX_CONNS, BENCH_POOL_GROW_AT; 0: the default). The
+	// baseline gets only connections-per-server, which every version knows.
+	Pool      PoolKeys
+	ScalePin  bool          // also scale with pinned replicas (BENCH_SCALE_PIN, 1)
+	Scenarios []string      // subset of AllScenarios         (BENCH_SCENARIOS, all)
+	QuietWait time.Duration // wait for other load to end     (BENCH_QUIET_WAIT, 30s)
+	Nice      int           // priority every process runs at (BENCH_NICE, set by scripts/bench.sh)
+	Verbose   bool          // per-second progress lines      (BENCH_VERBOSE)
 	// Cores is the many-core layout (cores.go).
 	Cores Layout
 }
@@ -88,7 +91,8 @@ func OptionsFromEnv() (Options, error) {
 		def int
 	}{{&o.Users, "BENCH_USERS", 10000}, {&o.Conns, "BENCH_CONNS", 8}, {&o.IdleConns, "BENCH_IDLE_CONNS", 10000},
 		{&o.ScaleThreads, "BENCH_SCALE_THREADS", 2}, {&o.ScaleConns, "BENCH_SCALE_CONNS", 16},
-		{&o.Rounds, "BENCH_ROUNDS", 3}, {&o.PoolConns, "BENCH_POOL_CONNS", 0}}
+		{&o.Rounds, "BENCH_ROUNDS", 3}, {&o.Pool.Conns, "BENCH_POOL_CONNS", 0},
+		{&o.Pool.MaxConns, "BENCH_POOL_MAX_CONNS", 0}, {&o.Pool.GrowAt, "BENCH_POOL_GROW_AT", 0}}
 	if n, err := strconv.Atoi(env("BENCH_NICE", "0")); err == nil {
 		o.Nice = n
 	}

@@ -160,7 +160,11 @@ func (b *bench) startLdapmux(ctx context.Context, replicas []*slapdtest.Replica,
 // startLdapmuxBin runs the ldapmux binary bin with env added to
 // BENCH_LDAPMUX_ENV.
 func (b *bench) startLdapmuxBin(ctx context.Context, bin string, replicas []*slapdtest.Replica, alg, name string, env []string, ps *proxies) (target, error) {
-	addr, cfgPath, err := b.writeProxyConfig(replicas, alg, name)
+	pool := b.o.Pool
+	if bin != b.o.Ldapmux {
+		pool = PoolKeys{Conns: pool.Conns}
+	}
+	addr, cfgPath, err := b.writeProxyConfig(replicas, alg, name, pool)
 	if err != nil {
 		return target{}, err
 	}
@@ -205,14 +209,14 @@ func (b *bench) ready(ctx context.Context, p *proc, addr, name string) (target, 
 	return target{name: name, addr: addr, proxy: p, slapd: b.slapd}, nil
 }
 
-func (b *bench) writeProxyConfig(replicas []*slapdtest.Replica, alg, name string) (addr, path string, err error) {
+func (b *bench) writeProxyConfig(replicas []*slapdtest.Replica, alg, name string, pool PoolKeys) (addr, path string, err error) {
 	port, err := freePort()
 	if err != nil {
 		return "", "", err
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(port)
 	path = b.file(name, ".yaml")
-	cfg := ldapmuxConfig(addr, replicas, alg, b.o.IdleConns+1000, b.o.PoolConns)
+	cfg := ldapmuxConfig(addr, replicas, alg, b.o.IdleConns+1000, pool)
 	return addr, path, os.WriteFile(path, []byte(cfg), 0o600)
 }
 
@@ -236,7 +240,7 @@ func (b *bench) file(name, ext string) string {
 // -test.memprofile under the headline load (see profile_test.go).
 func (b *bench) profile(ctx context.Context, c *slapdtest.Cluster) error {
 	const name = "ldapmux fewest-operations profiled"
-	addr, cfgPath, err := b.writeProxyConfig(c.Replicas, "fewest-operations", name)
+	addr, cfgPath, err := b.writeProxyConfig(c.Replicas, "fewest-operations", name, b.o.Pool)
 	if err != nil {
 		return err
 	}
