@@ -113,7 +113,7 @@ func TestPoolShrinksToItsMinimumWhenIdle(t *testing.T) {
 	if st := p.Stats(); st.OpenOps != 5 {
 		t.Fatalf("shrank before idle-check: %+v", st)
 	}
-	clock.Advance(2 * time.Second)
+	clock.Set(time.Now().Add(2 * time.Second)) // idle times are taken from the real clock
 	p.Tick()
 	if st := p.Stats(); st.OpenOps != 2 || st.Shrunk[OpConn] != 3 {
 		t.Fatalf("want 2 open, 3 shrunk: %+v", st)
@@ -199,7 +199,7 @@ func TestBindConnectionsGrowWhileBindsWaitAndShrinkWhenIdle(t *testing.T) {
 	for _, c := range lent {
 		p.ReleaseBind(c)
 	}
-	clock.Advance(2 * time.Second)
+	clock.Set(time.Now().Add(2 * time.Second))
 	p.Tick()
 	if st := p.Stats(); st.OpenBinds != 1 || st.IdleBinds != 1 || st.Shrunk[BindConn] != 2 {
 		t.Fatalf("want 1 bind connection left: %+v", st)
