@@ -18,7 +18,7 @@ import (
 // once it has been idle for the idle-check interval.
 func TestPoolFollowsTheLoad(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 50})
-	a, addr := startProxy(t, cluster, adminExtra+`pool:
+	a, addr := startProxy(t, cluster, adminExtra+"monitor:\n  admin-dns: ['"+slapdtest.WriterDN+"']\n"+`pool:
   connections-per-server: 1
   max-connections-per-server: 6
   grow-at-operations-per-connection: 1
@@ -75,6 +75,18 @@ func TestPoolFollowsTheLoad(t *testing.T) {
 	conn := dial(t, addr) // the minimum still serves
 	if err := expectUID(conn, 7); err != nil {
 		t.Fatal(err)
+	}
+	admin := bindAs(t, addr, slapdtest.WriterDN, slapdtest.WriterPassword)
+	res, err := admin.Search(ldap.NewSearchRequest("cn=LDAP External Server ds1,cn=monitor", ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+		0, 0, false, "(objectClass=*)", []string{"pool-max-operation-connections", "pool-max-bind-connections", "pool-connections-shrunk"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("cn=monitor entry of ds1: %v", err)
+	}
+	e := res.Entries[0]
+	if e.GetAttributeValue("pool-max-operation-connections") != "6" || e.GetAttributeValue("pool-max-bind-connections") != "3" ||
+		e.GetAttributeValue("pool-connections-shrunk") == "0" {
+		t.Errorf("cn=monitor pool figures: max %q / %q, shrunk %q", e.GetAttributeValue("pool-max-operation-connections"),
+			e.GetAttributeValue("pool-max-bind-connections"), e.GetAttributeValue("pool-connections-shrunk"))
 	}
 }
 
