@@ -68,11 +68,18 @@ func (p *Pool) takeExpiredOps() []*Conn {
 }
 
 // drain waits (bounded by the operation timeout) for a retired connection's
-// operations to finish, then unbinds it.
+// operations to finish, then unbinds it. It first lets one tick pass: a
+// sender that picked c just before it left ops registers its operation by
+// then, and is waited for like the others.
 func (p *Pool) drain(c *Conn) {
 	deadline := p.now().Add(p.cfg.OperationTimeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	select {
+	case <-c.Done():
+		return
+	case <-tick.C:
+	}
 	for c.Inflight() > 0 && p.now().Before(deadline) {
 		select {
 		case <-c.Done():
