@@ -112,7 +112,9 @@ type Pool struct {
 
 	bindSlots chan struct{} // a token per open bind connection (in use, idle or dialing)
 	idleBinds chan *Conn
-	bindRoom  chan struct{} // nudged when a bind connection closed
+	bindRoom  chan struct{} // nudged when a bind connection closed or a growth dial ended
+	// bindDialing counts bind connections being opened above the minimum.
+	bindDialing atomic.Int32
 
 	leaseSlots    chan struct{}      // a token per leased connection
 	leased        map[*Conn]struct{} // guarded by mu
@@ -378,9 +380,13 @@ func (p *Pool) BindConn(ctx context.Context) (*Conn, error) {
 		if c := p.idleBind(); c != nil {
 			return c, nil
 		}
-		if p.takeBindSlot() {
+		if ok, growing := p.takeBindSlot(); ok {
 			c, err := p.dial(ctx, BindConn)
 			p.dialed(err)
+			if growing {
+				p.bindDialing.Add(-1)
+				p.nudgeBindWaiter() // another growth dial may start
+			}
 			if err != nil {
 				p.releaseBindSlot()
 				return nil, err
@@ -426,20 +432,52 @@ func (p *Pool) usableBind(c *Conn) bool {
 }
 
 // takeBindSlot reserves the opening of one more bind connection: always
-// below the minimum, up to the maximum while growth is allowed.
-func (p *Pool) takeBindSlot() bool {
+// below the minimum, up to the maximum while growth is allowed and fewer
+// than maxGrowDials growth dials are in progress (growing is then true:
+// the caller ends it with bindDialing.Add(-1)).
+func (p *Pool) takeBindSlot() (ok, growing bool) {
 	open := len(p.bindSlots)
-	if open >= p.cfg.MaxBindConns || open >= p.cfg.BindConns && !p.growthAllowed() {
-		return false
+	if open >= p.cfg.MaxBindConns {
+		return false, false
+	}
+	if growing = open >= p.cfg.BindConns; growing {
+		if !p.growthAllowed() || !p.reserveBindDial() {
+			return false, false
+		}
 	}
 	select {
 	case p.bindSlots <- struct{}{}:
-		if open >= p.cfg.BindConns {
+		if growing {
 			p.grown[BindConn].Add(1)
 		}
-		return true
+		return true, growing
 	default:
-		return false
+		if growing {
+			p.bindDialing.Add(-1)
+		}
+		return false, false
+	}
+}
+
+// reserveBindDial counts one more growth dial of a bind connection unless
+// maxGrowDials are in progress.
+func (p *Pool) reserveBindDial() bool {
+	for {
+		n := p.bindDialing.Load()
+		if n >= maxGrowDials {
+			return false
+		}
+		if p.bindDialing.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// nudgeBindWaiter wakes one bind waiting for room to open a connection.
+func (p *Pool) nudgeBindWaiter() {
+	select {
+	case p.bindRoom <- struct{}{}:
+	default:
 	}
 }
 
@@ -447,10 +485,7 @@ func (p *Pool) takeBindSlot() bool {
 // for room to open one.
 func (p *Pool) releaseBindSlot() {
 	<-p.bindSlots
-	select {
-	case p.bindRoom <- struct{}{}:
-	default:
-	}
+	p.nudgeBindWaiter()
 }
 
 // DialSASL opens a connection of its own for one client's SASL bind,

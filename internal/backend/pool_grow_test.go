@@ -227,3 +227,26 @@ func TestBindConnectionsDoNotGrowWhileTheServerIsUnavailable(t *testing.T) {
 	p.ReleaseBind(c)
 	p.ReleaseBind(c2)
 }
+
+func TestBindGrowthDialsAFewAtATime(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{BindConns: 1, MaxBindConns: 8})
+	if ok, growing := p.takeBindSlot(); !ok || growing {
+		t.Fatalf("the minimum: ok %v growing %v", ok, growing)
+	}
+	for i := range maxGrowDials {
+		if ok, growing := p.takeBindSlot(); !ok || !growing {
+			t.Fatalf("growth dial %d refused", i+1)
+		}
+	}
+	if ok, _ := p.takeBindSlot(); ok {
+		t.Fatalf("more than %d growth dials at once", maxGrowDials)
+	}
+	p.bindDialing.Add(-1) // one growth dial ended
+	if ok, growing := p.takeBindSlot(); !ok || !growing {
+		t.Fatal("growth did not resume once a dial ended")
+	}
+	if st := p.Stats(); st.OpenBinds != 2+maxGrowDials || st.Grown[BindConn] != 1+maxGrowDials {
+		t.Fatalf("stats %+v", st)
+	}
+}
