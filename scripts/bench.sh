@@ -8,7 +8,13 @@
 #   BENCH_DURATION [5s] and BENCH_WARMUP [2s] per target and round, BENCH_ROUNDS [3]
 #   BENCH_USERS [10000]  BENCH_CONNS [8]
 #   BENCH_IDLE_CONNS [10000]  BENCH_IDLE_HOLD [5s]  BENCH_SCALE_THREADS [2]
-#   BENCH_SCALE_CONNS [16]  BENCH_SCALE_PIN [1]  BENCH_SCENARIOS [search8,search1,idle,scale]
+#   BENCH_SCALE_CONNS [16]  BENCH_SCALE_PIN [1]
+#   BENCH_SCENARIOS [search8,search64,search1,bind64,idle,scale; cores,idle from 8 CPUs]
+#   BENCH_BASELINE: another ldapmux binary measured in the same rounds (before/after)
+#   BENCH_LLOADD: OpenLDAP's lloadd binary, measured in the many-core scenario
+#   BENCH_CORES_SLAPD, _PROXY, _LOAD (CPU lists, e.g. 0-7), BENCH_CORES_PROXIES [1,2,4],
+#     BENCH_CORES_CLIENTS [1,64,128], BENCH_CORES_SLAPD_THREADS, BENCH_CORES_LLOADD_CONNS [4]:
+#     the many-core layout (docs/performance.md)
 #   BENCH_POOL_CONNS [ldapmux default]: pool.connections-per-server of ldapmux
 #   BENCH_LDAPMUX_ENV (e.g. GOMAXPROCS=1): environment of the ldapmux processes
 #   BENCH_OUT [bench-out]  BENCH_PROFILE (set: also CPU/heap-profile ldapmux)

@@ -76,7 +76,8 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 func (a *App) poolConfig() backend.PoolConfig {
 	p := a.cfg.Pool
 	return backend.PoolConfig{
-		Conns: p.ConnectionsPerServer, BindConns: p.BindConnectionsPerServer,
+		Conns: p.ConnectionsPerServer, MaxConns: p.MaxConnectionsPerServer, GrowAt: p.GrowAtOperationsPerConnection,
+		BindConns: p.BindConnectionsPerServer, MaxBindConns: p.MaxBindConnectionsPerServer,
 		MaxAge: p.MaxConnectionAge.D(), IdleCheck: p.IdleCheckInterval.D(),
 		ConnectTimeout: p.ConnectTimeout.D(), OperationTimeout: p.OperationTimeout.D(),
 		BindDN: a.cfg.ServiceAccount.BindDN, Password: a.cfg.ServiceAccount.Password.Reveal(),

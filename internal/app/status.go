@@ -52,7 +52,8 @@ func (a *App) serverStatus(v backend.ServerView, latest status.Sample) status.Se
 		ps := p.Stats()
 		s.Pool = status.Pool{OpenOps: ps.OpenOps, OpenBinds: ps.OpenBinds, IdleBinds: ps.IdleBinds,
 			Leased: ps.Leased, LeasesRefused: ps.LeasesRefused,
-			Opened: sum(ps.Opened[:]), Recycled: sum(ps.Recycled[:]), Failed: sum(ps.Failed[:])}
+			Opened: sum(ps.Opened[:]), Recycled: sum(ps.Recycled[:]), Failed: sum(ps.Failed[:]),
+			MaxOps: ps.MaxOps, MaxBinds: ps.MaxBinds, Grown: sum(ps.Grown[:]), Shrunk: sum(ps.Shrunk[:])}
 	}
 	return s
 }

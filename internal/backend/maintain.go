@@ -2,7 +2,8 @@ package backend
 
 import "time"
 
-// maintain recycles old connections and probes idle ones until Close.
+// maintain recycles old connections, probes idle ones and closes those the
+// load no longer needs until Close.
 func (p *Pool) maintain() {
 	defer p.wg.Done()
 	ticker := time.NewTicker(p.tickInterval())
@@ -33,7 +34,12 @@ func (p *Pool) Tick() {
 	for _, c := range p.takeExpiredOps() {
 		go p.drain(c)
 	}
-	for _, c := range p.idleOps() {
+	idle, surplus := p.idleOps()
+	for _, c := range surplus {
+		p.shrunk[OpConn].Add(1)
+		go p.drain(c)
+	}
+	for _, c := range idle {
 		if err := p.probe(c); err != nil {
 			p.failed[c.kind].Add(1)
 			c.Close(err)
@@ -47,28 +53,33 @@ func (p *Pool) takeExpiredOps() []*Conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var expired []*Conn
-	live := p.ops[:0]
-	for _, c := range p.ops {
+	p.setOps(func(c *Conn) bool {
 		switch {
 		case c.Err() != nil:
+			return false
 		case p.expired(c):
 			c.draining.Store(true)
 			expired = append(expired, c)
-		default:
-			live = append(live, c)
+			return false
 		}
-	}
-	clear(p.ops[len(live):])
-	p.ops = live
+		return true
+	})
 	return expired
 }
 
 // drain waits (bounded by the operation timeout) for a retired connection's
-// operations to finish, then unbinds it.
+// operations to finish, then unbinds it. It first lets one tick pass: a
+// sender that picked c just before it left ops registers its operation by
+// then, and is waited for like the others.
 func (p *Pool) drain(c *Conn) {
 	deadline := p.now().Add(p.cfg.OperationTimeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	select {
+	case <-c.Done():
+		return
+	case <-tick.C:
+	}
 	for c.Inflight() > 0 && p.now().Before(deadline) {
 		select {
 		case <-c.Done():
@@ -79,24 +90,37 @@ func (p *Pool) drain(c *Conn) {
 	p.retire(c)
 }
 
-// idleOps lists open operation connections that have been quiet too long.
-func (p *Pool) idleOps() []*Conn {
+// idleOps lists open operation connections that have been quiet too long:
+// those the pool keeps, to probe, and the surplus above the minimum, newest
+// first, taken out of service to be closed (the oldest are picked first
+// among equally loaded ones, so the newest are the ones the load left).
+func (p *Pool) idleOps() (idle, surplus []*Conn) {
 	if p.cfg.IdleCheck <= 0 {
-		return nil
+		return nil, nil
 	}
 	limit := p.now().Add(-p.cfg.IdleCheck).UnixNano()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var idle []*Conn
-	for _, c := range p.ops {
+	ops := *p.ops.Load()
+	for _, c := range ops {
 		if c.Err() == nil && c.Inflight() == 0 && c.lastUsed.Load() < limit {
 			idle = append(idle, c)
 		}
 	}
-	return idle
+	for n := len(ops); n > p.cfg.Conns && len(idle) > 0; n-- {
+		c := idle[len(idle)-1]
+		idle = idle[:len(idle)-1]
+		c.draining.Store(true)
+		surplus = append(surplus, c)
+	}
+	if len(surplus) > 0 {
+		p.setOps(func(c *Conn) bool { return !c.draining.Load() })
+	}
+	return idle, surplus
 }
 
-// checkIdleBinds recycles and probes bind connections waiting in the pool.
+// checkIdleBinds recycles and probes bind connections waiting in the pool,
+// and closes those idle above the minimum.
 func (p *Pool) checkIdleBinds() {
 	limit := p.now().Add(-p.cfg.IdleCheck).UnixNano()
 	for range len(p.idleBinds) {
@@ -108,19 +132,23 @@ func (p *Pool) checkIdleBinds() {
 		}
 		if p.expired(c) {
 			p.retire(c)
+			p.releaseBindSlot()
 			continue
 		}
-		if c.lastUsed.Load() < limit {
+		if p.cfg.IdleCheck > 0 && c.lastUsed.Load() < limit {
+			if len(p.bindSlots) > p.cfg.BindConns {
+				p.shrunk[BindConn].Add(1)
+				p.retire(c)
+				p.releaseBindSlot()
+				continue
+			}
 			if err := p.probe(c); err != nil {
 				p.failed[BindConn].Add(1)
 				c.Close(err)
+				p.releaseBindSlot()
 				continue
 			}
 		}
-		select {
-		case p.idleBinds <- c:
-		default:
-			p.retire(c)
-		}
+		p.idleBinds <- c // never blocks: it holds as many as there are slots
 	}
 }

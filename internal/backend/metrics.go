@@ -19,6 +19,11 @@ var (
 	descOpened        = desc("ldapmux_pool_connections_opened_total", "Connections opened to a server, by kind.", "server", "kind")
 	descRecycled      = desc("ldapmux_pool_connections_recycled_total", "Connections closed because of their age (leased ones: when their lease ended), by kind.", "server", "kind")
 	descLeasesRefused = desc("ldapmux_pool_leases_refused_total", "Operations refused busy (51) because every leasable connection to a server was leased (pool.leased-connections-per-server).", "server")
+	descTarget        = desc("ldapmux_pool_target_connections", "Pooled connections to a server open or being opened: what the pool is growing to under load, by kind (operation, bind).", "server", "kind")
+	descMax           = desc("ldapmux_pool_max_connections", "How far a server's pool may grow under load (pool.max-connections-per-server, pool.max-bind-connections-per-server), by kind.", "server", "kind")
+	descMin           = desc("ldapmux_pool_min_connections", "What a server's pool shrinks back to when idle (pool.connections-per-server, pool.bind-connections-per-server), by kind.", "server", "kind")
+	descGrown         = desc("ldapmux_pool_connections_grown_total", "Connections opened because the load needed more than the minimum, by kind.", "server", "kind")
+	descShrunk        = desc("ldapmux_pool_connections_shrunk_total", "Connections above the minimum closed because they were idle for pool.idle-check-interval, by kind.", "server", "kind")
 	descFailed        = desc("ldapmux_pool_connections_failed_total", "Connections that could not be opened or failed an idle probe, by kind.", "server", "kind")
 )
 
@@ -28,7 +33,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 // Describe implements prometheus.Collector.
 func (c Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInfo, descState, descScore, descOutstanding, descOpen, descIdle, descOpened, descRecycled, descFailed, descLeasesRefused} {
+	for _, d := range []*prometheus.Desc{descInfo, descState, descScore, descOutstanding, descOpen, descIdle, descOpened, descRecycled, descFailed, descLeasesRefused, descTarget, descMax, descMin, descGrown, descShrunk} {
 		ch <- d
 	}
 }
@@ -66,6 +71,19 @@ func collectPool(ch chan<- prometheus.Metric, server string, st PoolStats) {
 	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.GaugeValue, float64(st.IdleBinds), server, bind)
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.Leased), server, LeasedConn.String())
 	ch <- prometheus.MustNewConstMetric(descLeasesRefused, prometheus.CounterValue, float64(st.LeasesRefused), server)
+	gauge := func(d *prometheus.Desc, x int, kind string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(x), server, kind)
+	}
+	gauge(descTarget, st.OpenOps+st.DialingOps, op)
+	gauge(descTarget, st.OpenBinds, bind)
+	gauge(descMax, st.MaxOps, op)
+	gauge(descMax, st.MaxBinds, bind)
+	gauge(descMin, st.MinOps, op)
+	gauge(descMin, st.MinBinds, bind)
+	for _, k := range []Kind{OpConn, BindConn} {
+		ch <- prometheus.MustNewConstMetric(descGrown, prometheus.CounterValue, float64(st.Grown[k]), server, k.String())
+		ch <- prometheus.MustNewConstMetric(descShrunk, prometheus.CounterValue, float64(st.Shrunk[k]), server, k.String())
+	}
 	for _, k := range []Kind{OpConn, BindConn, LeasedConn} {
 		ch <- prometheus.MustNewConstMetric(descOpened, prometheus.CounterValue, float64(st.Opened[k]), server, k.String())
 		ch <- prometheus.MustNewConstMetric(descRecycled, prometheus.CounterValue, float64(st.Recycled[k]), server, k.String())

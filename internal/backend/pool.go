@@ -14,10 +14,23 @@ import (
 
 // PoolConfig sizes and times a server's pool.
 type PoolConfig struct {
-	Conns            int           // multiplexed operation connections
-	BindConns        int           // connections reserved for client binds
-	MaxAge           time.Duration // recycle connections older than this
-	IdleCheck        time.Duration // probe connections idle for this long
+	// Conns is the minimum of multiplexed operation connections: opened as
+	// soon as operations overlap, and what the pool shrinks back to.
+	Conns int
+	// MaxConns is the most operation connections the pool grows to under
+	// load; below Conns it is raised to Conns.
+	MaxConns int
+	// GrowAt is the load (Conn.Load) every operation connection must carry
+	// before the pool opens another one; 0 means DefaultGrowAt.
+	GrowAt int
+	// BindConns is the minimum of connections reserved for client binds,
+	// MaxBindConns the most they grow to while binds wait for one (below
+	// BindConns it is raised to BindConns).
+	BindConns, MaxBindConns int
+	MaxAge                  time.Duration // recycle connections older than this
+	// IdleCheck probes connections idle for this long; connections above
+	// the minimum are closed instead.
+	IdleCheck        time.Duration
 	ConnectTimeout   time.Duration // dial plus service bind
 	OperationTimeout time.Duration // also bounds writes and probes
 	BindDN, Password string        // service account of operation connections
@@ -30,52 +43,97 @@ type PoolConfig struct {
 	Leases int
 }
 
-// DefaultLeases is the default cap on leased connections per server.
-const DefaultLeases = 64
+// Pool sizing defaults.
+const (
+	// DefaultLeases is the default cap on leased connections per server.
+	DefaultLeases = 64
+	// DefaultGrowAt is the default load per operation connection that
+	// makes the pool grow.
+	DefaultGrowAt = 2
+	// maxGrowDials bounds the growth dials in progress at once per pool.
+	maxGrowDials = 2
+	// growBackoffMin and growBackoffMax bound the pause in growth after a
+	// failed dial; it doubles with each failure in a row.
+	growBackoffMin = time.Second
+	growBackoffMax = 30 * time.Second
+)
+
+// withDefaults fills what the caller left at zero.
+func (cfg PoolConfig) withDefaults() PoolConfig {
+	if cfg.Leases <= 0 {
+		cfg.Leases = DefaultLeases
+	}
+	if cfg.GrowAt <= 0 {
+		cfg.GrowAt = DefaultGrowAt
+	}
+	cfg.Conns = max(cfg.Conns, 1)
+	cfg.MaxConns = max(cfg.MaxConns, cfg.Conns)
+	cfg.BindConns = max(cfg.BindConns, 1)
+	cfg.MaxBindConns = max(cfg.MaxBindConns, cfg.BindConns)
+	return cfg
+}
 
 // PoolStats are cumulative and current connection counts of one pool.
 type PoolStats struct {
 	OpenOps, OpenBinds, IdleBinds int
-	Leased                        int // connections leased to clients now
-	LeasesRefused                 int64
-	Opened, Recycled, Failed      [kinds]int64 // by Kind
+	// DialingOps is the operation connections being opened now.
+	DialingOps int
+	// MinOps, MaxOps, MinBinds, MaxBinds are the configured bounds.
+	MinOps, MaxOps, MinBinds, MaxBinds int
+	Leased                             int // connections leased to clients now
+	LeasesRefused                      int64
+	Opened, Recycled, Failed           [kinds]int64 // by Kind
+	// Grown counts connections opened under load above the minimum,
+	// Shrunk those closed for idleness above it, by Kind.
+	Grown, Shrunk [kinds]int64
 }
 
-// Pool keeps a server's connections: a few multiplexed operation connections
-// and a set of bind connections used one bind at a time.
+// Pool keeps a server's connections: multiplexed operation connections and
+// bind connections used one bind at a time, both growing under load and
+// shrinking when idle between a minimum and a maximum.
 type Pool struct {
 	server *Server
 	cfg    PoolConfig
 	now    func() time.Time
 
-	mu       sync.Mutex // mu guards the fields below
-	ops      []*Conn
-	dialing  int
+	// ops is the open operation connections, oldest first: an immutable
+	// slice replaced under mu, read without locking by every operation.
+	ops     atomic.Pointer[[]*Conn]
+	dialing atomic.Int32 // operation connections being opened; written under mu
+	closed  atomic.Bool  // written under mu
+
+	mu       sync.Mutex    // mu guards the fields below and writes of ops
 	dialWait chan struct{} // closed when the pending first dial ends
 	dialErr  error
-	closed   bool
+	// growPause is when growth may resume after failed dials (p.now()
+	// nanoseconds), growBackoff the pause the next failure sets.
+	growPause   atomic.Int64
+	growBackoff time.Duration
 
-	bindSlots chan struct{} // a token per bind connection in use or idle
+	bindSlots chan struct{} // a token per open bind connection (in use, idle or dialing)
 	idleBinds chan *Conn
+	bindRoom  chan struct{} // nudged when a bind connection closed or a growth dial ended
+	// bindDialing counts bind connections being opened above the minimum.
+	bindDialing atomic.Int32
 
 	leaseSlots    chan struct{}      // a token per leased connection
 	leased        map[*Conn]struct{} // guarded by mu
 	leasesRefused atomic.Int64
 
-	opened, recycled, failed [kinds]atomic.Int64
-	stop                     chan struct{}
-	wg                       sync.WaitGroup
+	opened, recycled, failed, grown, shrunk [kinds]atomic.Int64
+	stop                                    chan struct{}
+	wg                                      sync.WaitGroup
 }
 
 // NewPool creates the pool of s and starts its maintenance.
 func NewPool(s *Server, cfg PoolConfig) *Pool {
-	if cfg.Leases <= 0 {
-		cfg.Leases = DefaultLeases
-	}
+	cfg = cfg.withDefaults()
 	p := &Pool{server: s, cfg: cfg, now: time.Now,
-		bindSlots: make(chan struct{}, cfg.BindConns), idleBinds: make(chan *Conn, cfg.BindConns),
+		bindSlots: make(chan struct{}, cfg.MaxBindConns), idleBinds: make(chan *Conn, cfg.MaxBindConns),
+		bindRoom:   make(chan struct{}, 1),
 		leaseSlots: make(chan struct{}, cfg.Leases), leased: make(map[*Conn]struct{}),
-		stop: make(chan struct{})}
+		stop: make(chan struct{}), growBackoff: growBackoffMin}
+	p.ops.Store(new([]*Conn))
 	s.pool = p
 	p.wg.Add(1)
 	go p.maintain()
@@ -93,11 +151,11 @@ func (p *Pool) OpConn(ctx context.Context) (*Conn, error) {
 			return c, err
 		}
 		p.mu.Lock()
-		if p.closed {
+		if p.closed.Load() {
 			p.mu.Unlock()
 			return nil, ErrPoolClosed
 		}
-		if len(p.ops) > 0 { // opened since ReadyOpConn looked
+		if len(*p.ops.Load()) > 0 { // opened since ReadyOpConn looked
 			p.mu.Unlock()
 			continue
 		}
@@ -120,53 +178,132 @@ func (p *Pool) OpConn(ctx context.Context) (*Conn, error) {
 
 // ReadyOpConn returns the least loaded open operation connection without
 // waiting (growing the pool under load), or nil and no error when one must
-// be dialed first: the forwarding fast path needs no context or timer.
+// be dialed first: the forwarding fast path needs no context, timer or lock.
 func (p *Pool) ReadyOpConn() (*Conn, error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if p.closed.Load() {
 		return nil, ErrPoolClosed
 	}
-	c := p.leastLoaded()
+	ops := *p.ops.Load()
+	c, load, stale := leastLoaded(ops)
+	if stale {
+		p.dropClosed()
+	}
 	if c == nil {
-		p.mu.Unlock()
 		return nil, nil
 	}
-	if c.Inflight() > 0 && len(p.ops)+p.dialing < p.cfg.Conns {
-		p.startDial()
+	if p.wantsGrowth(len(ops), load) {
+		p.grow(load)
 	}
-	p.mu.Unlock()
-	if p.cfg.MaxPerConn > 0 && c.Load() >= p.cfg.MaxPerConn {
+	if p.cfg.MaxPerConn > 0 && load >= p.cfg.MaxPerConn {
 		return nil, p.busyError()
 	}
 	return c, nil
 }
 
-// leastLoaded drops closed connections and returns the open one with the
-// fewest operations in flight. Caller must hold mu.
-func (p *Pool) leastLoaded() *Conn {
-	var best *Conn
-	bestLoad := 0
-	live := p.ops[:0]
-	for _, c := range p.ops {
+// leastLoaded returns the open connection with the fewest operations in
+// flight, the oldest among equals, so that connections beyond what the load
+// needs stay idle and can be closed; stale reports closed ones in ops.
+func leastLoaded(ops []*Conn) (best *Conn, bestLoad int, stale bool) {
+	for _, c := range ops {
 		if !c.isOpen() {
+			stale = true
 			continue
 		}
-		live = append(live, c)
 		if load := c.Load(); best == nil || load < bestLoad {
 			best, bestLoad = c, load
+			if load == 0 {
+				break
+			}
 		}
 	}
-	clear(p.ops[len(live):])
-	p.ops = live
-	return best
+	return best, bestLoad, stale
+}
+
+// dropClosed removes closed connections from ops.
+func (p *Pool) dropClosed() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.setOps(func(c *Conn) bool { return c.isOpen() })
+}
+
+// setOps replaces ops by those of its connections keep accepts, oldest
+// first. Caller must hold mu.
+func (p *Pool) setOps(keep func(*Conn) bool) {
+	old := *p.ops.Load()
+	live := make([]*Conn, 0, len(old))
+	for _, c := range old {
+		if keep(c) {
+			live = append(live, c)
+		}
+	}
+	p.ops.Store(&live)
+}
+
+// addOp appends an opened connection to ops. Caller must hold mu.
+func (p *Pool) addOp(c *Conn) {
+	old := *p.ops.Load()
+	ops := make([]*Conn, len(old), len(old)+1)
+	copy(ops, old)
+	ops = append(ops, c)
+	p.ops.Store(&ops)
+}
+
+// wantsGrowth tells, without locking, whether the least loaded of n open
+// connections carries enough to open another: below the minimum as soon as
+// operations overlap, above it once every connection carries GrowAt, a
+// few dials at a time. Growth waits while the server is marked
+// unavailable and after a failed dial.
+func (p *Pool) wantsGrowth(n, load int) bool {
+	dialing := int(p.dialing.Load())
+	n += dialing
+	switch {
+	case n < p.cfg.Conns:
+		return load > 0 && p.growthAllowed()
+	case n < p.cfg.MaxConns:
+		return load >= p.cfg.GrowAt && dialing < maxGrowDials && p.growthAllowed()
+	}
+	return false
+}
+
+// grow opens one more operation connection unless, under the lock, it is
+// no longer wanted.
+func (p *Pool) grow(load int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(*p.ops.Load())
+	if p.closed.Load() || !p.wantsGrowth(n, load) {
+		return
+	}
+	if n+int(p.dialing.Load()) >= p.cfg.Conns {
+		p.grown[OpConn].Add(1)
+	}
+	p.startDial()
+}
+
+// growthAllowed reports whether the pool may open connections beyond those
+// it must have: not while the server is unavailable or after a failed dial.
+func (p *Pool) growthAllowed() bool {
+	return !p.server.down.Load() && p.now().UnixNano() >= p.growPause.Load()
+}
+
+// dialed records the outcome of a dial for the growth pause.
+func (p *Pool) dialed(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil {
+		p.growBackoff = growBackoffMin
+		p.growPause.Store(0)
+		return
+	}
+	p.growPause.Store(p.now().Add(p.growBackoff).UnixNano())
+	p.growBackoff = min(2*p.growBackoff, growBackoffMax)
 }
 
 // firstDialError returns the error of the last dial when no connection opened.
 func (p *Pool) firstDialError() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.ops) > 0 {
+	if len(*p.ops.Load()) > 0 {
 		return nil
 	}
 	if p.dialErr != nil {
@@ -178,21 +315,22 @@ func (p *Pool) firstDialError() error {
 // startDial opens one operation connection in the background.
 // Caller must hold mu.
 func (p *Pool) startDial() {
-	p.dialing++
+	p.dialing.Add(1)
 	go p.dialOp()
 }
 
 func (p *Pool) dialOp() {
 	c, err := p.dial(context.Background(), OpConn)
+	p.dialed(err)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.dialing--
+	p.dialing.Add(-1)
 	p.dialErr = err
 	if err == nil {
-		if p.closed {
+		if p.closed.Load() {
 			go c.closeGracefully()
 		} else {
-			p.ops = append(p.ops, c)
+			p.addOp(c)
 		}
 	}
 	if p.dialWait != nil {
@@ -233,29 +371,121 @@ func (p *Pool) ageJitter() time.Duration {
 	return time.Duration(rand.Int64N(int64(p.cfg.MaxAge)/10 + 1))
 }
 
-// BindConn lends a bind connection for one bind; give it back with ReleaseBind.
+// BindConn lends a bind connection for one bind; give it back with
+// ReleaseBind. An idle one is lent first; when none is idle, another is
+// opened up to MaxBindConns (past BindConns only while growth is allowed),
+// else the bind waits for one at most ctx.
 func (p *Pool) BindConn(ctx context.Context) (*Conn, error) {
-	select {
-	case p.bindSlots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("backend %s: all %d bind connections busy: %w", p.server.Name, p.cfg.BindConns, ctx.Err())
-	}
 	for {
-		select {
-		case c := <-p.idleBinds:
-			if c.Err() == nil && !p.expired(c) {
-				return c, nil
-			}
-			p.retire(c)
-		default:
+		if c := p.idleBind(); c != nil {
+			return c, nil
+		}
+		if ok, growing := p.takeBindSlot(); ok {
 			c, err := p.dial(ctx, BindConn)
+			p.dialed(err)
+			if growing {
+				p.bindDialing.Add(-1)
+				p.nudgeBindWaiter() // another growth dial may start
+			}
 			if err != nil {
-				<-p.bindSlots
+				p.releaseBindSlot()
 				return nil, err
 			}
 			return c, nil
 		}
+		select {
+		case c := <-p.idleBinds:
+			if p.usableBind(c) {
+				return c, nil
+			}
+		case <-p.bindRoom:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("backend %s: all %d bind connections busy: %w", p.server.Name, len(p.bindSlots), ctx.Err())
+		}
 	}
+}
+
+// idleBind returns an idle bind connection that is fit for a bind, closing
+// those that are not, or nil.
+func (p *Pool) idleBind() *Conn {
+	for {
+		select {
+		case c := <-p.idleBinds:
+			if p.usableBind(c) {
+				return c
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// usableBind reports whether an idle bind connection may be lent, and
+// retires it when not.
+func (p *Pool) usableBind(c *Conn) bool {
+	if c.Err() == nil && !p.expired(c) {
+		return true
+	}
+	p.retire(c)
+	p.releaseBindSlot()
+	return false
+}
+
+// takeBindSlot reserves the opening of one more bind connection: always
+// below the minimum, up to the maximum while growth is allowed and fewer
+// than maxGrowDials growth dials are in progress (growing is then true:
+// the caller ends it with bindDialing.Add(-1)).
+func (p *Pool) takeBindSlot() (ok, growing bool) {
+	open := len(p.bindSlots)
+	if open >= p.cfg.MaxBindConns {
+		return false, false
+	}
+	if growing = open >= p.cfg.BindConns; growing {
+		if !p.growthAllowed() || !p.reserveBindDial() {
+			return false, false
+		}
+	}
+	select {
+	case p.bindSlots <- struct{}{}:
+		if growing {
+			p.grown[BindConn].Add(1)
+		}
+		return true, growing
+	default:
+		if growing {
+			p.bindDialing.Add(-1)
+		}
+		return false, false
+	}
+}
+
+// reserveBindDial counts one more growth dial of a bind connection unless
+// maxGrowDials are in progress.
+func (p *Pool) reserveBindDial() bool {
+	for {
+		n := p.bindDialing.Load()
+		if n >= maxGrowDials {
+			return false
+		}
+		if p.bindDialing.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// nudgeBindWaiter wakes one bind waiting for room to open a connection.
+func (p *Pool) nudgeBindWaiter() {
+	select {
+	case p.bindRoom <- struct{}{}:
+	default:
+	}
+}
+
+// releaseBindSlot counts a bind connection closed and wakes a bind waiting
+// for room to open one.
+func (p *Pool) releaseBindSlot() {
+	<-p.bindSlots
+	p.nudgeBindWaiter()
 }
 
 // DialSASL opens a connection of its own for one client's SASL bind,
@@ -263,10 +493,7 @@ func (p *Pool) BindConn(ctx context.Context) (*Conn, error) {
 // requests, and what the server keeps of it belongs to that client. Close
 // it with Retire when the bind is over.
 func (p *Pool) DialSASL(ctx context.Context) (*Conn, error) {
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	if p.closed.Load() {
 		return nil, ErrPoolClosed
 	}
 	return p.dial(ctx, BindConn)
@@ -299,7 +526,7 @@ func (p *Pool) lease(ctx context.Context, serviceBind bool) (*Conn, error) {
 	c, err := p.dialAs(ctx, LeasedConn, serviceBind)
 	if err == nil {
 		p.mu.Lock()
-		if p.closed {
+		if p.closed.Load() {
 			err = ErrPoolClosed
 		} else {
 			p.leased[c] = struct{}{}
@@ -338,15 +565,15 @@ func (c *Conn) Retire() { c.closeGracefully() }
 
 // ReleaseBind returns a bind connection; a broken one is closed.
 func (p *Pool) ReleaseBind(c *Conn) {
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed || c.Err() != nil || c.Inflight() > 0 {
+	if p.closed.Load() || c.Err() != nil || c.Inflight() > 0 {
 		c.Close(ErrConnClosed)
-	} else {
-		p.idleBinds <- c
+		p.releaseBindSlot()
+		return
 	}
-	<-p.bindSlots
+	p.idleBinds <- c     // never blocks: it holds as many as there are slots
+	if p.closed.Load() { // Close may have drained idleBinds already
+		p.closeIdleBinds()
+	}
 }
 
 func (p *Pool) expired(c *Conn) bool {
@@ -364,15 +591,14 @@ func (p *Pool) retire(c *Conn) {
 // Stats returns the pool's counters.
 func (p *Pool) Stats() PoolStats {
 	p.mu.Lock()
-	st := PoolStats{OpenOps: len(p.ops), IdleBinds: len(p.idleBinds), Leased: len(p.leased)}
+	st := PoolStats{OpenOps: len(*p.ops.Load()), DialingOps: int(p.dialing.Load()), Leased: len(p.leased)}
 	p.mu.Unlock()
+	st.IdleBinds, st.OpenBinds = len(p.idleBinds), len(p.bindSlots)
+	st.MinOps, st.MaxOps, st.MinBinds, st.MaxBinds = p.cfg.Conns, p.cfg.MaxConns, p.cfg.BindConns, p.cfg.MaxBindConns
 	st.LeasesRefused = p.leasesRefused.Load()
-	st.OpenBinds = len(p.bindSlots) + st.IdleBinds
-	if st.OpenBinds > p.cfg.BindConns {
-		st.OpenBinds = p.cfg.BindConns
-	}
 	for k := range kinds {
 		st.Opened[k], st.Recycled[k], st.Failed[k] = p.opened[k].Load(), p.recycled[k].Load(), p.failed[k].Load()
+		st.Grown[k], st.Shrunk[k] = p.grown[k].Load(), p.shrunk[k].Load()
 	}
 	return st
 }
@@ -380,13 +606,13 @@ func (p *Pool) Stats() PoolStats {
 // Close shuts the pool: every connection is closed and waiting operations fail.
 func (p *Pool) Close() {
 	p.mu.Lock()
-	if p.closed {
+	if p.closed.Load() {
 		p.mu.Unlock()
 		return
 	}
-	p.closed = true
-	ops := p.ops
-	p.ops = nil
+	p.closed.Store(true)
+	ops := append([]*Conn(nil), *p.ops.Load()...)
+	p.ops.Store(new([]*Conn))
 	for c := range p.leased {
 		ops = append(ops, c) // their clients' operations are told they are lost
 	}
@@ -396,10 +622,16 @@ func (p *Pool) Close() {
 	for _, c := range ops {
 		c.closeGracefully()
 	}
+	p.closeIdleBinds()
+}
+
+// closeIdleBinds closes the bind connections waiting in the pool.
+func (p *Pool) closeIdleBinds() {
 	for {
 		select {
 		case c := <-p.idleBinds:
 			c.closeGracefully()
+			p.releaseBindSlot()
 		default:
 			return
 		}

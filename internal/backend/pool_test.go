@@ -18,8 +18,17 @@ type fakeServer struct {
 	accepted atomic.Int64
 	abandons atomic.Int64
 	hang     atomic.Bool // stop answering searches
+	hold     atomic.Bool // keep searches unanswered until answerHeld
+	refuse   atomic.Bool // refuse binds (invalidCredentials)
 	mu       sync.Mutex
 	conns    []net.Conn
+	held     []heldSearch
+}
+
+// heldSearch is a search the fake answers when told to.
+type heldSearch struct {
+	nc net.Conn
+	id int32
 }
 
 func startFake(t *testing.T) *fakeServer {
@@ -57,14 +66,34 @@ func (f *fakeServer) serve(nc net.Conn) {
 		msg, _ := ldapwire.Parse(frame)
 		switch msg.OpTag {
 		case ldapwire.OpBindRequest:
-			nc.Write(ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, 0, ""))
+			code := 0
+			if f.refuse.Load() {
+				code = 49
+			}
+			nc.Write(ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, code, ""))
 		case ldapwire.OpSearchRequest:
-			if !f.hang.Load() {
+			if f.hold.Load() {
+				f.mu.Lock()
+				f.held = append(f.held, heldSearch{nc, msg.ID})
+				f.mu.Unlock()
+			} else if !f.hang.Load() {
 				nc.Write(ldapwire.AppendResult(nil, msg.ID, ldapwire.OpSearchResultDone, 0, ""))
 			}
 		case ldapwire.OpAbandonRequest:
 			f.abandons.Add(1)
 		}
+	}
+}
+
+// answerHeld answers the searches held so far and stops holding.
+func (f *fakeServer) answerHeld() {
+	f.hold.Store(false)
+	f.mu.Lock()
+	held := f.held
+	f.held = nil
+	f.mu.Unlock()
+	for _, h := range held {
+		h.nc.Write(ldapwire.AppendResult(nil, h.id, ldapwire.OpSearchResultDone, 0, ""))
 	}
 }
 
@@ -107,6 +136,12 @@ func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
 }
 
 func (c *fakeClock) Advance(d time.Duration) {

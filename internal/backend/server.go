@@ -51,6 +51,7 @@ type Server struct {
 
 	caps        capsState // what the last connect found out (identity.go)
 	outstanding atomic.Int64
+	down        atomic.Bool  // marked unavailable: its pool does not grow
 	completed   atomic.Int64 // operations ended
 	busyNanos   atomic.Int64 // their total time in flight
 	pool        *Pool
@@ -140,6 +141,7 @@ func (r *Registry) SetHealth(index int, h Health) bool {
 	}
 	views := append([]ServerView(nil), old.Servers...)
 	views[index].Health = h
+	views[index].Server.down.Store(h.State == Unavailable)
 	r.snap.Store(&Snapshot{Servers: views, Version: old.Version + 1})
 	if prev.State != h.State && r.OnChange != nil {
 		r.OnChange(views[index].Server, prev, h)

@@ -19,6 +19,7 @@ func (r *Registry) Place(s *Server, h *Health) {
 		v.Health = *h
 		v.Health.Since = r.now()
 	}
+	s.down.Store(v.Health.State == Unavailable)
 	if s.Index == len(views) {
 		views = append(views, v)
 	} else {

@@ -56,15 +56,18 @@ func TestMedian(t *testing.T) {
 
 func TestLdapmuxConfigIsValid(t *testing.T) {
 	replicas := []*slapdtest.Replica{{ID: 1, Addr: "127.0.0.1:3891"}, {ID: 2, Addr: "127.0.0.1:3892"}}
-	cfg, err := config.Parse([]byte(ldapmuxConfig("127.0.0.1:0", replicas, "fewest-operations", 11000, 0)))
+	cfg, err := config.Parse([]byte(ldapmuxConfig("127.0.0.1:0", replicas, "fewest-operations", 11000, PoolKeys{Conns: 2, MaxConns: 8, GrowAt: 3})))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if p := cfg.Pool; p.ConnectionsPerServer != 2 || p.MaxConnectionsPerServer != 8 || p.GrowAtOperationsPerConnection != 3 {
+		t.Errorf("pool %+v", p)
 	}
 	if cfg.Limits.MaxClientConnections != 11000 || len(cfg.Servers) != 2 {
 		t.Errorf("limits %+v, servers %d", cfg.Limits, len(cfg.Servers))
 	}
-	hc := haproxyConfig("127.0.0.1:1", replicas, 100)
-	if !strings.Contains(hc, "balance roundrobin") || !strings.Contains(hc, "server ds2 127.0.0.1:3892") {
+	hc := haproxyConfig("127.0.0.1:1", replicas, 100, 2)
+	if !strings.Contains(hc, "balance roundrobin") || !strings.Contains(hc, "server ds2 127.0.0.1:3892") || !strings.Contains(hc, "nbthread 2") {
 		t.Errorf("haproxy config:\n%s", hc)
 	}
 }
@@ -119,5 +122,43 @@ func TestPinToCPU(t *testing.T) {
 	}
 	if !strings.Contains(string(status), "Cpus_allowed_list:\t0\n") {
 		t.Errorf("not pinned to CPU 0:\n%s", status)
+	}
+}
+
+func TestLayouts(t *testing.T) {
+	l := defaultLayout(16)
+	if cpuList(l.Slapd) != "0-7" || cpuList(l.Proxy) != "8-11" || cpuList(l.Load) != "12-15" || l.SlapdThreads != 16 {
+		t.Errorf("16 CPUs: %+v", l)
+	}
+	if l := defaultLayout(8); cpuList(l.Slapd) != "0-1" || cpuList(l.Proxy) != "2-5" || cpuList(l.Load) != "6-7" {
+		t.Errorf("8 CPUs: %+v", l)
+	}
+	t.Setenv("BENCH_CORES_SLAPD", "0-3,6")
+	t.Setenv("BENCH_CORES_CLIENTS", "1,32")
+	l, err := layoutFromEnv(16)
+	if err != nil || cpuList(l.Slapd) != "0-3,6" || l.SlapdThreads != 10 || len(l.Clients) != 2 || l.Clients[1] != 32 {
+		t.Errorf("overrides: %+v %v", l, err)
+	}
+	t.Setenv("BENCH_CORES_PROXIES", "1-2")
+	if _, err := layoutFromEnv(16); err == nil {
+		t.Error("a range of proxy core counts was accepted")
+	}
+}
+
+func TestCoresSummary(t *testing.T) {
+	direct := []*Round{round(1000, 100)}
+	rep := &Report{CPUs: 16, Options: Options{Rounds: 1}}
+	for _, sc := range []string{"cores1-c64", "cores2-c64"} {
+		rep.Measurements = append(rep.Measurements, aggregate(sc, target{name: "direct"}, direct, direct),
+			aggregate(sc, target{name: "ldapmux failover", proxy: &proc{}}, []*Round{round(950, 120)}, direct),
+			aggregate(sc, target{name: "haproxy (tcp)", proxy: &proc{}}, []*Round{round(990, 110)}, direct))
+	}
+	var sb strings.Builder
+	rep.WriteTables(&sb)
+	for _, want := range []string{"| proxy cores, clients | direct ops/s | ldapmux failover | haproxy (tcp) |",
+		"| 2, 64 | 1000 | 0.95, 210.5, +20 | 0.99, 202.0, +10 |"} {
+		if !strings.Contains(sb.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, sb.String())
+		}
 	}
 }

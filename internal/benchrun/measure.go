@@ -200,6 +200,15 @@ func (b *bench) waitQuiet(ctx context.Context, t target) {
 	}
 }
 
+// bindLoad is simple binds of random sample users with their passwords,
+// one outstanding per connection (mail or single sign-on logins).
+func (b *bench) bindLoad(conns int) loadgen.Config {
+	users := max(b.o.Users, 1)
+	return loadgen.Config{Conns: conns, Mix: loadgen.Mix{loadgen.Bind: 1},
+		BindDNs:       fmt.Sprintf("uid=user.[1-%d],%s", users, slapdtest.PeopleDN),
+		BindPasswords: fmt.Sprintf("password.[1-%d]", users)}
+}
+
 // searchLoad is the load of every scenario: base-object searches of
 // random sample users, all attributes.
 func (b *bench) searchLoad(conns int) loadgen.Config {

@@ -3,6 +3,7 @@ package benchrun
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -12,8 +13,14 @@ import (
 // environment variables with defaults that keep `make bench` under about
 // ten minutes on a small machine.
 type Options struct {
-	Ldapmux    string // ldapmux binary built from this tree
-	HAProxy    string // haproxy binary; "" skips the HAProxy targets
+	Ldapmux string // ldapmux binary built from this tree
+	HAProxy string // haproxy binary; "" skips the HAProxy targets
+	// Baseline is another ldapmux binary measured alongside in the same
+	// rounds (BENCH_BASELINE: before and after a change); "" for none.
+	Baseline string
+	// LLoadd is OpenLDAP's load balancer, measured in the many-core
+	// scenario when given (BENCH_LLOADD); "" for none.
+	LLoadd     string
 	ProfileBin string // test binary holding TestServeForProfile; "" skips profiling
 	Out        string // directory for configurations, logs, results and profiles
 
@@ -26,22 +33,45 @@ type Options struct {
 	IdleHold     time.Duration // how long they are held         (BENCH_IDLE_HOLD, 5s)
 	ScaleThreads int           // slapd threads when scaling     (BENCH_SCALE_THREADS, 2)
 	ScaleConns   int           // connections when scaling       (BENCH_SCALE_CONNS, 16)
-	PoolConns    int           // ldapmux connections per server (BENCH_POOL_CONNS, 0: its default)
-	ScalePin     bool          // also scale with pinned replicas (BENCH_SCALE_PIN, 1)
-	Scenarios    []string      // subset of AllScenarios         (BENCH_SCENARIOS, all)
-	QuietWait    time.Duration // wait for other load to end     (BENCH_QUIET_WAIT, 30s)
-	Nice         int           // priority every process runs at (BENCH_NICE, set by scripts/bench.sh)
-	Verbose      bool          // per-second progress lines      (BENCH_VERBOSE)
+	// Pool holds pool keys of the ldapmux targets (BENCH_POOL_CONNS,
+	// BENCH_POOL_MAX_CONNS, BENCH_POOL_GROW_AT; 0: the default). The
+	// baseline gets only connections-per-server, which every version knows.
+	Pool      PoolKeys
+	ScalePin  bool          // also scale with pinned replicas (BENCH_SCALE_PIN, 1)
+	Scenarios []string      // subset of AllScenarios         (BENCH_SCENARIOS, all)
+	QuietWait time.Duration // wait for other load to end     (BENCH_QUIET_WAIT, 30s)
+	Nice      int           // priority every process runs at (BENCH_NICE, set by scripts/bench.sh)
+	Verbose   bool          // per-second progress lines      (BENCH_VERBOSE)
+	// Cores is the many-core layout (cores.go).
+	Cores Layout
 }
 
 // AllScenarios are the scenario names BENCH_SCENARIOS may list.
-var AllScenarios = []string{"search8", "search1", "idle", "scale"}
+var AllScenarios = []string{"search8", "search64", "search1", "bind64", "idle", "scale", "cores"}
+
+// manyCoreCPUs is the machine size from which the scenarios default to the
+// many-core layout, with slapd, the proxies and the load on separate CPUs.
+const manyCoreCPUs = 8
+
+// defaultScenarios are the scenarios of a machine with cpus CPUs.
+func defaultScenarios(cpus int) string {
+	if cpus >= manyCoreCPUs {
+		return "cores,idle"
+	}
+	return "search8,search64,search1,bind64,idle,scale"
+}
 
 // OptionsFromEnv reads the BENCH_* variables.
 func OptionsFromEnv() (Options, error) {
-	o := Options{Out: env("BENCH_OUT", "bench-out"), Scenarios: strings.Split(env("BENCH_SCENARIOS", strings.Join(AllScenarios, ",")), ","),
-		Verbose: env("BENCH_VERBOSE", "") != "", ScalePin: env("BENCH_SCALE_PIN", "1") != "0"}
+	o := Options{Out: env("BENCH_OUT", "bench-out"), Scenarios: strings.Split(env("BENCH_SCENARIOS", defaultScenarios(runtime.NumCPU())), ","),
+		Verbose: env("BENCH_VERBOSE", "") != "", ScalePin: env("BENCH_SCALE_PIN", "1") != "0",
+		Baseline: os.Getenv("BENCH_BASELINE"), LLoadd: os.Getenv("BENCH_LLOADD")}
 	var errs []string
+	layout, err := layoutFromEnv(runtime.NumCPU())
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	o.Cores = layout
 	durations := []struct {
 		dst *time.Duration
 		key string
@@ -61,7 +91,8 @@ func OptionsFromEnv() (Options, error) {
 		def int
 	}{{&o.Users, "BENCH_USERS", 10000}, {&o.Conns, "BENCH_CONNS", 8}, {&o.IdleConns, "BENCH_IDLE_CONNS", 10000},
 		{&o.ScaleThreads, "BENCH_SCALE_THREADS", 2}, {&o.ScaleConns, "BENCH_SCALE_CONNS", 16},
-		{&o.Rounds, "BENCH_ROUNDS", 3}, {&o.PoolConns, "BENCH_POOL_CONNS", 0}}
+		{&o.Rounds, "BENCH_ROUNDS", 3}, {&o.Pool.Conns, "BENCH_POOL_CONNS", 0},
+		{&o.Pool.MaxConns, "BENCH_POOL_MAX_CONNS", 0}, {&o.Pool.GrowAt, "BENCH_POOL_GROW_AT", 0}}
 	if n, err := strconv.Atoi(env("BENCH_NICE", "0")); err == nil {
 		o.Nice = n
 	}

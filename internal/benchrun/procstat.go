@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // clockTick is USER_HZ, the unit of /proc/<pid>/stat times (100 on every
@@ -109,22 +108,6 @@ func raiseFileLimit(want uint64) uint64 {
 	return lim.Cur
 }
 
-// pinToCPU restricts every thread of process pid to one CPU (threads it
-// creates later inherit that from their creator). It emulates a server on
-// a machine of its own, one core large.
-func pinToCPU(pid, cpu int) error {
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return fmt.Errorf("benchrun: %w", err)
-	}
-	var mask [16]uint64 // up to 1024 CPUs
-	mask[cpu/64] = 1 << (cpu % 64)
-	for _, t := range tasks {
-		tid, _ := strconv.Atoi(t.Name())
-		_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, uintptr(tid), unsafe.Sizeof(mask), uintptr(unsafe.Pointer(&mask)))
-		if errno != 0 {
-			return fmt.Errorf("benchrun: pin %d to CPU %d: %w", tid, cpu, errno)
-		}
-	}
-	return nil
-}
+// pinToCPU restricts every thread of process pid to one CPU. It emulates
+// a server on a machine of its own, one core large.
+func pinToCPU(pid, cpu int) error { return pinTasks(pid, []int{cpu}) }

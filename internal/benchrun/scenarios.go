@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ldapmux/ldapmux/internal/loadgen"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
 
@@ -54,6 +55,13 @@ func (b *bench) mainCluster(ctx context.Context) error {
 			return err
 		}
 		targets = append(targets, t)
+		if b.o.Baseline == "" {
+			continue
+		}
+		if t, err = b.startLdapmuxBin(ctx, b.o.Baseline, c.Replicas, alg, "baseline ldapmux "+alg, nil, &ps); err != nil {
+			return err
+		}
+		targets = append(targets, t)
 	}
 	if err := b.searches(ctx, targets); err != nil {
 		return err
@@ -69,15 +77,20 @@ func (b *bench) mainCluster(ctx context.Context) error {
 	return nil
 }
 
-// searches runs the 8- and 1-connection search scenarios.
+// searches runs the search scenarios (8, 64 and 1 connections) and the
+// bind one (64 connections).
 func (b *bench) searches(ctx context.Context, targets []target) error {
-	if b.o.wants("search8") {
-		if err := b.compare(ctx, "search8", targets, b.searchLoad(b.o.Conns)); err != nil {
+	for _, sc := range []struct {
+		name string
+		load func() loadgen.Config
+	}{{"search8", func() loadgen.Config { return b.searchLoad(b.o.Conns) }}, {"search64", func() loadgen.Config { return b.searchLoad(64) }},
+		{"search1", func() loadgen.Config { return b.searchLoad(1) }}, {"bind64", func() loadgen.Config { return b.bindLoad(64) }}} {
+		if !b.o.wants(sc.name) {
+			continue
+		}
+		if err := b.compare(ctx, sc.name, targets, sc.load()); err != nil {
 			return err
 		}
-	}
-	if b.o.wants("search1") {
-		return b.compare(ctx, "search1", targets, b.searchLoad(1))
 	}
 	return nil
 }
@@ -141,11 +154,22 @@ func (b *bench) scaleTargets(ctx context.Context, c *slapdtest.Cluster, ps *prox
 
 // startLdapmux runs ldapmux as its own process in front of replicas.
 func (b *bench) startLdapmux(ctx context.Context, replicas []*slapdtest.Replica, alg, name string, ps *proxies) (target, error) {
-	addr, cfgPath, err := b.writeProxyConfig(replicas, alg, name)
+	return b.startLdapmuxBin(ctx, b.o.Ldapmux, replicas, alg, name, nil, ps)
+}
+
+// startLdapmuxBin runs the ldapmux binary bin with env added to
+// BENCH_LDAPMUX_ENV.
+func (b *bench) startLdapmuxBin(ctx context.Context, bin string, replicas []*slapdtest.Replica, alg, name string, env []string, ps *proxies) (target, error) {
+	pool := b.o.Pool
+	if bin != b.o.Ldapmux {
+		pool = PoolKeys{Conns: pool.Conns}
+	}
+	addr, cfgPath, err := b.writeProxyConfig(replicas, alg, name, pool)
 	if err != nil {
 		return target{}, err
 	}
-	p, err := startProc(name, b.file(name, ".log"), strings.Fields(os.Getenv("BENCH_LDAPMUX_ENV")), b.o.Ldapmux, "serve", "-config", cfgPath)
+	env = append(strings.Fields(os.Getenv("BENCH_LDAPMUX_ENV")), env...)
+	p, err := startProc(name, b.file(name, ".log"), env, bin, "serve", "-config", cfgPath)
 	if err != nil {
 		return target{}, err
 	}
@@ -155,13 +179,18 @@ func (b *bench) startLdapmux(ctx context.Context, replicas []*slapdtest.Replica,
 
 // startHAProxy runs HAProxy in TCP mode over all replicas of c.
 func (b *bench) startHAProxy(ctx context.Context, c *slapdtest.Cluster, name string, ps *proxies) (target, error) {
+	return b.startHAProxyThreads(ctx, c, name, 0, ps)
+}
+
+// startHAProxyThreads runs HAProxy with nbthread threads (0: its default).
+func (b *bench) startHAProxyThreads(ctx context.Context, c *slapdtest.Cluster, name string, nbthread int, ps *proxies) (target, error) {
 	port, err := freePort()
 	if err != nil {
 		return target{}, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	path := b.file(name, ".cfg")
-	if err := os.WriteFile(path, []byte(haproxyConfig(addr, c.Replicas, haproxyMaxConn)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(haproxyConfig(addr, c.Replicas, haproxyMaxConn, nbthread)), 0o600); err != nil {
 		return target{}, err
 	}
 	p, err := startProc(name, b.file(name, ".log"), nil, b.o.HAProxy, "-db", "-f", path)
@@ -180,14 +209,14 @@ func (b *bench) ready(ctx context.Context, p *proc, addr, name string) (target, 
 	return target{name: name, addr: addr, proxy: p, slapd: b.slapd}, nil
 }
 
-func (b *bench) writeProxyConfig(replicas []*slapdtest.Replica, alg, name string) (addr, path string, err error) {
+func (b *bench) writeProxyConfig(replicas []*slapdtest.Replica, alg, name string, pool PoolKeys) (addr, path string, err error) {
 	port, err := freePort()
 	if err != nil {
 		return "", "", err
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(port)
 	path = b.file(name, ".yaml")
-	cfg := ldapmuxConfig(addr, replicas, alg, b.o.IdleConns+1000, b.o.PoolConns)
+	cfg := ldapmuxConfig(addr, replicas, alg, b.o.IdleConns+1000, pool)
 	return addr, path, os.WriteFile(path, []byte(cfg), 0o600)
 }
 
@@ -211,7 +240,7 @@ func (b *bench) file(name, ext string) string {
 // -test.memprofile under the headline load (see profile_test.go).
 func (b *bench) profile(ctx context.Context, c *slapdtest.Cluster) error {
 	const name = "ldapmux fewest-operations profiled"
-	addr, cfgPath, err := b.writeProxyConfig(c.Replicas, "fewest-operations", name)
+	addr, cfgPath, err := b.writeProxyConfig(c.Replicas, "fewest-operations", name, b.o.Pool)
 	if err != nil {
 		return err
 	}

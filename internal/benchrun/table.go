@@ -3,11 +3,15 @@ package benchrun
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 )
 
 // scenarioTitles describe the scenarios in the printed tables.
 var scenarioTitles = map[string]string{
 	"search8":      "base-object searches, %d connections",
+	"search64":     "base-object searches, 64 connections",
+	"bind64":       "simple binds of random users, 64 connections",
 	"search1":      "base-object searches, 1 connection (latency added = p50 - p50 direct)",
 	"scale":        "fewest-operations over 1 vs 3 replicas, slapd threads %d, %d connections (replicas share every CPU)",
 	"scale-pinned": "fewest-operations over 1 vs 3 replicas, slapd threads %d, %d connections, replica N pinned to CPU (N-1) mod %d",
@@ -25,10 +29,67 @@ func (r *Report) WriteTables(w io.Writer) {
 	for _, s := range r.Setup {
 		fmt.Fprintf(w, "setup: %s: %.1fs\n", s.What, s.Seconds)
 	}
-	for _, sc := range []string{"search8", "search1", "scale", "scale-pinned", "profile"} {
+	for _, sc := range []string{"search8", "search64", "search1", "bind64", "scale", "scale-pinned"} {
 		r.writeScenario(w, sc)
 	}
+	cores := r.coresScenarios()
+	for _, sc := range cores {
+		r.writeScenario(w, sc)
+	}
+	r.writeCoresSummary(w, cores)
+	r.writeScenario(w, "profile")
 	r.writeIdle(w)
+}
+
+// coresScenarios lists the many-core scenarios measured, in order.
+func (r *Report) coresScenarios() []string {
+	var out []string
+	for _, m := range r.Measurements {
+		if strings.HasPrefix(m.Scenario, "cores") && !slices.Contains(out, m.Scenario) {
+			out = append(out, m.Scenario)
+		}
+	}
+	return out
+}
+
+// writeCoresSummary prints the many-core scenarios one row each: ratios to
+// direct and proxy CPU per operation of every proxy side by side.
+func (r *Report) writeCoresSummary(w io.Writer, scenarios []string) {
+	if len(scenarios) == 0 {
+		return
+	}
+	var proxies []string
+	for _, m := range r.Measurements {
+		if slices.Contains(scenarios, m.Scenario) && m.Target != "direct" && !slices.Contains(proxies, m.Target) {
+			proxies = append(proxies, m.Target)
+		}
+	}
+	fmt.Fprintf(w, "\nmany-core summary: × direct [min-max], proxy CPU µs/op, p50 added µs\n\n")
+	fmt.Fprintf(w, "| proxy cores, clients | direct ops/s | %s |\n", strings.Join(proxies, " | "))
+	fmt.Fprintf(w, "|---|--:|%s\n", strings.Repeat("--:|", len(proxies)))
+	for _, sc := range scenarios {
+		var k, clients int
+		fmt.Sscanf(sc, "cores%d-c%d", &k, &clients)
+		row := map[string]*Measurement{}
+		for _, m := range r.Measurements {
+			if m.Scenario == sc {
+				row[m.Target] = m
+			}
+		}
+		direct := 0.0
+		if d := row["direct"]; d != nil {
+			direct = d.OpsPerSec
+		}
+		fmt.Fprintf(w, "| %d, %d | %.0f |", k, clients, direct)
+		for _, p := range proxies {
+			if m := row[p]; m != nil {
+				fmt.Fprintf(w, " %s, %s, %s |", ratio(m), optional(m.ProxyCPUPerOp, "%.1f"), added(m))
+			} else {
+				fmt.Fprint(w, " - |")
+			}
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func (r *Report) title(sc string) string {

@@ -121,17 +121,32 @@ type ServiceAccount struct {
 
 // Pool sizes and maintains the connection pools kept to each server.
 type Pool struct {
-	// ConnectionsPerServer is the number of multiplexed connections for
-	// operations other than client binds. Default 4; 1-1024.
+	// ConnectionsPerServer is the minimum of multiplexed connections for
+	// operations other than client binds: opened as soon as operations
+	// overlap, and what the pool shrinks back to. Default 4; 1-1024.
 	ConnectionsPerServer int `yaml:"connections-per-server"`
-	// BindConnectionsPerServer is the number of connections used to check
+	// MaxConnectionsPerServer is how far the operation connections grow
+	// under load. Default 64, or connections-per-server when that is
+	// larger; at least connections-per-server, at most 1024.
+	MaxConnectionsPerServer int `yaml:"max-connections-per-server"`
+	// GrowAtOperationsPerConnection is the number of operations in flight
+	// that every operation connection must carry before the pool opens
+	// another. Default 2; 1-100000.
+	GrowAtOperationsPerConnection int `yaml:"grow-at-operations-per-connection"`
+	// BindConnectionsPerServer is the minimum of connections used to check
 	// client binds. Default 2; 1-1024.
 	BindConnectionsPerServer int `yaml:"bind-connections-per-server"`
+	// MaxBindConnectionsPerServer is how far the bind connections grow
+	// while binds wait for one. Default 16, or bind-connections-per-server
+	// when that is larger; at least bind-connections-per-server, at most
+	// 1024.
+	MaxBindConnectionsPerServer int `yaml:"max-bind-connections-per-server"`
 	// MaxConnectionAge is how long a connection lives before it is recycled
 	// (reopened in server preference order). Default 5m; at least 1s.
 	MaxConnectionAge Duration `yaml:"max-connection-age"`
 	// IdleCheckInterval is how often idle connections are probed with a
-	// light read of the root DSE. Default 10s.
+	// light read of the root DSE; connections above the minimum that were
+	// idle this long are closed instead. Default 10s.
 	IdleCheckInterval Duration `yaml:"idle-check-interval"`
 	// ConnectTimeout bounds opening and binding a connection. Default 2s.
 	ConnectTimeout Duration `yaml:"connect-timeout"`

@@ -72,14 +72,17 @@ func TestMinimalGetsDefaults(t *testing.T) {
 			Password: "s3cr3t-value",
 		},
 		Pool: Pool{
-			ConnectionsPerServer:       4,
-			BindConnectionsPerServer:   2,
-			MaxConnectionAge:           Duration(5 * time.Minute),
-			IdleCheckInterval:          Duration(10 * time.Second),
-			ConnectTimeout:             Duration(2 * time.Second),
-			OperationTimeout:           Duration(30 * time.Second),
-			LeasedConnectionsPerServer: 64,
-			LeaseIdleTimeout:           Duration(5 * time.Minute),
+			ConnectionsPerServer:          4,
+			MaxConnectionsPerServer:       64,
+			GrowAtOperationsPerConnection: 2,
+			BindConnectionsPerServer:      2,
+			MaxBindConnectionsPerServer:   16,
+			MaxConnectionAge:              Duration(5 * time.Minute),
+			IdleCheckInterval:             Duration(10 * time.Second),
+			ConnectTimeout:                Duration(2 * time.Second),
+			OperationTimeout:              Duration(30 * time.Second),
+			LeasedConnectionsPerServer:    64,
+			LeaseIdleTimeout:              Duration(5 * time.Minute),
 		},
 		LoadBalancing:       LoadBalancing{Algorithm: "failover"},
 		Limits:              securityLimitDefaults(Limits{MaxPDUSize: 16 << 20, MaxClientConnections: 10000}),
@@ -127,7 +130,11 @@ log:
   access-log: true
 shutdown-grace-period: 1m
 `)
-	want := Pool{8, 1, Duration(90 * time.Minute), Duration(500 * time.Millisecond), Duration(time.Second), Duration(time.Minute), 0, defaultLeasedConnections, defaultLeaseIdleTimeout}
+	want := Pool{ConnectionsPerServer: 8, MaxConnectionsPerServer: 64, GrowAtOperationsPerConnection: 2,
+		BindConnectionsPerServer: 1, MaxBindConnectionsPerServer: 16,
+		MaxConnectionAge: Duration(90 * time.Minute), IdleCheckInterval: Duration(500 * time.Millisecond),
+		ConnectTimeout: Duration(time.Second), OperationTimeout: Duration(time.Minute),
+		LeasedConnectionsPerServer: defaultLeasedConnections, LeaseIdleTimeout: defaultLeaseIdleTimeout}
 	if cfg.Pool != want {
 		t.Errorf("pool = %+v, want %+v", cfg.Pool, want)
 	}
@@ -225,6 +232,10 @@ func TestProblems(t *testing.T) {
 		{"connections out of range", minimal + "pool:\n  connections-per-server: 2000\n  bind-connections-per-server: -1\n", []Problem{
 			{"pool.connections-per-server", 10, "must be between 1 and 1024 (got 2000)"},
 			{"pool.bind-connections-per-server", 11, "must be between 1 and 1024 (got -1)"},
+		}},
+		{"maximum below the minimum", minimal + "pool:\n  connections-per-server: 8\n  max-connections-per-server: 4\n  bind-connections-per-server: 4\n  max-bind-connections-per-server: 2\n", []Problem{
+			{"pool.max-connections-per-server", 11, "must be at least connections-per-server (8), the minimum it grows from (got 4); raise it or lower connections-per-server"},
+			{"pool.max-bind-connections-per-server", 13, "must be at least bind-connections-per-server (4), the minimum it grows from (got 2); raise it or lower bind-connections-per-server"},
 		}},
 		{"integer expected", minimal + "pool:\n  connections-per-server: four\n", []Problem{
 			{"pool.connections-per-server", 10, `expected an integer, got "four"`},
@@ -564,5 +575,12 @@ func TestServerByName(t *testing.T) {
 	}
 	if i, ok := cfg.ServerByName("ds9"); i != -1 || ok {
 		t.Errorf("ServerByName(ds9) = %d, %v", i, ok)
+	}
+}
+
+func TestPoolMaximumsFollowALargerMinimum(t *testing.T) {
+	cfg := mustParse(t, minimal+"pool:\n  connections-per-server: 100\n  bind-connections-per-server: 20\n")
+	if p := cfg.Pool; p.MaxConnectionsPerServer != 100 || p.MaxBindConnectionsPerServer != 20 {
+		t.Errorf("maximums %d / %d, want the minimums 100 / 20", p.MaxConnectionsPerServer, p.MaxBindConnectionsPerServer)
 	}
 }

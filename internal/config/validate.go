@@ -17,6 +17,9 @@ const (
 	defaultWeight               = 1
 	defaultConnectionsPerServer = 4
 	defaultBindConnections      = 2
+	defaultMaxConnections       = 64
+	defaultMaxBindConnections   = 16
+	defaultGrowAt               = 2
 	defaultMaxConnectionAge     = Duration(5 * time.Minute)
 	defaultIdleCheckInterval    = Duration(10 * time.Second)
 	defaultConnectTimeout       = Duration(2 * time.Second)
@@ -73,6 +76,14 @@ func (v *validator) lineOf(path string) int {
 func (v *validator) intRange(path string, n, lo, hi int) {
 	if n != 0 && (n < lo || n > hi) {
 		v.add(path, "must be between %d and %d (got %d)", lo, hi, n)
+	}
+}
+
+// atLeast checks that a maximum (when set) is not below the minimum it
+// bounds (when set).
+func (v *validator) atLeast(path string, max int, minKey string, min int) {
+	if max > 0 && min > 0 && max < min {
+		v.add(path, "must be at least %s (%d), the minimum it grows from (got %d); raise it or lower %s", minKey, min, max, minKey)
 	}
 }
 
@@ -185,6 +196,11 @@ func (s *Server) validate(v *validator, path string) {
 func (p *Pool) validate(v *validator, path string) {
 	v.intRange(path+".connections-per-server", p.ConnectionsPerServer, 1, maxConnections)
 	v.intRange(path+".bind-connections-per-server", p.BindConnectionsPerServer, 1, maxConnections)
+	v.intRange(path+".max-connections-per-server", p.MaxConnectionsPerServer, 1, maxConnections)
+	v.intRange(path+".max-bind-connections-per-server", p.MaxBindConnectionsPerServer, 1, maxConnections)
+	v.intRange(path+".grow-at-operations-per-connection", p.GrowAtOperationsPerConnection, 1, 100000)
+	v.atLeast(path+".max-connections-per-server", p.MaxConnectionsPerServer, "connections-per-server", p.ConnectionsPerServer)
+	v.atLeast(path+".max-bind-connections-per-server", p.MaxBindConnectionsPerServer, "bind-connections-per-server", p.BindConnectionsPerServer)
 	if p.LeasedConnectionsPerServer != 0 {
 		v.intRange(path+".leased-connections-per-server", p.LeasedConnectionsPerServer, 1, 100000)
 	}
@@ -230,6 +246,9 @@ func (c *Config) setDefaults() {
 func (p *Pool) setDefaults() {
 	setDefault(&p.ConnectionsPerServer, defaultConnectionsPerServer)
 	setDefault(&p.BindConnectionsPerServer, defaultBindConnections)
+	setDefault(&p.MaxConnectionsPerServer, max(defaultMaxConnections, p.ConnectionsPerServer))
+	setDefault(&p.MaxBindConnectionsPerServer, max(defaultMaxBindConnections, p.BindConnectionsPerServer))
+	setDefault(&p.GrowAtOperationsPerConnection, defaultGrowAt)
 	setDefault(&p.MaxConnectionAge, defaultMaxConnectionAge)
 	setDefault(&p.IdleCheckInterval, defaultIdleCheckInterval)
 	setDefault(&p.ConnectTimeout, defaultConnectTimeout)

@@ -82,6 +82,8 @@ func serverAttrs(s status.Server) []ldapwire.Attribute {
 		"pool-leased-connections", num(int64(s.Pool.Leased)), "pool-leases-refused", num(s.Pool.LeasesRefused),
 		"pool-connections-opened", num(s.Pool.Opened), "pool-connections-recycled", num(s.Pool.Recycled),
 		"pool-connections-failed", num(s.Pool.Failed),
+		"pool-max-operation-connections", num(int64(s.Pool.MaxOps)), "pool-max-bind-connections", num(int64(s.Pool.MaxBinds)),
+		"pool-connections-grown", num(s.Pool.Grown), "pool-connections-shrunk", num(s.Pool.Shrunk),
 	)...)
 }
 

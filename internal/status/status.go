@@ -78,6 +78,13 @@ type Pool struct {
 	Opened        int64 `json:"opened"`
 	Recycled      int64 `json:"recycled"`
 	Failed        int64 `json:"failed"`
+	// MaxOps and MaxBinds are how far the pool grows under load; Grown
+	// counts connections opened under load above the minimum, Shrunk those
+	// closed for idleness above it.
+	MaxOps   int   `json:"maxOperation"`
+	MaxBinds int   `json:"maxBind"`
+	Grown    int64 `json:"grown"`
+	Shrunk   int64 `json:"shrunk"`
 }
 
 // Algorithm is a load-balancing algorithm in use (named after its route).
