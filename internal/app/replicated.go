@@ -91,7 +91,7 @@ type replicatedCollector struct {
 
 var (
 	rywReads = prometheus.NewDesc("ldapmux_read_your_writes_reads_total",
-		"Reads of clients with writes not yet on every server (affinity until replicated), by what happened: waited (for fresher replication positions), writer (sent to the server that took the write: no other had it), elsewhere (sent to another server that had it), refused (the writer is unusable and nobody else had it).",
+		"Reads of clients with writes not yet on every server (affinity until replicated), by what happened: waited (for fresher replication positions), writer (sent to the server that took the write: no other had it), elsewhere (sent to another server that had it), refused (the writer is unusable and nobody else had it), lost (the writer was unusable past lost-write-timeout: the write was given up and the read placed as anyone's).",
 		[]string{"placement"}, nil)
 	rywFreed = prometheus.NewDesc("ldapmux_read_your_writes_clients_freed_total",
 		"Clients whose writes every candidate server had applied, freed to use any server.", nil, nil)
@@ -114,7 +114,7 @@ func (c *replicatedCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range []struct {
 		name string
 		n    int64
-	}{{"waited", s.Waited.Load()}, {"writer", s.ToWriter.Load()}, {"elsewhere", s.Elsewhere.Load()}, {"refused", s.Refused.Load()}} {
+	}{{"waited", s.Waited.Load()}, {"writer", s.ToWriter.Load()}, {"elsewhere", s.Elsewhere.Load()}, {"refused", s.Refused.Load()}, {"lost", s.Lost.Load()}} {
 		ch <- prometheus.MustNewConstMetric(rywReads, prometheus.CounterValue, float64(r.n), r.name)
 	}
 	ch <- prometheus.MustNewConstMetric(rywFreed, prometheus.CounterValue, float64(s.Replicated.Load()))

@@ -154,6 +154,7 @@ func (b *routerBuilder) affinity(table *route.AffinityTable) (*route.Affinity, e
 	return &route.Affinity{
 		Kind: kind, Consistent: ac.Mode == "consistent", Duration: ac.Duration.D(), After: after,
 		UntilReplicated: ac.UntilReplicated(), MaxWait: ac.MaxWait.D(),
-		Table: table, TierOf: b.locality.TierOf(b.locations),
+		LostWriteTimeout: ac.LostWrite(),
+		Table:            table, TierOf: b.locality.TierOf(b.locations),
 	}, nil
 }

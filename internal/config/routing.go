@@ -106,6 +106,13 @@ type Affinity struct {
 	// MaxWait bounds how long a read may wait for fresher replication
 	// positions (until: replicated). Default 2s.
 	MaxWait Duration `yaml:"max-wait"`
+	// LostWriteTimeout bounds how long a client's reads are refused while
+	// the server that took its last write is unusable and no other server
+	// has that write (until: replicated); past it the write is treated as
+	// lost to the client, logged, and its reads go to the other servers.
+	// Default 1m; 0 refuses until the writer is back or another server has
+	// the write.
+	LostWriteTimeout *Duration `yaml:"lost-write-timeout"`
 	// After lists the operations that set affinity (per-proxy mode), as
 	// in match.operations. Default [write].
 	After []string `yaml:"after"`
@@ -136,6 +143,8 @@ const (
 	defaultAffinityMaxWait    = Duration(2 * time.Second)
 	minAffinityMaxWait        = Duration(time.Millisecond)
 	maxAffinityMaxWait        = Duration(time.Minute)
+	defaultLostWriteTimeout   = Duration(time.Minute)
+	maxLostWriteTimeout       = Duration(24 * time.Hour)
 	defaultAffinityDuration   = Duration(10 * time.Second)
 	defaultAffinityMaxEntries = 100000
 	maxAffinityMaxEntries     = 10_000_000
@@ -319,7 +328,7 @@ func validateOIDs(v *validator, path string, oids []string) {
 
 func (a *Affinity) validate(v *validator, path string) {
 	if a.Type == "" {
-		if a.Mode != "" || a.Duration != 0 || a.After != nil || a.MaxEntries != 0 || a.Until != "" || a.MaxWait != 0 {
+		if a.Mode != "" || a.Duration != 0 || a.After != nil || a.MaxEntries != 0 || a.Until != "" || a.MaxWait != 0 || a.LostWriteTimeout != nil {
 			v.add(path+".type", "required to enable affinity (one of %s)", strings.Join(affinityTypes, ", "))
 		}
 		return
@@ -331,7 +340,7 @@ func (a *Affinity) validate(v *validator, path string) {
 		return
 	}
 	v.intRange(path+".max-entries", a.MaxEntries, 1, maxAffinityMaxEntries)
-	if a.Until != "" || a.MaxWait != 0 {
+	if a.Until != "" || a.MaxWait != 0 || a.LostWriteTimeout != nil {
 		a.validateUntil(v, path)
 		return
 	}
@@ -346,7 +355,7 @@ func (a *Affinity) validate(v *validator, path string) {
 func (a *Affinity) validateUntil(v *validator, path string) {
 	switch {
 	case a.Until == "":
-		v.add(path+".until", "max-wait applies only with until: %s", AffinityUntilReplicated)
+		v.add(path+".until", "max-wait and lost-write-timeout apply only with until: %s", AffinityUntilReplicated)
 	default:
 		v.oneOf(path+".until", "affinity end", a.Until, affinityUntils)
 	}
@@ -359,6 +368,17 @@ func (a *Affinity) validateUntil(v *validator, path string) {
 	if a.MaxWait != 0 && (a.MaxWait < minAffinityMaxWait || a.MaxWait > maxAffinityMaxWait) {
 		v.add(path+".max-wait", "must be between %s and %s (got %s)", minAffinityMaxWait, maxAffinityMaxWait, a.MaxWait)
 	}
+	if t := a.LostWriteTimeout; t != nil && (*t < 0 || *t > maxLostWriteTimeout) {
+		v.add(path+".lost-write-timeout", "must be between 0 (refuse until the writer is back) and %s (got %s)", maxLostWriteTimeout, *t)
+	}
+}
+
+// LostWrite is lost-write-timeout, 0 when unset.
+func (a *Affinity) LostWrite() time.Duration {
+	if a.LostWriteTimeout == nil {
+		return 0
+	}
+	return a.LostWriteTimeout.D()
 }
 
 // UntilReplicated reports whether affinity follows writes by replication
@@ -373,7 +393,7 @@ func (a *Affinity) validateConsistent(v *validator, path string) {
 		key string
 		set bool
 	}{{"duration", a.Duration != 0}, {"after", a.After != nil}, {"max-entries", a.MaxEntries != 0},
-		{"until", a.Until != ""}, {"max-wait", a.MaxWait != 0}} {
+		{"until", a.Until != ""}, {"max-wait", a.MaxWait != 0}, {"lost-write-timeout", a.LostWriteTimeout != nil}} {
 		if k.set {
 			v.add(path+"."+k.key, "does not apply in consistent mode, which remembers nothing (remove it)")
 		}
@@ -398,6 +418,10 @@ func (c *Config) setRoutingDefaults() {
 	setDefault(&a.MaxEntries, defaultAffinityMaxEntries)
 	if a.Until != "" {
 		setDefault(&a.MaxWait, defaultAffinityMaxWait)
+		if a.LostWriteTimeout == nil {
+			d := defaultLostWriteTimeout
+			a.LostWriteTimeout = &d
+		}
 		return
 	}
 	setDefault(&a.Duration, defaultAffinityDuration)

@@ -86,9 +86,14 @@ affinity: {type: client-connection}
 		t.Errorf("affinity = %+v", cfg.Affinity)
 	}
 	cfg = mustParse(t, routingBase+"affinity: {type: client-ip, until: replicated}\n")
-	want = Affinity{Type: "client-ip", Mode: "per-proxy", Until: "replicated", MaxWait: Duration(2 * time.Second), MaxEntries: 100000}
-	if !reflect.DeepEqual(cfg.Affinity, want) || !cfg.Affinity.UntilReplicated() {
+	lost := Duration(time.Minute)
+	want = Affinity{Type: "client-ip", Mode: "per-proxy", Until: "replicated", MaxWait: Duration(2 * time.Second), LostWriteTimeout: &lost, MaxEntries: 100000}
+	if !reflect.DeepEqual(cfg.Affinity, want) || !cfg.Affinity.UntilReplicated() || cfg.Affinity.LostWrite() != time.Minute {
 		t.Errorf("until-replicated affinity = %+v", cfg.Affinity)
+	}
+	cfg = mustParse(t, routingBase+"affinity: {type: client-ip, until: replicated, lost-write-timeout: 0s}\n")
+	if got := cfg.Affinity.LostWrite(); got != 0 {
+		t.Errorf("lost-write-timeout: 0s gives %s, want 0 (refuse until the writer is back)", got)
 	}
 	cfg = mustParse(t, routingBase+"affinity: {type: bind-dn, mode: consistent}\n")
 	if want := (Affinity{Type: "bind-dn", Mode: "consistent"}); !reflect.DeepEqual(cfg.Affinity, want) {
@@ -192,14 +197,18 @@ locations:
 			{"affinity.max-wait", 12, "must be between 1ms and 1m0s (got 2m0s)"},
 		}},
 		{"max-wait without until", "affinity: {type: client-ip, max-wait: 1s}\n", []Problem{
-			{"affinity.until", 7, "max-wait applies only with until: replicated"},
+			{"affinity.until", 7, "max-wait and lost-write-timeout apply only with until: replicated"},
+		}},
+		{"lost-write-timeout out of range", "affinity: {type: client-ip, until: replicated, lost-write-timeout: 48h}\n", []Problem{
+			{"affinity.lost-write-timeout", 7, "must be between 0 (refuse until the writer is back) and 24h0m0s (got 48h0m0s)"},
 		}},
 		{"until without type", "affinity: {until: replicated}\n", []Problem{
 			{"affinity.type", 7, "required to enable affinity (one of client-connection, client-ip, bind-dn)"},
 		}},
-		{"consistent until", "affinity: {type: bind-dn, mode: consistent, until: replicated, max-wait: 1s}\n", []Problem{
+		{"consistent until", "affinity: {type: bind-dn, mode: consistent, until: replicated, max-wait: 1s, lost-write-timeout: 1m}\n", []Problem{
 			{"affinity.until", 7, "does not apply in consistent mode, which remembers nothing (remove it)"},
 			{"affinity.max-wait", 7, "does not apply in consistent mode, which remembers nothing (remove it)"},
+			{"affinity.lost-write-timeout", 7, "does not apply in consistent mode, which remembers nothing (remove it)"},
 		}},
 		{"consistent affinity", "affinity:\n  type: client-connection\n  mode: consistent\n  duration: 5s\n  after: [write]\n  max-entries: 10\n", []Problem{
 			{"affinity.type", 8, "consistent mode needs an identity every proxy sees: use bind-dn or client-ip"},

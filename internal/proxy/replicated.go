@@ -137,6 +137,10 @@ const minPositionRound = 10 * time.Millisecond
 // that cannot be used, when no other server has it: the client would not
 // see its own write. It reports whether it did.
 func (p *Proxy) refuseLostWrite(req *Request) bool {
+	if gone := req.Route.Await.GaveUp; gone != "" {
+		p.log.Warn("a client's last write is treated as lost: the server that took it has been unusable for longer than affinity.lost-write-timeout and no other server has it; the client's reads go to the other servers and may not show it",
+			"conn", req.ConnID, "msgid", req.Msg.ID, "writer", gone)
+	}
 	lost := req.Route.Await.Lost
 	if lost == "" {
 		return false

@@ -62,10 +62,13 @@ type Affinity struct {
 	Consistent      bool
 	UntilReplicated bool
 	MaxWait         time.Duration // until replicated: longest wait for fresher positions
-	Duration        time.Duration
-	After           OpSet          // operations that set affinity (per-proxy mode)
-	Table           *AffinityTable // per-proxy mode; survives router reloads
-	TierOf          []int          // location tier by snapshot index (consistent mode)
+	// LostWriteTimeout: until replicated, how long reads are refused while
+	// the writer is unusable and nobody else has the write (0: no end).
+	LostWriteTimeout time.Duration
+	Duration         time.Duration
+	After            OpSet          // operations that set affinity (per-proxy mode)
+	Table            *AffinityTable // per-proxy mode; survives router reloads
+	TierOf           []int          // location tier by snapshot index (consistent mode)
 }
 
 // apply moves the client's affinity server to the front of cands and

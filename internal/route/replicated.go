@@ -1,6 +1,7 @@
 package route
 
 import (
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,10 @@ type PositionWait struct {
 	// Lost names the server that took the client's last write when no
 	// candidate has it (that server is unusable): the read is refused.
 	Lost string
+	// GaveUp names that server when it has been unusable for longer than
+	// lost-write-timeout: the write is forgotten, the read placed as
+	// anyone's, and the proxy logs that the client may not see its write.
+	GaveUp string
 }
 
 // ReplicatedStats count what affinity until replicated did. They survive
@@ -60,6 +65,7 @@ type ReplicatedStats struct {
 	ToWriter   atomic.Int64 // reads sent to the writer: no other candidate had the write
 	Elsewhere  atomic.Int64 // reads of a client that wrote sent to a server other than its writer
 	Refused    atomic.Int64 // reads refused: the writer is unusable and nobody else has the write
+	Lost       atomic.Int64 // writes given up: their writer was unusable past lost-write-timeout
 	Replicated atomic.Int64 // clients freed: every candidate had their write
 }
 
@@ -140,7 +146,39 @@ func (a *Affinity) placeAfterWrite(snap *backend.Snapshot, v *view, cands []int,
 			return cands, false
 		}
 	}
-	return a.keepHaving(snap, cands, has, &w, wait), true
+	if kept := a.keepHaving(snap, cands, has, &w); len(kept) > 0 {
+		return kept, true
+	}
+	return a.noneHas(snap, cands, &w, wait, now, k, dn)
+}
+
+// noneHas places a read of a client whose last write no candidate is known
+// to have, the wait for fresher positions being over. The writer is not a
+// candidate: when it is usable (another route's server), the read goes to
+// the candidates; when it is down, the read is refused (wait.Lost) until
+// the writer has been down for LostWriteTimeout, after which the write is
+// counted as lost to the client (wait.GaveUp) and forgotten.
+func (a *Affinity) noneHas(snap *backend.Snapshot, cands []int, w *Write, wait *PositionWait, now time.Time, k affinityKey, dn []byte) ([]int, bool) {
+	stats := &a.Table.Stats
+	name := "#" + strconv.Itoa(w.Server)
+	var writer *backend.ServerView
+	if w.Server < len(snap.Servers) {
+		writer = &snap.Servers[w.Server]
+		name = writer.Name
+	}
+	switch {
+	case writer != nil && writer.Usable():
+		stats.Elsewhere.Add(1)
+		return cands, false
+	case a.LostWriteTimeout > 0 && writer != nil && now.Sub(writer.Health.Since) >= a.LostWriteTimeout:
+		a.Table.ForgetWrite(k, dn, w.At)
+		stats.Lost.Add(1)
+		wait.GaveUp = name
+		return cands, false
+	}
+	stats.Refused.Add(1)
+	wait.Lost = name
+	return cands[:0], true
 }
 
 // everywhere reports whether every usable server, candidate of this read
@@ -176,8 +214,9 @@ func (a *Affinity) writerHas(w *Write) bool {
 }
 
 // keepHaving leaves in cands, in order, the candidates whose bit is set in
-// has, counting where the read goes; none: the read is refused.
-func (a *Affinity) keepHaving(snap *backend.Snapshot, cands []int, has uint64, w *Write, wait *PositionWait) []int {
+// has, or else the writer when it is a candidate, counting where the read
+// goes; it leaves none when neither is (cands is then unchanged).
+func (a *Affinity) keepHaving(snap *backend.Snapshot, cands []int, has uint64, w *Write) []int {
 	kept, writer := cands[:0], -1
 	for i, s := range cands {
 		if i < 64 && has&(1<<i) != 0 {
@@ -192,11 +231,6 @@ func (a *Affinity) keepHaving(snap *backend.Snapshot, cands []int, has uint64, w
 	stats := &a.Table.Stats
 	switch {
 	case len(kept) == 0:
-		stats.Refused.Add(1)
-		wait.Lost = "#" + itoa(w.Server)
-		if w.Server < len(snap.Servers) {
-			wait.Lost = snap.Servers[w.Server].Name
-		}
 	case kept[0] == w.Server:
 		stats.ToWriter.Add(1)
 	default:
@@ -236,13 +270,6 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-func itoa(n int) string {
-	if n < 10 && n >= 0 {
-		return string(rune('0' + n))
-	}
-	return "many"
 }
 
 // RecordWrite records that server (a snapshot index) applied a successful

@@ -194,16 +194,41 @@ func TestReadYourWritesToWriterAndLost(t *testing.T) {
 	// The writer is down and nobody else has the write: every candidate
 	// is read again until the wait ends, then the read is refused.
 	r2 := replicatedRouter(clk, pos, 1, 2) // s0 is no candidate
+	r2.Affinity.LostWriteTimeout = time.Minute
 	r2.RecordWrite(write, 0, csnAt(clk.t.Add(time.Hour), 3), true, clk.t)
+	down := withState(snap, 0, backend.Unavailable)
+	down.Servers[0].Health.Since = clk.t
 	op := &Operation{Tag: ldapwire.OpSearchRequest, ConnID: 7}
-	got, _ = r2.Candidates(snap, op, nil)
+	got, _ = r2.Candidates(down, op, nil)
 	if op.Await.Servers != 1<<1|1<<2 || op.Await.Budget != time.Second {
-		t.Fatalf("writer gone: wait %+v, candidates %v", op.Await, names(snap, got))
+		t.Fatalf("writer gone: wait %+v, candidates %v", op.Await, names(down, got))
 	}
 	op.Await = PositionWait{Forced: true}
-	got, _ = r2.Candidates(snap, op, nil)
+	got, _ = r2.Candidates(down, op, nil)
 	if len(got) != 0 || op.Await.Lost != "ds0" || r2.Affinity.Table.Stats.Refused.Load() != 1 {
-		t.Fatalf("writer gone, wait over: %v, %+v", names(snap, got), op.Await)
+		t.Fatalf("writer gone, wait over: %v, %+v", names(down, got), op.Await)
+	}
+
+	// Still down when lost-write-timeout has passed since it went down:
+	// the write is given up, the read placed as anyone's, the client freed.
+	clk.advance(time.Minute)
+	*op = Operation{Tag: ldapwire.OpSearchRequest, ConnID: 7, Await: PositionWait{Forced: true}}
+	got, _ = r2.Candidates(down, op, nil)
+	if want := []string{"ds1", "ds2"}; !equalStrings(names(down, got), want) || op.Await.Lost != "" || op.Await.GaveUp != "ds0" {
+		t.Fatalf("writer down past lost-write-timeout: %v, %+v", names(down, got), op.Await)
+	}
+	if r2.Affinity.Table.Stats.Lost.Load() != 1 || r2.Affinity.Table.HasWrite(affinityKey{kind: ByConnection, conn: 7}, nil) {
+		t.Errorf("the lost write is still remembered (lost %d)", r2.Affinity.Table.Stats.Lost.Load())
+	}
+
+	// A writer that is up but no candidate of the read's route does not
+	// refuse it: once the wait is over, the read goes to the candidates.
+	r3 := replicatedRouter(clk, pos, 1, 2)
+	r3.RecordWrite(write, 0, csnAt(clk.t.Add(time.Hour), 3), true, clk.t)
+	op = &Operation{Tag: ldapwire.OpSearchRequest, ConnID: 7, Await: PositionWait{Forced: true}}
+	got, _ = r3.Candidates(snap, op, nil)
+	if want := []string{"ds1", "ds2"}; !equalStrings(names(snap, got), want) || op.Await.Lost != "" {
+		t.Fatalf("writer up but no candidate: %v, %+v", names(snap, got), op.Await)
 	}
 }
 
