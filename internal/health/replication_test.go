@@ -290,37 +290,3 @@ func TestBacklogCheckNoContextCSN(t *testing.T) {
 	}
 }
 
-func TestParse389CSN(t *testing.T) {
-	c, err := Parse389CSN("6b1323b4000300020001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Time.Unix() != 0x6b1323b4 || c.Count != 3 || c.SID != 2 || c.Mod != 1 {
-		t.Errorf("got %+v", c)
-	}
-	for _, bad := range []string{"", "6b1323b400030002000", "6b1323b4000300020001x", "zz1323b4000300020001"} {
-		if _, err := Parse389CSN(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
-func TestParseRUVElement(t *testing.T) {
-	for _, tc := range []struct {
-		v   string
-		sid int
-		ok  bool
-	}{
-		{"{replicageneration} 6b1320dc000000010000", 0, false},
-		{"{replica 1 ldap://127.0.0.1:38901} 6b1320dc000000010000 6b1323b4000300010000", 1, true},
-		{"{replica 2 ldap://127.0.0.1:38902}", 0, false}, // no change made yet
-	} {
-		c, ok, err := parseRUVElement(tc.v)
-		if err != nil || ok != tc.ok || (ok && (c.SID != tc.sid || c.Time.Unix() != 0x6b1323b4)) {
-			t.Errorf("%q: %+v %v %v", tc.v, c, ok, err)
-		}
-	}
-	if _, _, err := parseRUVElement("{replica 1 ldap://x} 6b1320dc000000010000 nothex"); err == nil {
-		t.Error("a malformed max CSN was accepted")
-	}
-}
