@@ -289,4 +289,3 @@ func TestBacklogCheckNoContextCSN(t *testing.T) {
 		t.Errorf("no contextCSN: %+v, want degraded, score 2, saying so", h)
 	}
 }
-
