@@ -78,6 +78,11 @@ func TestDS389ReadYourWrites(t *testing.T) {
 	t.Run("write then read", func(t *testing.T) {
 		res := pairs389(t, a, addr, 8, 400, 0)
 		t.Logf("through ldapmux: %s", res)
+		ok, failed := positionReads(t, a)
+		t.Logf("replica update vectors read to place reads: %v, failed %v", ok, failed)
+		if ok == 0 || failed != 0 {
+			t.Errorf("position reads: %v successful, %v failed; want some, none failed", ok, failed)
+		}
 		if res.stale != 0 || res.failed != 0 {
 			t.Errorf("%d stale reads, %d failed dependent operations; want none (%s)", res.stale, res.failed, strings.Join(res.errors, "; "))
 		}
@@ -104,6 +109,33 @@ func TestDS389ReadYourWrites(t *testing.T) {
 		}
 	})
 	t.Run("replication paused", func(t *testing.T) { replicationPaused389(t, cluster, a, addr) })
+}
+
+// positionReads is the number of replication position reads ldapmux made
+// to place reads, successful and failed.
+func positionReads(t *testing.T, a *app.App) (ok, failed float64) {
+	t.Helper()
+	families, err := a.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "ldapmux_replication_position_reads_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				switch {
+				case l.GetName() != "result":
+				case l.GetValue() == "success":
+					ok = m.GetCounter().GetValue()
+				case l.GetValue() == "failure":
+					failed = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return ok, failed
 }
 
 // prepareRYW389 adds ryw389DN with ryw389ACI on instance 1 and waits until
