@@ -47,9 +47,10 @@ health-checks:
     use-for-all-servers: true
     degraded-age: 60s
     unavailable-age: 120s
-affinity: {type: client-connection, until: replicated, max-wait: 2s, lost-write-timeout: 1m}
-`
+` + untilReplicated389
 }
+
+const untilReplicated389 = "affinity: {type: client-connection, until: replicated, max-wait: 2s, lost-write-timeout: 1m}\n"
 
 // TestDS389ReadYourWrites: two replicated 389 Directory Servers; 389
 // answers the proxy's Post-Read with no CSN, so each write's position is
@@ -109,6 +110,13 @@ func TestDS389ReadYourWrites(t *testing.T) {
 		}
 	})
 	t.Run("replication paused", func(t *testing.T) { replicationPaused389(t, cluster, a, addr) })
+	t.Run("other affinities, for comparison", func(t *testing.T) {
+		for _, aff := range []string{"", "affinity: {type: client-connection, duration: 10s}\n"} {
+			other, otherAddr := startProxyYAML(t, strings.Replace(ds389RYWYAML(cluster), untilReplicated389, aff, 1))
+			eventually(t, 30*time.Second, "both 389 servers ready", func() bool { return all389Ready(other) })
+			t.Logf("through ldapmux, affinity %q: %s", strings.TrimSpace(aff), pairs389(t, other, otherAddr, 8, 400, 0))
+		}
+	})
 }
 
 // positionReads is the number of replication position reads ldapmux made
