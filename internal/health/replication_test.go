@@ -289,3 +289,22 @@ func TestBacklogCheckNoContextCSN(t *testing.T) {
 		t.Errorf("no contextCSN: %+v, want degraded, score 2, saying so", h)
 	}
 }
+
+// TestBacklogReportsPositionAsOfReadStart: the position a check reads is
+// reported as of when the read began; reported as of when it ended, it
+// would pass for a position read after a write the server took while the
+// read was under way (read-your-writes would take it for one that has it).
+func TestBacklogReportsPositionAsOfReadStart(t *testing.T) {
+	view := NewReplicationView(1)
+	var at []time.Time
+	view.Observe(func(_ int, _ []CSN, when time.Time) { at = append(at, when) })
+	r := newRig(t, []Check{NewReplicationBacklog("b", BacklogConfig{BaseDN: "dc=example,dc=com", Age: Levels{DegradedAbove: 60}}, view, 0)})
+	dir := &csnDirectory{}
+	dir.set(formatCSN(r.clock.Now(), 1))
+	r.dirs[0].set(time.Second, dir.answer) // each search takes a second
+	began := r.clock.Now()
+	r.check(t, 0)
+	if len(at) != 1 || !at[0].Equal(began) {
+		t.Errorf("reported as of %v, want %v (when the read began; it ended at %v)", at, began, r.clock.Now())
+	}
+}
