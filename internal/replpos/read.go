@@ -93,7 +93,7 @@ func equalityFilter(attr, value string) []byte {
 	var b []byte
 	b = ldapwire.AppendElement(b, 0x04, []byte(attr))
 	b = ldapwire.AppendElement(b, 0x04, []byte(value))
-	return ldapwire.AppendElement(nil, 0xa3, b)
+	return ldapwire.AppendElement(nil, ldapwire.FilterEqual, b)
 }
 
 // andFilter is the filter (&f...), encoded.
@@ -102,7 +102,7 @@ func andFilter(fs ...[]byte) []byte {
 	for _, f := range fs {
 		b = append(b, f...)
 	}
-	return ldapwire.AppendElement(nil, 0xa0, b)
+	return ldapwire.AppendElement(nil, ldapwire.FilterAnd, b)
 }
 
 // appendSearch appends a search of base for attr with scope and filter

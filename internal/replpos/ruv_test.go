@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
 )
 
 func TestParse389CSN(t *testing.T) {
@@ -88,5 +90,34 @@ func TestParseRUV(t *testing.T) {
 		if _, err := ParseRUV([]string{bad}); err == nil || errors.Is(err, ErrNoRUV) {
 			t.Errorf("%q: %v, want an error naming it", bad, err)
 		}
+	}
+}
+
+// TestRUVSearchEncoding: the search for a suffix's replica entry decodes
+// as (&(objectClass=nsds5replica)(nsds5replicaRoot=suffix)) below the
+// mapping tree, asking for nsds50ruv only.
+func TestRUVSearchEncoding(t *testing.T) {
+	filter := andFilter(equalityFilter("objectClass", "nsds5replica"), equalityFilter("nsds5replicaRoot", "dc=example,dc=test"))
+	msg, err := ldapwire.Parse(appendSearch(nil, 7, ReplicaConfigBase, ldapwire.ScopeSub, filter, "nsds50ruv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := ldapwire.ParseSearch(msg.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := req.Filter
+	switch {
+	case msg.ID != 7 || msg.OpTag != ldapwire.OpSearchRequest:
+		t.Errorf("message %d, op %#x", msg.ID, msg.OpTag)
+	case string(req.BaseDN) != ReplicaConfigBase || req.Scope != ldapwire.ScopeSub || req.TypesOnly:
+		t.Errorf("base %q scope %d typesOnly %v", req.BaseDN, req.Scope, req.TypesOnly)
+	case len(req.Attributes) != 1 || string(req.Attributes[0]) != "nsds50ruv":
+		t.Errorf("attributes %q", req.Attributes)
+	case f.Kind != ldapwire.FilterAnd || len(f.Children) != 2:
+		t.Errorf("filter %+v", f)
+	case f.Children[0].Kind != ldapwire.FilterEqual || string(f.Children[0].Attr) != "objectClass" || string(f.Children[0].Value) != "nsds5replica",
+		f.Children[1].Kind != ldapwire.FilterEqual || string(f.Children[1].Attr) != "nsds5replicaRoot" || string(f.Children[1].Value) != "dc=example,dc=test":
+		t.Errorf("filter terms %+v", f.Children)
 	}
 }
