@@ -12,7 +12,7 @@ import (
 	"github.com/ldapmux/ldapmux/internal/route"
 )
 
-// positionReadTimeout bounds one read of a server's contextCSN made for
+// positionReadTimeout bounds one read of a server's position made for
 // affinity until replicated (a read waits at most max-wait anyway).
 const positionReadTimeout = 2 * time.Second
 
@@ -26,9 +26,10 @@ func (a *App) positions() *replpos.Tracker {
 	return a.positionTracker
 }
 
-// readPosition reads the contextCSN of the server in snapshot slot
-// server, in the entry its replication-backlog check reads (base-dn), or
-// its first naming context.
+// readPosition reads the replication position of the server in snapshot
+// slot server (contextCSN, or the replica update vector of a 389
+// Directory Server), of the suffix its replication-backlog check reads
+// (base-dn), or its first naming context.
 func (a *App) readPosition(ctx context.Context, server int) (replpos.Vector, error) {
 	snap := a.registry.Snapshot()
 	if server >= len(snap.Servers) {
@@ -37,11 +38,11 @@ func (a *App) readPosition(ctx context.Context, server int) (replpos.Vector, err
 	srv := snap.Servers[server].Server
 	base, _ := a.positionBases.Load(srv.Name)
 	b, _ := base.(string)
-	return replpos.ReadContextCSN(ctx, srv, b)
+	return replpos.ReadPosition(ctx, srv, b)
 }
 
 // notePositionBases remembers, per server, the base DN its replication
-// backlog check reads contextCSN from.
+// backlog check reads its position from.
 func (a *App) notePositionBases(cfg *config.Config) {
 	for i, s := range cfg.Servers {
 		for _, name := range cfg.ChecksOf(i) {
@@ -96,9 +97,9 @@ var (
 	rywFreed = prometheus.NewDesc("ldapmux_read_your_writes_clients_freed_total",
 		"Clients whose writes every candidate server had applied, freed to use any server.", nil, nil)
 	rywPositionAge = prometheus.NewDesc("ldapmux_replication_position_age_seconds",
-		"Age of the newest replication position (contextCSN) known of each server.", []string{"server"}, nil)
+		"Age of the newest replication position (contextCSN, or replica update vector on 389 Directory Server) known of each server.", []string{"server"}, nil)
 	rywPositionReads = prometheus.NewDesc("ldapmux_replication_position_reads_total",
-		"Reads of a server's contextCSN made to place reads after writes, by result.", []string{"result"}, nil)
+		"Reads of a server's replication position made to place reads after writes, by result.", []string{"result"}, nil)
 )
 
 // Describe implements prometheus.Collector.

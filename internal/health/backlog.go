@@ -99,12 +99,13 @@ func (b *ReplicationBacklog) Run(ctx context.Context, t *Target) Result {
 
 // runCSN compares the server's contextCSN with the other servers'.
 func (b *ReplicationBacklog) runCSN(ctx context.Context, t *Target) Result {
+	began := t.Now() // the position is at least as new as this
 	csns, err := b.readCSNs(ctx, t)
 	if err != nil {
 		b.view.Lost(b.server)
 		return b.failed(err)
 	}
-	b.view.Report(b.server, csns, t.Now())
+	b.view.Report(b.server, csns, began)
 	b.view.WaitFirstRound(ctx)
 	lag := b.view.Backlog(b.server, t.Now())
 	r := b.age.observe(lag.Age.Seconds())
