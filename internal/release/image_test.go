@@ -166,54 +166,28 @@ func checkImageRuns(t *testing.T, rootfs string) {
 // bind port 389 as a container's network namespace does.
 func checkImageServes(t *testing.T, rootfs string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var (
+		cmd  *exec.Cmd
+		done chan error
+		out  *strings.Builder
+	)
+	// The admin port is picked free, then bound by the proxy: another
+	// process may take it in between, so a start that finds it taken is
+	// tried again on another port.
+	for attempt := 1; ; attempt++ {
+		var taken bool
+		cmd, done, out, taken = serveInImage(t, rootfs)
+		if !taken {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("ldapmux serve in the image found its admin port taken 5 times\n%s", out.String())
+		}
 	}
-	admin := l.Addr().String()
-	l.Close()
-	cfg := fmt.Sprintf("listen: [{address: \"127.0.0.1:0\"}]\nservers: [{name: ds, address: \"127.0.0.1:1\"}]\n"+
-		"service-account: {bind-dn: \"cn=ldapmux\", password-env: LDAPMUX_SERVICE_PASSWORD}\nadmin: {address: %q}\n", admin)
-	if err := os.WriteFile(filepath.Join(rootfs, "tmp/serve.yaml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("/usr/bin/ldapmux", "serve", "-config", "/tmp/serve.yaml")
-	cmd.Env = []string{"LDAPMUX_SERVICE_PASSWORD=secret"}
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: rootfs, Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	defer func() {
 		cmd.Process.Kill()
 		<-done
 	}()
-
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := client.Get("http://" + admin + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("/healthz: %s", resp.Status)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ldapmux serve in the image did not answer /healthz within 15s: %v\n%s", err, out.String())
-		}
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("ldapmux serve in the image exited: %v\n%s", err, out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -225,5 +199,62 @@ func checkImageServes(t *testing.T, rootfs string) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Errorf("ldapmux serve did not stop within 20s of SIGTERM\n%s", out.String())
+	}
+}
+
+// serveInImage starts `ldapmux serve` in the image's file system as user
+// 65532 and waits until it answers /healthz. It reports taken, with the
+// process ended, when the admin port it picked was taken meanwhile.
+func serveInImage(t *testing.T, rootfs string) (cmd *exec.Cmd, done chan error, out *strings.Builder, taken bool) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := l.Addr().String()
+	l.Close()
+	cfg := fmt.Sprintf("listen: [{address: \"127.0.0.1:0\"}]\nservers: [{name: ds, address: \"127.0.0.1:1\"}]\n"+
+		"service-account: {bind-dn: \"cn=ldapmux\", password-env: LDAPMUX_SERVICE_PASSWORD}\nadmin: {address: %q}\n", admin)
+	if err := os.WriteFile(filepath.Join(rootfs, "tmp/serve.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command("/usr/bin/ldapmux", "serve", "-config", "/tmp/serve.yaml")
+	cmd.Env = []string{"LDAPMUX_SERVICE_PASSWORD=secret"}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: rootfs, Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
+	out = new(strings.Builder)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done = make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get("http://" + admin + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("/healthz: %s", resp.Status)
+			}
+			return cmd, done, out, false
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("ldapmux serve in the image did not answer /healthz within 15s: %v\n%s", err, out.String())
+		}
+		select {
+		case err := <-done:
+			if strings.Contains(out.String(), "address already in use") {
+				return cmd, done, out, true
+			}
+			t.Fatalf("ldapmux serve in the image exited: %v\n%s", err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
