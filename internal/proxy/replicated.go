@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ldapmux/ldapmux/internal/backend"
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
 	"github.com/ldapmux/ldapmux/internal/replpos"
 	"github.com/ldapmux/ldapmux/internal/route"
@@ -44,13 +45,22 @@ func (c *call) extraControls() []byte {
 	if c.req.Msg.OpTag != ldapwire.OpBindRequest && (c.lease == nil || !c.lease.direct) {
 		ident = c.req.Identity.control
 	}
-	if !c.req.postRead {
+	if !c.req.postRead || !answersCSN(c.srv.Capabilities()) {
 		return ident
 	}
 	if ident == nil {
 		return postReadCSN
 	}
 	return c.req.Identity.withPostRead()
+}
+
+// answersCSN reports whether a server of caps (nil: not detected yet) may
+// answer the Post-Read control with an entryCSN: 389 Directory Server
+// answers it with no attributes and Active Directory does not implement it,
+// so their writes are resolved by the writer's position read after the
+// write, without costing them an entry read per write.
+func answersCSN(caps *backend.Capabilities) bool {
+	return caps == nil || (caps.Type != backend.Type389DS && caps.Type != backend.TypeAD)
 }
 
 // withPostRead is the identity's control followed by the Post-Read

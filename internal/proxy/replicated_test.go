@@ -94,3 +94,23 @@ func TestWritesRecordedWithTheirCSN(t *testing.T) {
 		t.Errorf("the write was recorded as %v, want %v", pos.asked, csn)
 	}
 }
+
+// TestPostReadOnlyWhereItAnswers: the proxy's Post-Read is not sent to
+// servers known to answer it without an entryCSN (389 Directory Server) or
+// not at all (Active Directory); their writes are resolved by position.
+func TestPostReadOnlyWhereItAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		caps *backend.Capabilities
+		want bool
+	}{
+		{nil, true},
+		{&backend.Capabilities{Type: backend.TypeOpenLDAP}, true},
+		{&backend.Capabilities{Type: backend.TypeGeneric}, true},
+		{&backend.Capabilities{Type: backend.Type389DS}, false},
+		{&backend.Capabilities{Type: backend.TypeAD}, false},
+	} {
+		if got := answersCSN(tc.caps); got != tc.want {
+			t.Errorf("answersCSN(%+v) = %v, want %v", tc.caps, got, tc.want)
+		}
+	}
+}
