@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapmux/ldapmux/internal/slapdrun"
 )
 
 // Paths of the 389 Directory Server installation (Debian 12 layout).
@@ -153,7 +155,7 @@ func checkTraversable(dir string) error {
 
 // setup creates, starts and seeds the instances, then sets up replication.
 func (c *DS389Cluster) setup(ctx context.Context, n int, cred *syscall.Credential) error {
-	ports, err := freePorts(2 * n)
+	ports, err := slapdrun.FreePorts(2 * n)
 	if err != nil {
 		return err
 	}

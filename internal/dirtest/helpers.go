@@ -108,21 +108,6 @@ func redact(args []string) []string {
 	return out
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1 (held open
-// until all are picked, so they differ).
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("dirtest: pick a free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 // readTail returns the last n lines of file from offset on, indented.
 func readTail(file string, offset int64, n int) string {
 	f, err := os.Open(file)

@@ -33,21 +33,7 @@ var ryw389ACI = `(targetattr="*")(version 3.0; acl "writer manages ryw"; allow (
 // positions; a paused agreement must not make ds2 unusable) and affinity
 // until replicated.
 func ds389RYWYAML(c *dirtest.DS389Cluster) string {
-	return ds389YAML(c, dirtest.ServiceDN, dirtest.ServicePassword, false) + `algorithms:
-  writes: {type: failover, servers: [ds1, ds2]}
-  reads:  {type: fewest-operations, servers: [ds1, ds2]}
-routes:
-  - match: {operations: [write]}
-    algorithm: writes
-  - algorithm: reads
-health-check-frequency: 250ms
-health-checks:
-  backlog:
-    type: replication-backlog
-    use-for-all-servers: true
-    degraded-age: 60s
-    unavailable-age: 120s
-` + untilReplicated389
+	return ds389YAML(c, dirtest.ServiceDN, dirtest.ServicePassword, false) + rywRouting(2, untilReplicated389)
 }
 
 const untilReplicated389 = "affinity: {type: client-connection, until: replicated, max-wait: 2s, lost-write-timeout: 1m}\n"

@@ -25,11 +25,16 @@ const rywDelay = 300 * time.Millisecond
 // rywRouting: writes by failover (so ds1 takes every write), reads by
 // fewest-operations, a lax backlog check that feeds the replication
 // positions (a 300 ms delay must not make a server degraded), and the
-// affinity under test.
-func rywRouting(affinity string) string {
+// affinity under test, over servers ds1 .. dsN.
+func rywRouting(n int, affinity string) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("ds%d", i+1)
+	}
+	servers := strings.Join(names, ", ")
 	return `algorithms:
-  writes: {type: failover, servers: [ds1, ds2, ds3]}
-  reads:  {type: fewest-operations, servers: [ds1, ds2, ds3]}
+  writes: {type: failover, servers: [` + servers + `]}
+  reads:  {type: fewest-operations, servers: [` + servers + `]}
 routes:
   - match: {operations: [write]}
     algorithm: writes
@@ -52,7 +57,7 @@ const untilReplicated = "affinity: {type: client-connection, until: replicated, 
 // keeps only the writing client on the writer.
 func TestReadYourWrites(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 3, Users: 5, ReplicationDelay: rywDelay})
-	a, addr := startProxy(t, cluster, rywRouting(untilReplicated))
+	a, addr := startProxy(t, cluster, rywRouting(3, untilReplicated))
 
 	t.Run("1000 write-then-read pairs", func(t *testing.T) {
 		res := runPairs(t, a, addr, pairLoad{clients: 16, pairs: 1000, prefix: "imm"})
@@ -466,10 +471,10 @@ func TestReadYourWritesMeasure(t *testing.T) {
 		{"until replicated, reads through a second proxy", untilReplicated, true},
 	} {
 		t.Run(m.name, func(t *testing.T) {
-			a, addr := startProxy(t, cluster, rywRouting(m.affinity))
+			a, addr := startProxy(t, cluster, rywRouting(3, m.affinity))
 			load := pairLoad{clients: 16, pairs: 1000, prefix: fmt.Sprintf("m%d", len(rows)), think: think}
 			if m.twoProxies {
-				load.reader, load.readAddr = startProxy(t, cluster, rywRouting(m.affinity))
+				load.reader, load.readAddr = startProxy(t, cluster, rywRouting(3, m.affinity))
 			}
 			res := runPairs(t, a, addr, load)
 			if base == 0 {

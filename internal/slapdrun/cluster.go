@@ -124,8 +124,8 @@ func (c *Cluster) assignPorts() error {
 	return c.assignTLS()
 }
 
-// pickPorts is freePorts; tests replace it to provoke port conflicts.
-var pickPorts = freePorts
+// pickPorts is FreePorts; tests replace it to provoke port conflicts.
+var pickPorts = FreePorts
 
 // writeConfigs writes and validates every replica's slapd.conf (they all
 // depend on every port).

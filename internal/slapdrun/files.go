@@ -49,11 +49,11 @@ func containsAddrInUse(log string) bool {
 // dialer returns a TCP dialer with the given connect timeout.
 func dialer(timeout time.Duration) *net.Dialer { return &net.Dialer{Timeout: timeout} }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1. All listeners
+// FreePorts returns n distinct free TCP ports on 127.0.0.1. All listeners
 // are held open until every port is picked so the ports are distinct; the
-// ports can still be taken by someone else before slapd binds them, which
-// Start handles by retrying.
-func freePorts(n int) ([]int, error) {
+// ports can still be taken by someone else before a server binds them,
+// which its starter must handle (Start retries).
+func FreePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -537,7 +537,7 @@ func TestSingleReplica(t *testing.T) {
 
 // TestFixedDirAndPorts checks Options.Dir (kept by Close) and Options.Ports.
 func TestFixedDirAndPorts(t *testing.T) {
-	ports, err := freePorts(2)
+	ports, err := FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,13 +583,13 @@ func TestPortConflictRetry(t *testing.T) {
 	calls := 0
 	pickPorts = func(n int) ([]int, error) {
 		calls++
-		ports, err := freePorts(n)
+		ports, err := FreePorts(n)
 		if calls == 1 {
 			ports[0] = busyPort
 		}
 		return ports, err
 	}
-	defer func() { pickPorts = freePorts }()
+	defer func() { pickPorts = FreePorts }()
 	c, err := Start(ctxFor(t), Options{Replicas: 2, Users: 1})
 	if err != nil {
 		t.Fatal(err)
