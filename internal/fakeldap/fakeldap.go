@@ -99,26 +99,17 @@ func (s *Server) accept() {
 func (s *Server) serve(nc net.Conn) {
 	defer s.wg.Done()
 	defer s.forget(nc)
-	r := ldapwire.NewReader(nc, 0)
 	var out []byte
-	for {
-		frame, err := r.Next()
-		if err != nil {
-			return
-		}
-		msg, err := ldapwire.Parse(frame)
-		if err != nil || msg.OpTag == ldapwire.OpUnbindRequest {
-			return
-		}
+	ServeRequests(nc, func(msg ldapwire.Message) {
 		out = s.answer(out[:0], msg)
 		if len(out) == 0 {
-			continue
+			return
 		}
 		s.ops.Add(1)
 		if _, err := nc.Write(out); err != nil {
-			return
+			nc.Close() // ends the read loop
 		}
-	}
+	}, nil)
 }
 
 func (s *Server) forget(nc net.Conn) {

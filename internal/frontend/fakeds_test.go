@@ -13,6 +13,7 @@ import (
 
 	"github.com/ldapmux/ldapmux/internal/backend"
 	"github.com/ldapmux/ldapmux/internal/balancer"
+	"github.com/ldapmux/ldapmux/internal/fakeldap"
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
 	"github.com/ldapmux/ldapmux/internal/proxy"
 	"github.com/ldapmux/ldapmux/internal/route"
@@ -229,20 +230,11 @@ func (ds *fakeDS) serve(c *fakeConn) {
 		ds.notifyLocked()
 		ds.mu.Unlock()
 	}()
-	r := ldapwire.NewReader(c.nc, 0)
-	for {
-		frame, err := r.Next()
-		if err != nil {
-			return
-		}
-		msg, err := ldapwire.Parse(frame)
-		if err != nil || msg.OpTag == ldapwire.OpUnbindRequest {
-			return
-		}
+	fakeldap.ServeRequests(c.nc, func(msg ldapwire.Message) {
 		if out := ds.answer(c, msg); len(out) > 0 {
 			c.write(out)
 		}
-	}
+	}, nil)
 }
 
 func (c *fakeConn) write(b []byte) {
