@@ -112,17 +112,35 @@ func TestUnknownCommand(t *testing.T) {
 // and exit status 0.
 func TestServeDrainsOnSIGTERM(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 2})
-	port := freePort(t)
-	path := writeFile(t, "listen:\n  - address: 127.0.0.1:"+port+"\nservers:\n  - name: ds1\n    address: "+cluster.Replicas[0].Addr+
-		"\nservice-account:\n  bind-dn: "+slapdtest.ServiceDN+"\n  password-env: SVC_PW\nshutdown-grace-period: 5s\n")
+	pidFile := filepath.Join(t.TempDir(), "ldapmux.pid")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "serve", "-config", path)
-	cmd.Env = append(os.Environ(), "LDAPMUX_RUN_MAIN=1", "SVC_PW="+slapdtest.ServicePassword)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	// A port picked free may be taken before serve binds it: a start that
+	// did not bind it (no pid file of its own) is tried on another port.
+	var (
+		cmd    *exec.Cmd
+		exited chan error
+		logs   *syncBuffer
+		port   string
+	)
+	for attempt := 1; ; attempt++ {
+		port = freePort(t)
+		path := writeFile(t, "listen:\n  - address: 127.0.0.1:"+port+"\nservers:\n  - name: ds1\n    address: "+cluster.Replicas[0].Addr+
+			"\nservice-account:\n  bind-dn: "+slapdtest.ServiceDN+"\n  password-env: SVC_PW\nshutdown-grace-period: 5s\n")
+		cmd = exec.CommandContext(ctx, os.Args[0], "serve", "-config", path, "-pid-file", pidFile)
+		cmd.Env = append(os.Environ(), "LDAPMUX_RUN_MAIN=1", "SVC_PW="+slapdtest.ServicePassword)
+		logs = &syncBuffer{}
+		cmd.Stderr = logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var ok bool
+		if ok, exited = listening(t, cmd, pidFile, logs); ok {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("ldapmux serve could not bind its port 5 times\n%s", logs.String())
+		}
 	}
 	nc := dialUntilUp(t, "127.0.0.1:"+port)
 	defer nc.Close()
@@ -148,7 +166,7 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	if res, _ := ldapwire.ParseResult(msg.Body); msg.ID != 0 || res.Code != ldapwire.Unavailable {
 		t.Fatalf("want an unavailable notice, got id %d code %d", msg.ID, res.Code)
 	}
-	if err := cmd.Wait(); err != nil {
+	if err := <-exited; err != nil {
 		t.Fatalf("exit: %v\n%s", err, logs.String())
 	}
 	if strings.Contains(logs.String(), slapdtest.ServicePassword) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,6 +74,31 @@ func waitFor(t *testing.T, what string, logs *syncBuffer, cond func() bool) {
 	}
 }
 
+// listening waits until the serve process cmd, started, has written its
+// own PID to pidFile (it is listening) and reports true, or until it
+// exited and reports false. exited receives cmd.Wait's result.
+func listening(t *testing.T, cmd *exec.Cmd, pidFile string, logs *syncBuffer) (ok bool, exited chan error) {
+	t.Helper()
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	want := strconv.Itoa(cmd.Process.Pid)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if b, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(b)) == want {
+			return true, exited
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			return false, exited
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ldapmux serve wrote no pid file within 30s\n%s", logs.String())
+		}
+	}
+}
+
 func servers(st *status.Status) string {
 	if st == nil {
 		return ""
@@ -92,27 +118,42 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 2})
 	dir := t.TempDir()
 	path, pidFile := filepath.Join(dir, "ldapmux.yaml"), filepath.Join(dir, "ldapmux.pid")
-	ldapPort, adminPort := freePort(t), freePort(t)
-	adminAddr := "127.0.0.1:" + adminPort
 	write := func(text string) {
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(serveConfig(cluster, ldapPort, adminPort, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "serve", "-config", path, "-pid-file", pidFile)
-	cmd.Env = append(os.Environ(), "LDAPMUX_RUN_MAIN=1", "SVC_PW="+slapdtest.ServicePassword)
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	// The ports are picked free, then bound by the process: another may
+	// take them in between, so a start that did not bind them (no pid file
+	// of its own: serve writes it once listening) is tried on other ports.
+	var (
+		cmd                 *exec.Cmd
+		exited              chan error
+		logs                *syncBuffer
+		ldapPort, adminPort string
+	)
+	for attempt := 1; ; attempt++ {
+		ldapPort, adminPort = freePort(t), freePort(t)
+		write(serveConfig(cluster, ldapPort, adminPort, 1))
+		cmd = exec.CommandContext(ctx, os.Args[0], "serve", "-config", path, "-pid-file", pidFile)
+		cmd.Env = append(os.Environ(), "LDAPMUX_RUN_MAIN=1", "SVC_PW="+slapdtest.ServicePassword)
+		logs = &syncBuffer{}
+		cmd.Stderr = logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var ok bool
+		if ok, exited = listening(t, cmd, pidFile, logs); ok {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("ldapmux serve could not bind its ports 5 times\n%s", logs.String())
+		}
 	}
+	adminAddr := "127.0.0.1:" + adminPort
 	waitFor(t, "ds1 available", logs, func() bool { return servers(adminStatus(adminAddr)) == "ds1=available" })
-	if _, err := os.Stat(pidFile); err != nil {
-		t.Fatalf("no pid file: %v", err)
-	}
 
 	write(serveConfig(cluster, ldapPort, adminPort, 1, 2) + "log:\n  level: debug\n")
 	var stdout, stderr bytes.Buffer
@@ -142,7 +183,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
+	if err := <-exited; err != nil {
 		t.Fatalf("exit: %v\n%s", err, logs.String())
 	}
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
