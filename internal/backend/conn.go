@@ -125,6 +125,8 @@ type Conn struct {
 	lastUsed atomic.Int64 // unix nanoseconds
 	draining atomic.Bool
 	done     chan struct{}
+	events   *eventReader // set when an event loop reads the connection
+	rawOut   *rawWriter   // non-blocking writes on plain TCP; nil under TLS
 }
 
 // Dial opens a connection and, when bindDN is not empty, binds it with a
@@ -143,7 +145,11 @@ func Dial(ctx context.Context, s *Server, kind Kind, bindDN, password string, ti
 	c := &Conn{server: s, kind: kind, nc: nc, born: time.Now(),
 		pending: make(map[int32]pendingOp), done: make(chan struct{})}
 	c.lastUsed.Store(time.Now().UnixNano())
-	reader := ldapwire.NewReader(nc, maxPDU)
+	stream := newConnStream(nc)
+	if stream.rc != nil {
+		c.rawOut = newRawWriter(stream.rc)
+	}
+	reader := ldapwire.NewReader(stream, maxPDU)
 	if bindDN != "" {
 		deadline, _ := ctx.Deadline()
 		if err := c.serviceBind(reader, bindDN, password, deadline); err != nil {
@@ -155,7 +161,7 @@ func Dial(ctx context.Context, s *Server, kind Kind, bindDN, password string, ti
 			return nil, fmt.Errorf("backend %s: %w", s.Name, err)
 		}
 	}
-	go c.readLoop(reader)
+	c.startReading(reader, stream)
 	sweep.add(c)
 	return c, nil
 }
@@ -285,8 +291,10 @@ func (c *Conn) take(id int32) (pendingOp, bool) {
 
 // write encodes a request and writes it. A sender that finds a write in
 // progress leaves its request queued for that sender, which writes until the
-// queue is empty: requests sent at the same time share a system call. A
-// failed write closes the connection.
+// queue is empty: requests sent at the same time share a system call. On
+// plain TCP a sender never waits for the socket: what it does not take at
+// once is written by a goroutine, the senders behind queueing as before.
+// A failed write closes the connection.
 func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
 	c.wmu.Lock()
 	c.queued = encode(c.queued, id)
@@ -295,28 +303,77 @@ func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
 		return nil
 	}
 	c.writing = true
-	var err error
 	own := true // the first batch holds this sender's request
 	for len(c.queued) > 0 {
-		buf := c.queued
-		c.queued, c.spare = c.spare[:0], nil
-		c.armWriteDeadline()
+		buf := c.takeQueued()
 		c.wmu.Unlock()
-		_, err = c.nc.Write(buf)
-		c.wmu.Lock()
-		if cap(buf) <= 64<<10 {
-			c.spare = buf[:0]
+		n, err := c.writeNow(buf)
+		if err == nil && n < len(buf) {
+			go c.writeRest(buf, n) // still writing: it clears the flag
+			return nil
 		}
+		c.wmu.Lock()
+		c.recycle(buf)
 		if err != nil {
-			break
+			c.writing = false
+			c.wmu.Unlock()
+			return c.writeFailed(id, own, err)
 		}
 		own = false
 	}
 	c.writing = false
 	c.wmu.Unlock()
-	if err == nil {
-		return nil
+	return nil
+}
+
+// takeQueued swaps the queue for the spare buffer and arms the write
+// deadline for writing it. Caller must hold wmu.
+func (c *Conn) takeQueued() []byte {
+	buf := c.queued
+	c.queued, c.spare = c.spare[:0], nil
+	c.armWriteDeadline()
+	return buf
+}
+
+// recycle keeps buf, written, as the spare. Caller must hold wmu.
+func (c *Conn) recycle(buf []byte) {
+	if cap(buf) <= 64<<10 {
+		c.spare = buf[:0]
 	}
+}
+
+// writeNow writes what the socket takes without waiting on plain TCP (n
+// may be short), all of buf under TLS.
+func (c *Conn) writeNow(buf []byte) (int, error) {
+	if c.rawOut == nil {
+		return c.nc.Write(buf)
+	}
+	return c.rawOut.tryWrite(buf)
+}
+
+// writeRest writes, waiting for the socket, what it did not take at once,
+// then whatever was queued meanwhile.
+func (c *Conn) writeRest(buf []byte, n int) {
+	_, err := c.nc.Write(buf[n:])
+	c.wmu.Lock()
+	c.recycle(buf)
+	for err == nil && len(c.queued) > 0 {
+		next := c.takeQueued()
+		c.wmu.Unlock()
+		_, err = c.nc.Write(next)
+		c.wmu.Lock()
+		c.recycle(next)
+	}
+	c.writing = false
+	c.wmu.Unlock()
+	if err != nil { // every request written or queued is pending: Close tells them
+		c.Close(fmt.Errorf("backend %s: write: %w", c.server.Name, err))
+	}
+}
+
+// writeFailed closes the connection after a failed write and tells the
+// sender whether its own request is its to report.
+func (c *Conn) writeFailed(id int32, own bool, err error) error {
 	// Requests queued behind are lost with the connection: closing it tells
 	// their handlers. This sender's own request is its caller's to handle,
 	// unless it was written before the failure or the connection was closed
@@ -508,6 +565,9 @@ func (c *Conn) Close(cause error) {
 	c.timed = 0
 	c.mu.Unlock()
 	c.nc.Close()
+	if c.events != nil {
+		c.events.unregister()
+	}
 	close(c.done)
 	sweep.remove(c)
 	for range lost {

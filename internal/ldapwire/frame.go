@@ -79,6 +79,52 @@ func (fr *Reader) Ready() bool {
 	return ok && total <= len(b)
 }
 
+// Fill reads the stream once, into what the read buffer has free, for a
+// caller that knows from a readiness event that the stream has bytes: the
+// following Next calls return the messages made whole, without reading,
+// as long as Ready says so. It returns the read's error, which for a
+// non-blocking stream may say that nothing was there; the frames already
+// buffered stay. A full buffer is not read.
+func (fr *Reader) Fill() error {
+	fr.release()
+	n := fr.r.Buffered()
+	if n >= fr.r.Size() {
+		return nil
+	}
+	_, err := fr.r.Peek(n + 1)
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return nil
+	}
+	return err
+}
+
+// Incomplete reports whether a next message has begun in the buffer
+// without being whole, and whether it can become whole there: fits is
+// false when it is larger than the read buffer, or its header is not
+// valid (Next then reports why). Only Next can read such a message.
+func (fr *Reader) Incomplete() (partial, fits bool) {
+	left := fr.Buffered()
+	if left == 0 {
+		return false, true
+	}
+	b, _ := fr.r.Peek(fr.r.Buffered()) // buffered: no read
+	b = b[fr.lent:]
+	if b[0] != tagSequence {
+		return true, false
+	}
+	length, used, err := parseLength(b[1:])
+	switch {
+	case err != nil:
+		return true, false
+	case used == 0: // length octets still to come
+		return true, true
+	case length > fr.max:
+		return true, false
+	}
+	total := 1 + used + length
+	return total > len(b), total <= fr.r.Size()
+}
+
 // Partial reports, while Next reads the stream, whether that read is for
 // the rest of a message already begun (not the wait for a next one): the
 // caller of Next may bound it more tightly.

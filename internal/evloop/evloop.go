@@ -1,0 +1,255 @@
+// Package evloop waits for many sockets at once on a few goroutines: an
+// epoll instance of its own per loop, itself waited for through Go's
+// netpoller, calls a handler for each socket that has something to read.
+//
+// Why not one goroutine blocked in Read per socket, as net does: that costs,
+// per request, a read that ends in EAGAIN before the goroutine parks, and a
+// netpoller wake-up of that goroutine (often of an OS thread too). A loop
+// reads a socket once per readiness event (level-triggered: what is left is
+// reported again) and handles the events of many sockets per wake-up. The
+// sockets stay ordinary net.Conns (deadlines, Close, TLS on other paths);
+// only the waiting moves here. Hand-written rather than taken from an event
+// loop library because those own the sockets and their accept loop, which
+// would mean giving up net.Conn for TLS, the PROXY protocol and blocking
+// fallbacks.
+package evloop
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"syscall"
+)
+
+// Handler is told that its socket is readable (or hung up, or in error).
+// Readable runs on the loop's goroutine and must not block: every socket of
+// the loop waits while it runs. A socket may be reported once more after it
+// was removed or closed; Readable must then find nothing to do.
+type Handler interface{ Readable() }
+
+// ErrClosed is returned when the loop was closed.
+var ErrClosed = errors.New("evloop: loop closed")
+
+// Loop is one epoll instance and the goroutine that serves it.
+type Loop struct {
+	ep     *poller
+	events []event // loop goroutine only
+
+	mu       sync.Mutex // mu guards the fields below
+	handlers map[uint64]Handler
+	nextTok  uint64
+	posted   []func()
+	closed   bool
+
+	running []Handler // loop goroutine only: the handlers of one batch
+	funcs   []func()  // loop goroutine only: posted functions being run
+	done    chan struct{}
+}
+
+// Registration is a socket added to a loop.
+type Registration struct {
+	loop *Loop
+	tok  uint64
+	rc   syscall.RawConn
+}
+
+// New starts a loop.
+func New() (*Loop, error) {
+	ep, err := newPoller()
+	if err != nil {
+		return nil, err
+	}
+	l := &Loop{ep: ep, events: make([]event, 256), handlers: make(map[uint64]Handler),
+		done: make(chan struct{})}
+	go l.run()
+	return l, nil
+}
+
+// Add has h told whenever the socket under rc is readable, until Remove.
+// The first call may come before Add returns.
+func (l *Loop) Add(rc syscall.RawConn, h Handler) (*Registration, error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, ErrClosed
+	}
+	l.nextTok++
+	tok := l.nextTok
+	l.handlers[tok] = h
+	l.mu.Unlock()
+	r := &Registration{loop: l, tok: tok, rc: rc}
+	var cerr error
+	err := rc.Control(func(fd uintptr) { cerr = l.ep.add(int(fd), tok) })
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		l.forget(tok)
+		return nil, err
+	}
+	return r, nil
+}
+
+// Remove stops the reports; the handler may still be called once if an
+// event was already taken from the kernel (see Handler). Safe to call more
+// than once and after the socket is closed.
+func (r *Registration) Remove() {
+	r.rc.Control(func(fd uintptr) { r.loop.ep.del(int(fd)) }) // a closed socket left epoll by itself
+	r.loop.forget(r.tok)
+}
+
+// Loop is the loop r belongs to.
+func (r *Registration) Loop() *Loop { return r.loop }
+
+func (l *Loop) forget(tok uint64) {
+	l.mu.Lock()
+	delete(l.handlers, tok)
+	l.mu.Unlock()
+}
+
+// Post runs f on the loop's goroutine, after the handlers of the batch in
+// progress. It reports false when the loop is closed (f does not run).
+func (l *Loop) Post(f func()) bool {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false
+	}
+	wake := len(l.posted) == 0
+	l.posted = append(l.posted, f)
+	l.mu.Unlock()
+	if wake {
+		l.ep.wake()
+	}
+	return true
+}
+
+// Close stops the loop once the batch in progress is done; handlers are not
+// called again and posted functions that did not run are dropped. The
+// sockets are left as they are.
+func (l *Loop) Close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.posted = nil
+	l.mu.Unlock()
+	l.ep.wake()
+	<-l.done
+	l.ep.close()
+}
+
+// run waits in Go's netpoller until the epoll instance has events, then
+// serves them until it has none.
+func (l *Loop) run() {
+	defer close(l.done)
+	for {
+		if err := l.ep.wait(l.serve); err != nil || l.isClosed() {
+			return
+		}
+	}
+}
+
+func (l *Loop) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// serve takes events without waiting until there are none: false hands
+// the wait back to the netpoller, true ends the loop.
+func (l *Loop) serve(epfd int) bool {
+	for {
+		n, err := take(epfd, l.events)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return false
+		}
+		if !l.dispatch(l.events[:n]) {
+			return true
+		}
+		runtime.Gosched() // let the goroutines this batch woke run before the next one
+	}
+}
+
+// dispatch calls the handlers of one batch of events; false when closed.
+func (l *Loop) dispatch(events []event) bool {
+	woken := false
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false
+	}
+	for i := range events {
+		tok := eventToken(&events[i])
+		if tok == wakeToken {
+			woken = true
+			continue
+		}
+		if h := l.handlers[tok]; h != nil {
+			l.running = append(l.running, h)
+		}
+	}
+	if woken {
+		l.funcs, l.posted = l.posted, l.funcs[:0]
+	}
+	l.mu.Unlock()
+	if woken {
+		l.ep.drainWake()
+	}
+	for i, h := range l.running {
+		h.Readable()
+		l.running[i] = nil
+	}
+	l.running = l.running[:0]
+	for i, f := range l.funcs {
+		f()
+		l.funcs[i] = nil
+	}
+	l.funcs = l.funcs[:0]
+	return true
+}
+
+// Group spreads sockets over several loops.
+type Group struct {
+	loops []*Loop
+	next  uint32
+	mu    sync.Mutex
+}
+
+// NewGroup starts n loops (at least one).
+func NewGroup(n int) (*Group, error) {
+	g := &Group{}
+	for range max(n, 1) {
+		l, err := New()
+		if err != nil {
+			g.Close()
+			return nil, err
+		}
+		g.loops = append(g.loops, l)
+	}
+	return g, nil
+}
+
+// Pick returns the next loop in turn.
+func (g *Group) Pick() *Loop {
+	g.mu.Lock()
+	l := g.loops[g.next%uint32(len(g.loops))]
+	g.next++
+	g.mu.Unlock()
+	return l
+}
+
+// Loops is every loop of the group.
+func (g *Group) Loops() []*Loop { return g.loops }
+
+// Close closes every loop.
+func (g *Group) Close() {
+	for _, l := range g.loops {
+		l.Close()
+	}
+}

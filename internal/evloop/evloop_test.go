@@ -1,0 +1,212 @@
+//go:build linux
+
+package evloop
+
+import (
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pair returns both ends of a loopback TCP connection.
+func pair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// reader reads what is there, once per report, and echoes it on got.
+type reader struct {
+	rc    syscall.RawConn
+	got   chan string
+	calls atomic.Int32
+}
+
+func (r *reader) Readable() {
+	r.calls.Add(1)
+	var buf [64]byte
+	n := 0
+	r.rc.Read(func(fd uintptr) bool {
+		n, _ = syscall.Read(int(fd), buf[:])
+		return true
+	})
+	if n > 0 {
+		r.got <- string(buf[:n])
+	}
+}
+
+func rawConn(t *testing.T, c net.Conn) syscall.RawConn {
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+func receive(t *testing.T, ch chan string) string {
+	t.Helper()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report within 10s")
+		return ""
+	}
+}
+
+func TestReportsEachSocketReadable(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var readers []*reader
+	var clients []net.Conn
+	for range 20 {
+		srv, cli := pair(t)
+		r := &reader{rc: rawConn(t, srv), got: make(chan string, 10)}
+		if _, err := l.Add(r.rc, r); err != nil {
+			t.Fatal(err)
+		}
+		readers, clients = append(readers, r), append(clients, cli)
+	}
+	for round := range 3 {
+		for i, c := range clients {
+			if _, err := c.Write([]byte{byte('a' + i), byte('0' + round)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, r := range readers {
+			if got, want := receive(t, r.got), string([]byte{byte('a' + i), byte('0' + round)}); got != want {
+				t.Fatalf("socket %d round %d: read %q, want %q", i, round, got, want)
+			}
+		}
+	}
+}
+
+func TestRemoveStopsReports(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srv, cli := pair(t)
+	r := &reader{rc: rawConn(t, srv), got: make(chan string, 10)}
+	reg, err := l.Add(r.rc, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.Write([]byte("x"))
+	receive(t, r.got)
+	reg.Remove()
+	reg.Remove() // twice is fine
+	cli.Write([]byte("y"))
+	// Two rounds of posted functions: any report of the byte just written
+	// would have come in a batch before the second ran.
+	for range 2 {
+		done := make(chan struct{})
+		l.Post(func() { close(done) })
+		<-done
+	}
+	select {
+	case s := <-r.got:
+		t.Fatalf("read %q after Remove", s)
+	default:
+	}
+	srv.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 1)
+	if _, err := srv.Read(buf); err != nil || buf[0] != 'y' {
+		t.Fatalf("byte left for a blocking read: %q %v", buf, err)
+	}
+}
+
+func TestPostRunsOnTheLoop(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []int
+	done := make(chan struct{})
+	for i := range 100 {
+		l.Post(func() {
+			order = append(order, i) // loop goroutine only
+			if i == 99 {
+				close(done)
+			}
+		})
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("posted functions did not run")
+	}
+	for i, v := range order {
+		if v != i {
+			t.Fatalf("ran out of order: %v", order)
+		}
+	}
+	l.Close()
+	l.Close()
+	if l.Post(func() {}) {
+		t.Fatal("Post after Close reported true")
+	}
+	srv, _ := pair(t)
+	if _, err := l.Add(rawConn(t, srv), &reader{}); err != ErrClosed {
+		t.Fatalf("Add after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestClosedSocketIsReportedAndLeaves(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srv, cli := pair(t)
+	r := &reader{rc: rawConn(t, srv), got: make(chan string, 10)}
+	reg, err := l.Add(r.rc, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.Close() // EOF: readable
+	deadline := time.Now().Add(10 * time.Second)
+	for r.calls.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("EOF not reported")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	reg.Remove()
+	srv.Close()
+	reg.Remove() // after the socket is closed
+}
+
+func TestGroupSpreads(t *testing.T) {
+	g, err := NewGroup(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	seen := map[*Loop]bool{}
+	for range 3 {
+		seen[g.Pick()] = true
+	}
+	if len(seen) != 3 || len(g.Loops()) != 3 {
+		t.Fatalf("3 picks used %d loops of %d", len(seen), len(g.Loops()))
+	}
+}
