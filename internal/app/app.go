@@ -5,6 +5,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/ldapmux/ldapmux/internal/evloop"
 	"log/slog"
 	"net"
 	"sync"
@@ -22,6 +23,7 @@ import (
 type App struct {
 	cfg      *config.Config
 	log      *slog.Logger
+	loops    *evloop.Group // where plain connections wait (restart only)
 	servers  []*backend.Server
 	registry *backend.Registry
 	checker  *health.Checker
@@ -45,12 +47,12 @@ type App struct {
 
 // New builds the proxy described by cfg without opening anything yet.
 func New(cfg *config.Config, log *slog.Logger) (*App, error) {
-	a := &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log, loops: evloop.Shared(cfg.EventLoopCount())}
 	a.initObservability()
 	a.servers = make([]*backend.Server, len(cfg.Servers))
 	for i, s := range cfg.Servers {
 		a.servers[i] = &backend.Server{Name: s.Name, Address: s.Address, Location: s.Location, Weight: s.Weight,
-			Identity: serverIdentity(cfg, s)}
+			Identity: serverIdentity(cfg, s), Loops: a.loops}
 	}
 	a.registry = backend.NewRegistry(a.servers, nil)
 	a.registry.OnChange = a.stateChanged
@@ -66,7 +68,7 @@ func New(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.proxy = proxy.New(proxyConfig(cfg), a.registry, router, a.relay(), a.observer(), log)
-	a.frontend = frontend.NewServer(frontendConfig(cfg), a.proxy, log)
+	a.frontend = frontend.NewServer(frontendConfig(cfg), a.loops, a.proxy, log)
 	if err := a.finishObservability(); err != nil {
 		return nil, err
 	}

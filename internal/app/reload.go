@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"github.com/ldapmux/ldapmux/internal/evloop"
 	"reflect"
 	"slices"
 	"sync"
@@ -189,6 +190,7 @@ type plan struct {
 	removed  []*backend.Server       // servers that left the configuration
 	replaced []*backend.Server       // old values of reconfigured servers
 	kept     map[*backend.Server]int // kept server → index in cfg.Servers
+	loops    *evloop.Group           // the loops new servers' connections wait in
 }
 
 type placement struct {
@@ -197,7 +199,7 @@ type placement struct {
 }
 
 func (a *App) plan(cfg *config.Config, tlsSet *tlsSet) *plan {
-	p := &plan{slots: slotServers(a.registry), kept: map[*backend.Server]int{}}
+	p := &plan{slots: slotServers(a.registry), kept: map[*backend.Server]int{}, loops: a.loops}
 	current := a.Servers()
 	slotOf := map[string]int{}
 	for k, s := range p.slots {
@@ -232,7 +234,8 @@ func (a *App) plan(cfg *config.Config, tlsSet *tlsSet) *plan {
 
 // place makes a new Server with its pool for slot k.
 func (p *plan) place(k int, sc config.Server, id backend.IdentitySettings, t *backend.TLS, pc backend.PoolConfig, fresh bool) {
-	s := &backend.Server{Index: k, Name: sc.Name, Address: sc.Address, Location: sc.Location, Weight: sc.Weight, Identity: id}
+	s := &backend.Server{Index: k, Name: sc.Name, Address: sc.Address, Location: sc.Location, Weight: sc.Weight, Identity: id,
+		Loops: p.loops}
 	s.SetTLS(t)
 	backend.NewPool(s, pc)
 	if k == len(p.slots) {

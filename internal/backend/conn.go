@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ldapmux/ldapmux/internal/evloop"
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
 )
 
@@ -125,8 +126,8 @@ type Conn struct {
 	lastUsed atomic.Int64 // unix nanoseconds
 	draining atomic.Bool
 	done     chan struct{}
-	events   *eventReader // set when an event loop reads the connection
-	rawOut   *rawWriter   // non-blocking writes on plain TCP; nil under TLS
+	events   *eventReader   // set when an event loop reads the connection
+	rawOut   *evloop.Socket // non-blocking writes on plain TCP; nil under TLS
 }
 
 // Dial opens a connection and, when bindDN is not empty, binds it with a
@@ -146,9 +147,7 @@ func Dial(ctx context.Context, s *Server, kind Kind, bindDN, password string, ti
 		pending: make(map[int32]pendingOp), done: make(chan struct{})}
 	c.lastUsed.Store(time.Now().UnixNano())
 	stream := newConnStream(nc)
-	if stream.rc != nil {
-		c.rawOut = newRawWriter(stream.rc)
-	}
+	c.rawOut = stream.sock
 	reader := ldapwire.NewReader(stream, maxPDU)
 	if bindDN != "" {
 		deadline, _ := ctx.Deadline()
@@ -343,12 +342,14 @@ func (c *Conn) recycle(buf []byte) {
 }
 
 // writeNow writes what the socket takes without waiting on plain TCP (n
-// may be short), all of buf under TLS.
+// may be short). Under TLS it writes nothing: a TLS write may wait, so the
+// goroutine of writeRest does it, and a sender, which may be an event
+// loop serving many clients, never waits for a server's socket.
 func (c *Conn) writeNow(buf []byte) (int, error) {
 	if c.rawOut == nil {
-		return c.nc.Write(buf)
+		return 0, nil
 	}
-	return c.rawOut.tryWrite(buf)
+	return c.rawOut.TryWrite(buf)
 }
 
 // writeRest writes, waiting for the socket, what it did not take at once,

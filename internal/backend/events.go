@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/ldapmux/ldapmux/internal/evloop"
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
@@ -18,53 +17,19 @@ import (
 // while an event loop serves it (see evloop).
 type connStream struct {
 	nc     net.Conn
-	rc     syscall.RawConn // nil under TLS
-	nowait bool            // owner only: the loop serves the connection
-	n      int
-	err    error
-	buf    []byte
-	readFn func(fd uintptr) bool // read, bound once: no allocation per read
+	sock   *evloop.Socket // nil under TLS
+	nowait bool           // owner only: the loop serves the connection
 }
-
-// errWouldBlock is what a non-blocking read of an empty socket returns.
-var errWouldBlock = errors.New("backend: nothing to read yet")
 
 func newConnStream(nc net.Conn) *connStream {
-	s := &connStream{nc: nc}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		if rc, err := tc.SyscallConn(); err == nil {
-			s.rc = rc
-		}
-	}
-	s.readFn = s.read
-	return s
-}
-
-func (s *connStream) read(fd uintptr) bool {
-	s.n, s.err = syscall.Read(int(fd), s.buf)
-	return true // never wait: the loop said there is something
+	return &connStream{nc: nc, sock: evloop.NewSocket(nc)}
 }
 
 func (s *connStream) Read(p []byte) (int, error) {
-	if !s.nowait {
-		return s.nc.Read(p)
+	if s.nowait {
+		return s.sock.TryRead(p)
 	}
-	s.buf = p
-	err := s.rc.Read(s.readFn)
-	s.buf = nil
-	n, rerr := s.n, s.err
-	s.n, s.err = 0, nil
-	switch {
-	case err != nil:
-		return 0, err
-	case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
-		return 0, errWouldBlock
-	case rerr != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: rerr}
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
+	return s.nc.Read(p)
 }
 
 // eventReader serves a plain connection's responses from an event loop:
@@ -83,7 +48,7 @@ type eventReader struct {
 // startReading has the connection's responses read by an event loop when
 // one is running and the connection is plain TCP, by a goroutine otherwise.
 func (c *Conn) startReading(r *ldapwire.Reader, stream *connStream) {
-	if g := evloop.Shared(); g != nil && stream.rc != nil {
+	if g := c.server.Loops; g != nil && stream.sock != nil {
 		e := &eventReader{c: c, r: r, stream: stream, loop: g.Pick()}
 		c.events = e
 		if e.register() {
@@ -98,7 +63,7 @@ func (c *Conn) startReading(r *ldapwire.Reader, stream *connStream) {
 // not take it (the caller keeps reading).
 func (e *eventReader) register() bool {
 	e.stream.nowait = true
-	reg, err := e.loop.Add(e.stream.rc, e)
+	reg, err := e.loop.Add(e.stream.sock.RawConn(), e)
 	if err != nil {
 		e.stream.nowait = false
 		return false
@@ -123,7 +88,7 @@ func (e *eventReader) Readable() {
 		return
 	}
 	err := e.r.Fill()
-	if errors.Is(err, errWouldBlock) {
+	if errors.Is(err, evloop.ErrWouldBlock) {
 		return
 	}
 	c := e.c
@@ -185,43 +150,4 @@ func (e *eventReader) readUntilCaughtUp() {
 			return
 		}
 	}
-}
-
-// rawWriter writes to a plain socket without waiting for it.
-type rawWriter struct {
-	rc      syscall.RawConn
-	buf     []byte
-	n       int
-	err     error
-	writeFn func(fd uintptr) bool
-}
-
-func newRawWriter(rc syscall.RawConn) *rawWriter {
-	w := &rawWriter{rc: rc}
-	w.writeFn = w.write
-	return w
-}
-
-func (w *rawWriter) write(fd uintptr) bool {
-	w.n, w.err = syscall.Write(int(fd), w.buf)
-	return true
-}
-
-// tryWrite writes what the socket takes at once; a full socket is not an
-// error (n is then short).
-func (w *rawWriter) tryWrite(b []byte) (int, error) {
-	w.buf = b
-	err := w.rc.Write(w.writeFn)
-	w.buf = nil
-	n, werr := max(w.n, 0), w.err
-	w.n, w.err = 0, nil
-	switch {
-	case err != nil:
-		return 0, err
-	case werr == syscall.EAGAIN || werr == syscall.EINTR:
-		return n, nil
-	case werr != nil:
-		return 0, &net.OpError{Op: "write", Net: "tcp", Err: werr}
-	}
-	return n, nil
 }

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"github.com/ldapmux/ldapmux/internal/evloop/evlooptest"
 	"net"
 	"strings"
 	"sync"
@@ -153,7 +154,7 @@ func dialDSE(t *testing.T, s *Server) (*Conn, error) {
 }
 
 func dseServerOf(f *dseServer, set IdentitySettings) *Server {
-	return &Server{Name: "dse", Address: f.l.Addr().String(), Identity: set}
+	return &Server{Name: "dse", Address: f.l.Addr().String(), Identity: set, Loops: evlooptest.Loops()}
 }
 
 // Each server type is recognised from its root DSE, and auto chooses

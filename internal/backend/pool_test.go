@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"github.com/ldapmux/ldapmux/internal/evloop/evlooptest"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -114,7 +115,7 @@ func (f *fakeServer) close() {
 
 func testPool(t *testing.T, f *fakeServer, cfg PoolConfig) (*Pool, *fakeClock) {
 	clock := &fakeClock{now: time.Now()}
-	s := &Server{Name: "fake", Address: f.l.Addr().String()}
+	s := &Server{Name: "fake", Address: f.l.Addr().String(), Loops: evlooptest.Loops()}
 	cfg.ConnectTimeout, cfg.OperationTimeout = time.Second, time.Second
 	cfg.BindDN, cfg.Password = "cn=service", "secret" // the bind round trip also means the fake has registered the connection
 	if cfg.Conns == 0 {

@@ -4,6 +4,7 @@
 package backend
 
 import (
+	"github.com/ldapmux/ldapmux/internal/evloop"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,8 @@ type Server struct {
 	Weight   int
 	// Identity says how clients' identities reach the server (identity.go).
 	Identity IdentitySettings
+	// Loops read the server's plain connections; nil: a goroutine each.
+	Loops *evloop.Group
 
 	caps        capsState // what the last connect found out (identity.go)
 	outstanding atomic.Int64

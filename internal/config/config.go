@@ -43,6 +43,9 @@ type Config struct {
 	// ShutdownGracePeriod is how long in-flight operations get to finish
 	// after SIGTERM. Default 10s.
 	ShutdownGracePeriod Duration `yaml:"shutdown-grace-period"`
+	// EventLoops is how many event loops serve plain connections: auto
+	// (one per GOMAXPROCS, the default), off, or a number. Restart only.
+	EventLoops string `yaml:"event-loops"`
 
 	// Routing: locations, named algorithms, criteria routes and affinity
 	// (see routing.go).

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,7 @@ func TestMinimalGetsDefaults(t *testing.T) {
 		Limits:              securityLimitDefaults(Limits{MaxPDUSize: 16 << 20, MaxClientConnections: 10000}),
 		Log:                 Log{Level: "info", Format: "text"},
 		ShutdownGracePeriod: Duration(10 * time.Second),
+		EventLoops:          EventLoopsAuto,
 		Health:              Health{HealthCheckFrequency: Duration(time.Second), HealthCheckTimeout: Duration(5 * time.Second)},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -582,5 +584,23 @@ func TestPoolMaximumsFollowALargerMinimum(t *testing.T) {
 	cfg := mustParse(t, minimal+"pool:\n  connections-per-server: 100\n  bind-connections-per-server: 20\n")
 	if p := cfg.Pool; p.MaxConnectionsPerServer != 100 || p.MaxBindConnectionsPerServer != 20 {
 		t.Errorf("maximums %d / %d, want the minimums 100 / 20", p.MaxConnectionsPerServer, p.MaxBindConnectionsPerServer)
+	}
+}
+
+func TestEventLoops(t *testing.T) {
+	base := "listen:\n  - address: :1389\nservers:\n  - name: ds1\n    address: ldap.example.com:389\nservice-account:\n  bind-dn: cn=x\n  password: y\n"
+	for value, want := range map[string]int{"auto": runtime.GOMAXPROCS(0), "off": 0, "0": 0, "3": 3} {
+		cfg, err := Parse([]byte(base + "event-loops: " + value + "\n"))
+		if err != nil {
+			t.Fatalf("event-loops: %s: %v", value, err)
+		}
+		if got := cfg.EventLoopCount(); got != want {
+			t.Errorf("event-loops: %s gives %d loops, want %d", value, got, want)
+		}
+	}
+	for _, bad := range []string{"-1", "many", "2000", "yes"} {
+		if _, err := Parse([]byte(base + "event-loops: " + bad + "\n")); err == nil || !strings.Contains(err.Error(), "event-loops") {
+			t.Errorf("event-loops: %s: got %v, want an error naming event-loops", bad, err)
+		}
 	}
 }

@@ -135,6 +135,7 @@ func (c *Config) validate(v *validator) {
 	c.validateSecurity(v)
 	c.validateHealth(v)
 	c.validateIdentity(v)
+	c.validateEventLoops(v)
 }
 
 func validateListeners(v *validator, ls []Listener) {
@@ -236,6 +237,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.Log.Level, defaultLogLevel)
 	setDefault(&c.Log.Format, defaultLogFormat)
 	setDefault(&c.ShutdownGracePeriod, defaultShutdownGracePeriod)
+	setDefault(&c.EventLoops, EventLoopsAuto)
 	c.setRoutingDefaults()
 	c.setObservabilityDefaults()
 	c.setSecurityDefaults()

@@ -179,28 +179,33 @@ func (l *Loop) serve(epfd int) bool {
 // dispatch calls the handlers of one batch of events; false when closed.
 func (l *Loop) dispatch(events []event) bool {
 	woken := false
+	for i := range events {
+		if eventToken(&events[i]) == wakeToken {
+			woken = true
+		}
+	}
+	if woken {
+		// Drained before the posted functions are taken: a Post after the
+		// take finds the queue empty and wakes the loop again, and the
+		// drain cannot swallow that wake.
+		l.ep.drainWake()
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return false
 	}
 	for i := range events {
-		tok := eventToken(&events[i])
-		if tok == wakeToken {
-			woken = true
-			continue
-		}
-		if h := l.handlers[tok]; h != nil {
-			l.running = append(l.running, h)
+		if tok := eventToken(&events[i]); tok != wakeToken {
+			if h := l.handlers[tok]; h != nil {
+				l.running = append(l.running, h)
+			}
 		}
 	}
 	if woken {
 		l.funcs, l.posted = l.posted, l.funcs[:0]
 	}
 	l.mu.Unlock()
-	if woken {
-		l.ep.drainWake()
-	}
 	for i, h := range l.running {
 		h.Readable()
 		l.running[i] = nil

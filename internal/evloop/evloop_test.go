@@ -4,6 +4,7 @@ package evloop
 
 import (
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -208,5 +209,36 @@ func TestGroupSpreads(t *testing.T) {
 	}
 	if len(seen) != 3 || len(g.Loops()) != 3 {
 		t.Fatalf("3 picks used %d loops of %d", len(seen), len(g.Loops()))
+	}
+}
+
+// TestConcurrentPostsAllRun posts from many goroutines at once: a wake-up
+// must never be lost between the loop taking the queue and a new Post.
+func TestConcurrentPostsAllRun(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const posters, each = 8, 5000
+	var ran atomic.Int64
+	var wg sync.WaitGroup
+	for range posters {
+		wg.Go(func() {
+			for range each {
+				done := make(chan struct{})
+				l.Post(func() { ran.Add(1); close(done) })
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					t.Errorf("a posted function did not run within 10s (%d ran)", ran.Load())
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := ran.Load(); got != posters*each {
+		t.Fatalf("%d of %d posted functions ran", got, posters*each)
 	}
 }

@@ -1,40 +1,32 @@
 package evloop
 
-import (
-	"os"
-	"runtime"
-	"strconv"
-	"sync"
-)
-
-// EnvLoops names the environment variable that sets the number of shared
-// loops: 0 turns them off (every socket then gets a goroutine of its
-// own, as with net alone); unset or "auto" means one per GOMAXPROCS.
-const EnvLoops = "LDAPMUX_EVENT_LOOPS"
+import "sync"
 
 var shared struct {
-	once sync.Once
-	g    *Group
+	mu     sync.Mutex
+	groups map[int]*Group
 }
 
-// Shared is the process's group of loops, started on first use, or nil
-// when loops are turned off or not supported here.
-func Shared() *Group {
-	shared.once.Do(func() {
-		n := runtime.GOMAXPROCS(0)
-		if v := os.Getenv(EnvLoops); v != "" && v != "auto" {
-			parsed, err := strconv.Atoi(v)
-			if err != nil || parsed < 0 {
-				return // a value that is not a count: stay on the path every platform has
-			}
-			n = parsed
-		}
-		if n == 0 {
-			return
-		}
-		if g, err := NewGroup(n); err == nil {
-			shared.g = g
-		}
-	})
-	return shared.g
+// Shared returns the process's group of n loops, started on first use and
+// kept for the life of the process (every ldapmux instance in a process
+// with the same setting shares it), or nil when n is 0 or loops are not
+// supported here: connections then get a goroutine each.
+func Shared(n int) *Group {
+	if n <= 0 {
+		return nil
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if g, ok := shared.groups[n]; ok {
+		return g
+	}
+	g, err := NewGroup(n)
+	if err != nil {
+		g = nil
+	}
+	if shared.groups == nil {
+		shared.groups = make(map[int]*Group)
+	}
+	shared.groups[n] = g
+	return g
 }

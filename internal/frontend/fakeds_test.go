@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	"fmt"
+	"github.com/ldapmux/ldapmux/internal/evloop/evlooptest"
 	"io"
 	"log/slog"
 	"net"
@@ -389,7 +390,7 @@ type env struct {
 func newEnv(t *testing.T, pc proxy.Config, lim Limits, bindConns int) *env {
 	t.Helper()
 	ds := startFakeDS(t)
-	srv := &backend.Server{Name: "ds1", Address: ds.addr()}
+	srv := &backend.Server{Name: "ds1", Address: ds.addr(), Loops: evlooptest.Loops()}
 	pool := backend.NewPool(srv, backend.PoolConfig{Conns: 1, BindConns: max(bindConns, 1), ConnectTimeout: 2 * time.Second,
 		OperationTimeout: 5 * time.Second, BindDN: serviceDN, Password: servicePassword})
 	t.Cleanup(pool.Close)
@@ -406,7 +407,7 @@ func newEnv(t *testing.T, pc proxy.Config, lim Limits, bindConns int) *env {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := proxy.New(pc, reg, &route.Router{Default: alg}, noHealth{}, nil, log)
-	fe := NewServer(Config{Limits: lim}, p, log)
+	fe := NewServer(Config{Limits: lim}, evlooptest.Loops(), p, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ package frontend
 import (
 	"context"
 	"errors"
+	"github.com/ldapmux/ldapmux/internal/evloop"
 	"log/slog"
 	"net"
 	"sync"
@@ -40,14 +41,17 @@ type Server struct {
 	sessions  map[*Session]struct{}
 	wg        sync.WaitGroup
 
+	loops loops     // event loops where plain sessions wait (loop.go)
 	perIP ipCounter // connections per client address (limits.go)
 	obs   observed  // counters and cn=monitor (observe.go)
 }
 
-// NewServer creates a frontend that forwards through p.
-func NewServer(cfg Config, p *proxy.Proxy, log *slog.Logger) *Server {
+// NewServer creates a frontend that forwards through p; plain sessions
+// wait for their requests in loops (nil: a goroutine each).
+func NewServer(cfg Config, loops *evloop.Group, p *proxy.Proxy, log *slog.Logger) *Server {
 	s := &Server{proxy: p, log: log, sessions: make(map[*Session]struct{})}
 	s.SetConfig(cfg)
+	s.initLoops(loops)
 	return s
 }
 
@@ -135,10 +139,12 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	s.waitIdle(ctx)
+	s.stopLoops()
 	s.mu.Lock()
 	for sess := range s.sessions {
 		sess.disconnect(ldapwire.Unavailable, "ldapmux is shutting down")
 		sess.nc.SetReadDeadline(time.Now())
+		sess.wake()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ldapmux/ldapmux/internal/evloop"
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
 	"github.com/ldapmux/ldapmux/internal/proxy"
 	"github.com/ldapmux/ldapmux/internal/route"
@@ -50,8 +51,9 @@ type Session struct {
 	// plain TCP connection (nil under TLS).
 	unwritten []byte
 	spare     []byte
-	direct    *directWriter
+	direct    *evloop.Socket
 
+	parking   // the session's event loop, when it has one (loop.go)
 	transport // TLS, PROXY protocol, deadlines and per-IP accounting (transport.go)
 }
 
@@ -65,25 +67,44 @@ func newSession(srv *Server, nc net.Conn, id uint64, lc *Listener) *Session {
 	s.ident.Store(proxy.Anonymous)
 	s.initTransport(lc)
 	if !s.lc.LDAPS {
-		s.direct = newDirectWriter(nc)
+		s.direct = evloop.NewSocket(nc)
+		s.initParking()
 	}
 	return s
 }
 
-// serve reads requests until the client leaves, then cleans up.
+// serve prepares the session, then reads requests until the client leaves
+// and cleans up. A plain connection waits for its requests in an event
+// loop rather than in a goroutine of its own (loop.go): serve then returns
+// as soon as the session is parked there.
 func (s *Session) serve() {
-	ready := s.prepare()
-	defer s.finish()
-	if !ready {
+	if !s.prepare() {
+		s.finish()
 		return
 	}
+	s.readRequests()
+}
+
+// readRequests reads and handles requests on a goroutine of the session's
+// own until the session ends or, once nothing is half-read or waiting,
+// parks in its event loop.
+func (s *Session) readRequests() {
 	for {
+		if s.ctx.Err() != nil {
+			s.finish()
+			return
+		}
+		if s.mayPark() && s.park() {
+			return
+		}
 		frame, err := s.next()
 		if err != nil {
 			s.readFailed(err)
+			s.finish()
 			return
 		}
 		if !s.handle(frame) {
+			s.finish()
 			return
 		}
 	}
@@ -103,24 +124,39 @@ func (s *Session) readFailed(err error) {
 // handle dispatches one request; it returns false when the session must end.
 // frame is only valid during the call.
 func (s *Session) handle(frame []byte) bool {
-	s.frame = frame
-	defer func() { s.frame = nil }()
+	msg, ok := s.accept(frame)
+	if !ok {
+		return false
+	}
+	s.awaitBind()
+	return s.dispatch(msg)
+}
+
+// accept checks one request; false when the session must end (the client
+// has been told why). frame becomes the current request until dispatch.
+func (s *Session) accept(frame []byte) (ldapwire.Message, bool) {
 	s.srv.obs.received.Add(int64(len(frame)))
 	msg, err := ldapwire.Parse(frame)
 	if err != nil {
 		s.disconnect(ldapwire.ProtocolError, err.Error())
-		return false
+		return msg, false
 	}
 	if msg.ID == 0 {
 		s.disconnect(ldapwire.ProtocolError, "message ID 0 is reserved for unsolicited notifications")
-		return false
+		return msg, false
 	}
 	if err := ldapwire.ValidateRequest(msg); err != nil { // a server must never see what it cannot decode
 		s.srv.log.Warn("dropping client: bad PDU", "conn", s.id, "client", s.remote, "err", err)
 		s.disconnect(ldapwire.ProtocolError, err.Error())
-		return false
+		return msg, false
 	}
-	s.awaitBind()
+	s.frame = frame
+	return msg, true
+}
+
+// dispatch acts on an accepted request; false when the session must end.
+func (s *Session) dispatch(msg ldapwire.Message) bool {
+	defer func() { s.frame = nil }()
 	switch msg.OpTag {
 	case ldapwire.OpUnbindRequest:
 		return false
@@ -159,6 +195,13 @@ func (s *Session) awaitBind() {
 	case <-t.C:
 		s.srv.log.Warn("a bind took longer than bind-timeout allows; the requests behind it run anonymously", "conn", s.id, "client", s.remote)
 	}
+}
+
+// bindPending reports whether a forwarded bind is in progress.
+func (s *Session) bindPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bindDone != nil
 }
 
 // bindStarted marks req, a forwarded bind, in progress: requests read
@@ -383,6 +426,7 @@ func (s *Session) close() {
 		s.cancel()
 		s.out.close()
 		s.nc.Close()
+		s.wake()
 	})
 }
 
@@ -448,7 +492,7 @@ func (s *Session) Flush() {
 		s.wmu.Unlock()
 		return
 	}
-	n, err := s.direct.tryWrite(b)
+	n, err := s.direct.TryWrite(b)
 	s.srv.obs.sent.Add(int64(n))
 	switch {
 	case err != nil:

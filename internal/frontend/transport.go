@@ -71,6 +71,9 @@ type streamReader struct{ s *Session }
 
 func (r streamReader) Read(p []byte) (int, error) {
 	s := r.s
+	if s.nowait {
+		return s.direct.TryRead(p)
+	}
 	if !s.inRequest && !s.secured && s.reader.Partial() {
 		s.startRequest()
 	}
@@ -188,8 +191,7 @@ func (s *Session) next() ([]byte, error) {
 			return nil, errSlow
 		}
 		if s.idleExpired() {
-			s.srv.log.Debug("closing idle client", "conn", s.id, "client", s.remote)
-			s.disconnect(ldapwire.Unavailable, "idle for longer than the idle timeout")
+			s.idleDisconnect()
 			return nil, errIdle
 		}
 	}
@@ -247,6 +249,12 @@ func (s *Session) idleDeadline() time.Time {
 		return time.Now().Add(idle)
 	}
 	return time.Unix(0, s.lastActive.Load()).Add(idle)
+}
+
+// idleDisconnect tells an idle client why it is dropped.
+func (s *Session) idleDisconnect() {
+	s.srv.log.Debug("closing idle client", "conn", s.id, "client", s.remote)
+	s.disconnect(ldapwire.Unavailable, "idle for longer than the idle timeout")
 }
 
 func (s *Session) idleExpired() bool {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"github.com/ldapmux/ldapmux/internal/evloop/evlooptest"
 	"io"
 	"log/slog"
 	"net"
@@ -610,7 +611,7 @@ func newEnvN(t *testing.T, n, entries int, cfg Config, pc backend.PoolConfig) *t
 	var order []int
 	for i := range n {
 		ds := startFakeDS(t, entries)
-		srv := &backend.Server{Name: fmt.Sprintf("ds%d", i+1), Address: ds.addr()}
+		srv := &backend.Server{Name: fmt.Sprintf("ds%d", i+1), Address: ds.addr(), Loops: evlooptest.Loops()}
 		pool := backend.NewPool(srv, pc)
 		t.Cleanup(pool.Close)
 		e.dss, e.pools = append(e.dss, ds), append(e.pools, pool)
