@@ -2,6 +2,7 @@ package backend
 
 import (
 	"errors"
+	"github.com/ldapmux/ldapmux/internal/evloop"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -59,14 +60,31 @@ func TestWriteFailureAfterCloseIsReportedOnce(t *testing.T) {
 	}
 }
 
-// TestWriteFailureIsReportedOnceBySend: without a concurrent close, the
-// sender's own failed request is reported by Send alone.
+// TestWriteFailureIsReportedOnceBySend: on plain TCP, without a concurrent
+// close, the sender's own request whose write fails at once is reported by
+// Send alone.
 func TestWriteFailureIsReportedOnceBySend(t *testing.T) {
-	client, server := net.Pipe()
-	defer server.Close()
-	gate := &gatedConn{Conn: client, writing: make(chan struct{}), release: make(chan struct{})}
-	close(gate.release)
-	c := &Conn{server: &Server{Name: "fake"}, kind: OpConn, nc: gate, born: time.Now(),
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	nc, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	peer, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer.(*net.TCPConn).SetLinger(0) // close with a reset
+	peer.Close()
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := nc.Read(make([]byte, 1)); err == nil { // the reset has arrived
+		t.Fatal("read from a reset connection succeeded")
+	}
+	c := &Conn{server: &Server{Name: "fake"}, kind: OpConn, nc: nc, born: time.Now(), rawOut: evloop.NewSocket(nc),
 		pending: make(map[int32]pendingOp), done: make(chan struct{}), nextID: 1}
 	h := &probeHandler{done: make(chan error, 2)}
 	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0); err == nil {
@@ -77,6 +95,34 @@ func TestWriteFailureIsReportedOnceBySend(t *testing.T) {
 	}
 	if c.Err() == nil {
 		t.Fatal("the connection stayed open after a failed write")
+	}
+}
+
+// TestFailedWaitingWriteIsReportedOnceByTheHandler: a write that has to
+// wait (under TLS always) is finished by a goroutine, so Send reports the
+// request sent and its failure reaches the handler, once.
+func TestFailedWaitingWriteIsReportedOnceByTheHandler(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	gate := &gatedConn{Conn: client, writing: make(chan struct{}), release: make(chan struct{})}
+	close(gate.release)
+	c := &Conn{server: &Server{Name: "fake"}, kind: OpConn, nc: gate, born: time.Now(),
+		pending: make(map[int32]pendingOp), done: make(chan struct{}), nextID: 1}
+	h := &probeHandler{done: make(chan error, 2)}
+	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0); err != nil {
+		t.Fatalf("Send: %v, want the request handed to the writing goroutine", err)
+	}
+	select {
+	case err := <-h.done:
+		if err == nil {
+			t.Fatal("the handler was told the request succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler was not told within 10s")
+	}
+	<-c.Done()
+	if len(h.done) != 0 {
+		t.Fatal("the handler was told twice")
 	}
 }
 
