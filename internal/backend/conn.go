@@ -51,6 +51,11 @@ type pendingOp struct {
 
 // Timing bounds one operation sent with SendTimed.
 type Timing struct {
+	// Batch, when not nil, is the event loop whose batch the caller runs
+	// in (on its goroutine): the request may be written when the batch
+	// ends, together with the other requests the batch sends on this
+	// connection.
+	Batch *evloop.Loop
 	// Silence is how long the server may stay silent, before the first
 	// response and between responses: an operation still receiving search
 	// entries is not timed out. 0 means no timeout at all.
@@ -110,6 +115,7 @@ type Conn struct {
 	queued    []byte     // requests waiting for the write in progress
 	spare     []byte     // an empty buffer to swap with queued
 	writing   bool       // a sender is writing: others queue behind it
+	batched   bool       // an event loop writes the queue at the end of its batch
 	wdeadline time.Time  // write deadline armed on nc
 
 	mu      sync.Mutex // mu guards the fields below
@@ -128,6 +134,8 @@ type Conn struct {
 	done     chan struct{}
 	events   *eventReader   // set when an event loop reads the connection
 	rawOut   *evloop.Socket // non-blocking writes on plain TCP; nil under TLS
+
+	flushBatchFn func() // flushBatch, bound once
 }
 
 // Dial opens a connection and, when bindDN is not empty, binds it with a
@@ -146,6 +154,7 @@ func Dial(ctx context.Context, s *Server, kind Kind, bindDN, password string, ti
 	c := &Conn{server: s, kind: kind, nc: nc, born: time.Now(),
 		pending: make(map[int32]pendingOp), done: make(chan struct{})}
 	c.lastUsed.Store(time.Now().UnixNano())
+	c.flushBatchFn = c.flushBatch
 	stream := newConnStream(nc)
 	c.rawOut = stream.sock
 	reader := ldapwire.NewReader(stream, maxPDU)
@@ -245,7 +254,7 @@ func (c *Conn) SendTimed(h Handler, encode func(dst []byte, id int32) []byte, t 
 	if t.Silence > 0 || t.Total > 0 {
 		sweep.wake()
 	}
-	if err := c.write(id, encode); err != nil {
+	if err := c.write(id, encode, t.Batch); err != nil {
 		return 0, err // the connection is closed and id forgotten
 	}
 	return id, nil
@@ -294,11 +303,17 @@ func (c *Conn) take(id int32) (pendingOp, bool) {
 // plain TCP a sender never waits for the socket: what it does not take at
 // once is written by a goroutine, the senders behind queueing as before.
 // A failed write closes the connection.
-func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
+func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte, batch *evloop.Loop) error {
 	c.wmu.Lock()
 	c.queued = encode(c.queued, id)
-	if c.writing {
+	if c.writing || c.batched {
 		c.wmu.Unlock()
+		return nil
+	}
+	if batch != nil {
+		c.batched = true
+		c.wmu.Unlock()
+		batch.Defer(c.flushBatchFn)
 		return nil
 	}
 	c.writing = true
@@ -323,6 +338,38 @@ func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte) error {
 	c.writing = false
 	c.wmu.Unlock()
 	return nil
+}
+
+// flushBatch writes the requests an event-loop batch queued (Timing.Batch),
+// unless a sender is writing, which then takes them. A failed write
+// closes the connection, which tells their handlers.
+func (c *Conn) flushBatch() {
+	c.wmu.Lock()
+	c.batched = false
+	if c.writing {
+		c.wmu.Unlock()
+		return
+	}
+	c.writing = true
+	for len(c.queued) > 0 {
+		buf := c.takeQueued()
+		c.wmu.Unlock()
+		n, err := c.writeNow(buf)
+		if err == nil && n < len(buf) {
+			go c.writeRest(buf, n)
+			return
+		}
+		c.wmu.Lock()
+		c.recycle(buf)
+		if err != nil {
+			c.writing = false
+			c.wmu.Unlock()
+			c.Close(fmt.Errorf("backend %s: write: %w", c.server.Name, err))
+			return
+		}
+	}
+	c.writing = false
+	c.wmu.Unlock()
 }
 
 // takeQueued swaps the queue for the spare buffer and arms the write
@@ -438,7 +485,7 @@ func (c *Conn) sendAbandon(id int32) {
 	c.mu.Lock()
 	abandonID, err := c.nextFreeID()
 	c.mu.Unlock()
-	if err == nil && c.write(abandonID, func(dst []byte, mid int32) []byte { return ldapwire.AppendAbandon(dst, mid, id) }) == nil {
+	if err == nil && c.write(abandonID, func(dst []byte, mid int32) []byte { return ldapwire.AppendAbandon(dst, mid, id) }, nil) == nil {
 		c.addGhost(abandonID)
 	}
 }
@@ -588,7 +635,7 @@ func (c *Conn) closeGracefully() {
 	id, err := c.nextFreeID()
 	c.mu.Unlock()
 	if err == nil {
-		_ = c.write(id, ldapwire.AppendUnbind)
+		_ = c.write(id, ldapwire.AppendUnbind, nil)
 	}
 	c.Close(ErrConnClosed)
 }

@@ -59,6 +59,15 @@ func (c *Conn) startReading(r *ldapwire.Reader, stream *connStream) {
 	go c.readLoop(r)
 }
 
+// Loop is the event loop that reads the connection, nil when a goroutine
+// does.
+func (c *Conn) Loop() *evloop.Loop {
+	if c.events == nil {
+		return nil
+	}
+	return c.events.loop
+}
+
 // register hands the connection to the loop; false when the loop would
 // not take it (the caller keeps reading).
 func (e *eventReader) register() bool {
@@ -82,37 +91,44 @@ func (e *eventReader) unregister() {
 	}
 }
 
-// Readable runs on the loop (evloop.Handler).
+// Readable runs on the loop (evloop.Handler): it reads what came, one
+// read unless it filled the buffer, and dispatches every whole response.
 func (e *eventReader) Readable() {
 	if e.reg.Load() == nil { // a report from before the goroutine took over
 		return
 	}
-	err := e.r.Fill()
-	if errors.Is(err, evloop.ErrWouldBlock) {
-		return
-	}
 	c := e.c
-	for e.r.Ready() {
-		frame, _ := e.r.Next() // whole in the buffer: no read
-		f, derr := c.dispatch(frame)
-		if derr != nil {
-			e.dirty.flush()
-			e.unregister()
-			c.Close(derr)
+	for {
+		more, err := e.r.Fill()
+		if errors.Is(err, evloop.ErrWouldBlock) {
 			return
 		}
-		e.dirty.add(f)
-	}
-	e.dirty.flush()
-	if err != nil {
-		e.unregister()
-		c.Close(fmt.Errorf("backend %s: read: %w", c.server.Name, unexpectedEOF(err, e.r)))
-		return
-	}
-	if partial, fits := e.r.Incomplete(); partial && !fits {
-		e.unregister()
-		e.stream.nowait = false
-		go e.readUntilCaughtUp()
+		for e.r.Ready() {
+			frame, _ := e.r.Next() // whole in the buffer: no read
+			f, derr := c.dispatch(frame)
+			if derr != nil {
+				e.dirty.flush()
+				e.unregister()
+				c.Close(derr)
+				return
+			}
+			e.dirty.add(f)
+		}
+		e.dirty.flush()
+		if err != nil {
+			e.unregister()
+			c.Close(fmt.Errorf("backend %s: read: %w", c.server.Name, unexpectedEOF(err, e.r)))
+			return
+		}
+		if partial, fits := e.r.Incomplete(); partial && !fits {
+			e.unregister()
+			e.stream.nowait = false
+			go e.readUntilCaughtUp()
+			return
+		}
+		if !more {
+			return
+		}
 	}
 }
 

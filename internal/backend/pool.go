@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ldapmux/ldapmux/internal/evloop"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -147,7 +148,7 @@ var ErrPoolClosed = errors.New("backend: pool closed")
 // none is open (waiting at most ctx) and growing the pool under load.
 func (p *Pool) OpConn(ctx context.Context) (*Conn, error) {
 	for {
-		if c, err := p.ReadyOpConn(); c != nil || err != nil {
+		if c, err := p.ReadyOpConn(nil); c != nil || err != nil {
 			return c, err
 		}
 		p.mu.Lock()
@@ -179,7 +180,11 @@ func (p *Pool) OpConn(ctx context.Context) (*Conn, error) {
 // ReadyOpConn returns the least loaded open operation connection without
 // waiting (growing the pool under load), or nil and no error when one must
 // be dialed first: the forwarding fast path needs no context, timer or lock.
-func (p *Pool) ReadyOpConn() (*Conn, error) {
+// A connection read by near, the event loop the caller runs on, is
+// preferred while it carries less than the load at which the pool grows:
+// the response is then handled by the loop that sent the request, without
+// waking another.
+func (p *Pool) ReadyOpConn(near *evloop.Loop) (*Conn, error) {
 	if p.closed.Load() {
 		return nil, ErrPoolClosed
 	}
@@ -190,6 +195,11 @@ func (p *Pool) ReadyOpConn() (*Conn, error) {
 	}
 	if c == nil {
 		return nil, nil
+	}
+	if near != nil && c.Loop() != near {
+		if nc, nload := leastLoadedOn(ops, near); nc != nil && nload < p.cfg.GrowAt {
+			c = nc
+		}
 	}
 	if p.wantsGrowth(len(ops), load) {
 		p.grow(load)
@@ -217,6 +227,22 @@ func leastLoaded(ops []*Conn) (best *Conn, bestLoad int, stale bool) {
 		}
 	}
 	return best, bestLoad, stale
+}
+
+// leastLoadedOn is leastLoaded among the open connections read by loop.
+func leastLoadedOn(ops []*Conn, loop *evloop.Loop) (best *Conn, bestLoad int) {
+	for _, c := range ops {
+		if c.Loop() != loop || !c.isOpen() {
+			continue
+		}
+		if load := c.Load(); best == nil || load < bestLoad {
+			best, bestLoad = c, load
+			if load == 0 {
+				break
+			}
+		}
+	}
+	return best, bestLoad
 }
 
 // dropClosed removes closed connections from ops.

@@ -56,7 +56,7 @@ func TestMedian(t *testing.T) {
 
 func TestLdapmuxConfigIsValid(t *testing.T) {
 	replicas := []*slapdtest.Replica{{ID: 1, Addr: "127.0.0.1:3891"}, {ID: 2, Addr: "127.0.0.1:3892"}}
-	cfg, err := config.Parse([]byte(ldapmuxConfig("127.0.0.1:0", replicas, "fewest-operations", 11000, PoolKeys{Conns: 2, MaxConns: 8, GrowAt: 3})))
+	cfg, err := config.Parse([]byte(ldapmuxConfig("127.0.0.1:0", replicas, "fewest-operations", 11000, PoolKeys{Conns: 2, MaxConns: 8, GrowAt: 3, EventLoops: "off"})))
 	if err != nil {
 		t.Fatal(err)
 	}

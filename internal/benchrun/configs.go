@@ -49,6 +49,9 @@ type PoolKeys struct {
 	Conns    int `json:"connections_per_server,omitempty"`     // BENCH_POOL_CONNS
 	MaxConns int `json:"max_connections_per_server,omitempty"` // BENCH_POOL_MAX_CONNS
 	GrowAt   int `json:"grow_at,omitempty"`                    // BENCH_POOL_GROW_AT
+	// EventLoops is the event-loops key (BENCH_EVENT_LOOPS); "" keeps the
+	// default. Not given to a baseline build, which may not know the key.
+	EventLoops string `json:"event_loops,omitempty"`
 }
 
 func (k PoolKeys) yaml() string {
@@ -61,8 +64,12 @@ func (k PoolKeys) yaml() string {
 			fmt.Fprintf(&b, "  %s: %d\n", kv.key, kv.v)
 		}
 	}
-	if b.Len() == 0 {
-		return ""
+	loops := ""
+	if k.EventLoops != "" {
+		loops = "event-loops: " + k.EventLoops + "\n"
 	}
-	return "pool:\n" + b.String()
+	if b.Len() == 0 {
+		return loops
+	}
+	return loops + "pool:\n" + b.String()
 }

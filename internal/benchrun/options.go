@@ -93,6 +93,7 @@ func OptionsFromEnv() (Options, error) {
 		{&o.ScaleThreads, "BENCH_SCALE_THREADS", 2}, {&o.ScaleConns, "BENCH_SCALE_CONNS", 16},
 		{&o.Rounds, "BENCH_ROUNDS", 3}, {&o.Pool.Conns, "BENCH_POOL_CONNS", 0},
 		{&o.Pool.MaxConns, "BENCH_POOL_MAX_CONNS", 0}, {&o.Pool.GrowAt, "BENCH_POOL_GROW_AT", 0}}
+	o.Pool.EventLoops = os.Getenv("BENCH_EVENT_LOOPS")
 	if n, err := strconv.Atoi(env("BENCH_NICE", "0")); err == nil {
 		o.Nice = n
 	}

@@ -44,7 +44,7 @@ type Config struct {
 	// after SIGTERM. Default 10s.
 	ShutdownGracePeriod Duration `yaml:"shutdown-grace-period"`
 	// EventLoops is how many event loops serve plain connections: auto
-	// (one per GOMAXPROCS, the default), off, or a number. Restart only.
+	// (one per two GOMAXPROCS, the default), off, or a number. Restart only.
 	EventLoops string `yaml:"event-loops"`
 
 	// Routing: locations, named algorithms, criteria routes and affinity

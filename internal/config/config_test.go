@@ -589,13 +589,18 @@ func TestPoolMaximumsFollowALargerMinimum(t *testing.T) {
 
 func TestEventLoops(t *testing.T) {
 	base := "listen:\n  - address: :1389\nservers:\n  - name: ds1\n    address: ldap.example.com:389\nservice-account:\n  bind-dn: cn=x\n  password: y\n"
-	for value, want := range map[string]int{"auto": runtime.GOMAXPROCS(0), "off": 0, "0": 0, "3": 3} {
+	for value, want := range map[string]int{"auto": AutoEventLoops(runtime.GOMAXPROCS(0)), "off": 0, "0": 0, "3": 3} {
 		cfg, err := Parse([]byte(base + "event-loops: " + value + "\n"))
 		if err != nil {
 			t.Fatalf("event-loops: %s: %v", value, err)
 		}
 		if got := cfg.EventLoopCount(); got != want {
 			t.Errorf("event-loops: %s gives %d loops, want %d", value, got, want)
+		}
+	}
+	for procs, want := range map[int]int{1: 1, 2: 1, 3: 2, 4: 2, 16: 8} {
+		if got := AutoEventLoops(procs); got != want {
+			t.Errorf("auto on %d CPUs: %d loops, want %d", procs, got, want)
 		}
 	}
 	for _, bad := range []string{"-1", "many", "2000", "yes"} {

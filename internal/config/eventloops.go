@@ -6,8 +6,12 @@ import (
 )
 
 // Event loops: where plain client and server connections wait for data
-// (internal/evloop). "auto" is one loop per GOMAXPROCS; "off" (or 0)
-// gives every connection a goroutine of its own instead.
+// (internal/evloop). "auto" is one loop per two GOMAXPROCS (at least one):
+// on a 2-CPU machine one loop cost 10-20 % less CPU per search than two,
+// which wake each other for every operation whose client and server
+// connection they split (docs/performance.md), and half the CPUs leaves
+// the others to the goroutines that binds, dials and the runtime need.
+// "off" (or 0) gives every connection a goroutine of its own instead.
 const (
 	EventLoopsAuto = "auto"
 	EventLoopsOff  = "off"
@@ -18,7 +22,7 @@ const (
 func (c *Config) EventLoopCount() int {
 	switch c.EventLoops {
 	case "", EventLoopsAuto:
-		return runtime.GOMAXPROCS(0)
+		return AutoEventLoops(runtime.GOMAXPROCS(0))
 	case EventLoopsOff:
 		return 0
 	}
@@ -36,3 +40,6 @@ func (c *Config) validateEventLoops(v *validator) {
 		v.add("event-loops", "must be auto, off or a number of loops from 0 to %d, not %q", maxEventLoops, c.EventLoops)
 	}
 }
+
+// AutoEventLoops is the number of loops "auto" gives for procs GOMAXPROCS.
+func AutoEventLoops(procs int) int { return max(1, (procs+1)/2) }

@@ -5,8 +5,9 @@
 // Why not one goroutine blocked in Read per socket, as net does: that costs,
 // per request, a read that ends in EAGAIN before the goroutine parks, and a
 // netpoller wake-up of that goroutine (often of an OS thread too). A loop
-// reads a socket once per readiness event (level-triggered: what is left is
-// reported again) and handles the events of many sockets per wake-up. The
+// reads a socket once per readiness event (edge-triggered: until a read
+// returns less than the free buffer, never until EAGAIN) and handles the
+// events of many sockets per wake-up. The
 // sockets stay ordinary net.Conns (deadlines, Close, TLS on other paths);
 // only the waiting moves here. Hand-written rather than taken from an event
 // loop library because those own the sockets and their accept loop, which
@@ -16,15 +17,17 @@ package evloop
 
 import (
 	"errors"
-	"runtime"
 	"sync"
 	"syscall"
 )
 
 // Handler is told that its socket is readable (or hung up, or in error).
 // Readable runs on the loop's goroutine and must not block: every socket of
-// the loop waits while it runs. A socket may be reported once more after it
-// was removed or closed; Readable must then find nothing to do.
+// the loop waits while it runs. Reports are edge-triggered: Readable must
+// read until a read returns less than it asked for (or nothing), since the
+// bytes left unread are not reported again until more arrive. A socket may
+// be reported once more after it was removed or closed; Readable must then
+// find nothing to do.
 type Handler interface{ Readable() }
 
 // ErrClosed is returned when the loop was closed.
@@ -41,9 +44,10 @@ type Loop struct {
 	posted   []func()
 	closed   bool
 
-	running []Handler // loop goroutine only: the handlers of one batch
-	funcs   []func()  // loop goroutine only: posted functions being run
-	done    chan struct{}
+	running  []Handler // loop goroutine only: the handlers of one batch
+	deferred []func()  // loop goroutine only: to run once the batch's handlers ran
+	funcs    []func()  // loop goroutine only: posted functions being run
+	done     chan struct{}
 }
 
 // Registration is a socket added to a loop.
@@ -158,8 +162,12 @@ func (l *Loop) isClosed() bool {
 	return l.closed
 }
 
-// serve takes events without waiting until there are none: false hands
-// the wait back to the netpoller, true ends the loop.
+// serve takes the events ready now and handles them. Sockets are
+// registered edge-triggered, so every event that comes while a batch is
+// being handled also makes the epoll descriptor readable again for the
+// netpoller: serve never polls once more just to find nothing, it returns
+// false (wait) after a batch that did not fill the event buffer, and true
+// only once the loop is closed.
 func (l *Loop) serve(epfd int) bool {
 	for {
 		n, err := take(epfd, l.events)
@@ -172,7 +180,9 @@ func (l *Loop) serve(epfd int) bool {
 		if !l.dispatch(l.events[:n]) {
 			return true
 		}
-		runtime.Gosched() // let the goroutines this batch woke run before the next one
+		if n < len(l.events) {
+			return false
+		}
 	}
 }
 
@@ -211,12 +221,28 @@ func (l *Loop) dispatch(events []event) bool {
 		l.running[i] = nil
 	}
 	l.running = l.running[:0]
+	l.runDeferred()
 	for i, f := range l.funcs {
 		f()
 		l.funcs[i] = nil
 	}
 	l.funcs = l.funcs[:0]
+	l.runDeferred()
 	return true
+}
+
+// Defer runs f once every handler of the batch in progress has run, on the
+// loop's goroutine: the requests that the handlers of one batch send on
+// the same server connection share one write. Only a handler (or a posted
+// function) running on l may call it.
+func (l *Loop) Defer(f func()) { l.deferred = append(l.deferred, f) }
+
+func (l *Loop) runDeferred() {
+	for i := 0; i < len(l.deferred); i++ {
+		l.deferred[i]()
+		l.deferred[i] = nil
+	}
+	l.deferred = l.deferred[:0]
 }
 
 // Group spreads sockets over several loops.

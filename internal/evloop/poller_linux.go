@@ -17,6 +17,9 @@ type poller struct {
 	wakefd int
 }
 
+// epollET is EPOLLET as the unsigned flag the kernel takes (syscall's is negative).
+const epollET = 1 << 31
+
 // wakeToken marks the eventfd's events; socket tokens start at 1.
 const wakeToken = 0
 
@@ -46,9 +49,9 @@ func newPoller() (*poller, error) {
 	return p, nil
 }
 
-// add watches fd for reading, level-triggered.
+// add watches fd for reading, edge-triggered (see Handler).
 func (p *poller) add(fd int, tok uint64) error {
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET}
 	setEventToken(&ev, tok)
 	var err error
 	if cerr := p.rc.Control(func(epfd uintptr) { err = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_ADD, fd, &ev) }); cerr != nil {

@@ -26,6 +26,7 @@ type parking struct {
 	home   *parkedSet           // nil: the session never parks
 	reg    *evloop.Registration // loop only: set while parked
 	nowait bool                 // owner only: reads do not wait (parked)
+	onLoop bool                 // loop only: a request is being handled in a batch
 }
 
 // parkedSet is the sessions parked in one loop; only that loop's goroutine
@@ -172,16 +173,42 @@ func (s *Session) woken() {
 	}
 }
 
-// Readable reads the socket once and handles every whole request that
-// came (evloop.Handler). Loop only.
+// Readable reads what came and handles every whole request in it
+// (evloop.Handler): one read, unless it filled the buffer. Loop only.
 func (s *Session) Readable() {
 	if s.reg == nil {
 		return
 	}
-	err := s.reader.Fill()
-	if errors.Is(err, evloop.ErrWouldBlock) {
-		return
+	for {
+		more, err := s.reader.Fill()
+		if errors.Is(err, evloop.ErrWouldBlock) {
+			return
+		}
+		if !s.handleBuffered() {
+			return
+		}
+		switch {
+		case err != nil:
+			s.leaveLoop()
+			if s.reader.Buffered() > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			s.readFailed(err)
+			go s.finish()
+			return
+		case s.reader.Buffered() > 0 || s.ctx.Err() != nil:
+			s.leaveLoop() // a request half-arrived: the goroutine applies the request timeout
+			go s.readRequests()
+			return
+		case !more:
+			return
+		}
 	}
+}
+
+// handleBuffered handles the whole requests in the read buffer; false
+// when it handed the session to a goroutine. Loop only.
+func (s *Session) handleBuffered() bool {
 	for s.reader.Ready() && s.ctx.Err() == nil {
 		frame, _ := s.reader.Next() // whole in the buffer: no read
 		s.touch()
@@ -189,31 +216,23 @@ func (s *Session) Readable() {
 		if !ok {
 			s.leaveLoop()
 			go s.finish()
-			return
+			return false
 		}
 		if s.bindPending() || isStartTLS(msg) {
 			s.leaveLoop()
 			go s.resume(msg)
-			return
+			return false
 		}
-		if !s.dispatch(msg) {
+		s.onLoop = true
+		ok = s.dispatch(msg)
+		s.onLoop = false
+		if !ok {
 			s.leaveLoop()
 			go s.finish()
-			return
+			return false
 		}
 	}
-	switch {
-	case err != nil:
-		s.leaveLoop()
-		if s.reader.Buffered() > 0 {
-			err = io.ErrUnexpectedEOF
-		}
-		s.readFailed(err)
-		go s.finish()
-	case s.reader.Buffered() > 0 || s.ctx.Err() != nil:
-		s.leaveLoop() // a request half-arrived: the goroutine applies the request timeout
-		go s.readRequests()
-	}
+	return true
 }
 
 // resume handles, on the session's goroutine, a request the loop could

@@ -338,6 +338,12 @@ func (s *Session) request() *proxy.Request {
 func (s *Session) describe(req *proxy.Request) {
 	ident := s.ident.Load()
 	req.Identity, req.ConnID, req.Leases = ident, s.id, &s.leases
+	if s.home != nil {
+		req.Loop = s.home.loop
+		if s.onLoop {
+			req.Batch = s.home.loop
+		}
+	}
 	req.Route = route.Operation{Tag: req.Msg.OpTag, TargetDN: req.Msg.TargetDN(), ExtendedOID: req.Msg.ExtendedOID(),
 		Controls: req.Msg.Controls, ClientIP: s.remote, BindDN: ident.DN, ConnID: s.id}
 }

@@ -45,8 +45,8 @@ func TestFillReadsOnceAndFramesWhatCame(t *testing.T) {
 	stream := &chunks{parts: [][]byte{append(append([]byte{}, a...), b[:7]...), append(b[7:], c...)}}
 	r := NewReaderSize(stream, 0, 256)
 
-	if err := r.Fill(); err != nil {
-		t.Fatal(err)
+	if more, err := r.Fill(); err != nil || more {
+		t.Fatalf("Fill() = %v, %v; want a short read", more, err)
 	}
 	if stream.reads != 1 {
 		t.Fatalf("Fill made %d reads, want 1", stream.reads)
@@ -63,10 +63,10 @@ func TestFillReadsOnceAndFramesWhatCame(t *testing.T) {
 	if partial, fits := r.Incomplete(); !partial || !fits {
 		t.Fatalf("Incomplete() = %v, %v; want true, true", partial, fits)
 	}
-	if err := r.Fill(); !errors.Is(err, errEmpty) {
+	if _, err := r.Fill(); !errors.Is(err, errEmpty) {
 		t.Fatalf("Fill of an empty stream: %v", err)
 	}
-	if err := r.Fill(); err != nil {
+	if _, err := r.Fill(); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range [][]byte{b, c} {
@@ -81,7 +81,7 @@ func TestFillReadsOnceAndFramesWhatCame(t *testing.T) {
 		t.Fatal("nothing is left, yet Incomplete says partial")
 	}
 	r.Fill() // errEmpty
-	if err := r.Fill(); err != io.EOF {
+	if _, err := r.Fill(); err != io.EOF {
 		t.Fatalf("Fill at the end: %v, want EOF", err)
 	}
 }
@@ -89,14 +89,14 @@ func TestFillReadsOnceAndFramesWhatCame(t *testing.T) {
 func TestIncompleteTellsWhatCannotFit(t *testing.T) {
 	big := message(1, 120) // 127 bytes, above a 64-byte buffer
 	r := NewReaderSize(&chunks{parts: [][]byte{big}}, 0, 64)
-	if err := r.Fill(); err != nil {
-		t.Fatal(err)
+	if more, err := r.Fill(); err != nil || !more {
+		t.Fatalf("Fill() = %v, %v; want a read that filled the buffer", more, err)
 	}
 	if partial, fits := r.Incomplete(); !partial || fits {
 		t.Fatalf("Incomplete() = %v, %v; want true, false", partial, fits)
 	}
-	if err := r.Fill(); err != nil { // a full buffer is not read
-		t.Fatal(err)
+	if more, err := r.Fill(); err != nil || !more { // a full buffer is not read
+		t.Fatalf("Fill() of a full buffer = %v, %v", more, err)
 	}
 	got, err := r.Next() // the blocking path reads it whole
 	if err != nil || !bytes.Equal(got, big) {

@@ -82,20 +82,22 @@ func (fr *Reader) Ready() bool {
 // Fill reads the stream once, into what the read buffer has free, for a
 // caller that knows from a readiness event that the stream has bytes: the
 // following Next calls return the messages made whole, without reading,
-// as long as Ready says so. It returns the read's error, which for a
-// non-blocking stream may say that nothing was there; the frames already
-// buffered stay. A full buffer is not read.
-func (fr *Reader) Fill() error {
+// as long as Ready says so. more reports that the read filled the free
+// space (or that there was none), so the stream may hold more: read again
+// once Next has made room. err is the read's, which for a non-blocking
+// stream may say that nothing was there; the frames already buffered stay.
+func (fr *Reader) Fill() (more bool, err error) {
 	fr.release()
 	n := fr.r.Buffered()
-	if n >= fr.r.Size() {
-		return nil
+	free := fr.r.Size() - n
+	if free <= 0 {
+		return true, nil
 	}
-	_, err := fr.r.Peek(n + 1)
+	_, err = fr.r.Peek(n + 1)
 	if errors.Is(err, bufio.ErrBufferFull) {
-		return nil
+		err = nil
 	}
-	return err
+	return fr.r.Buffered()-n == free, err
 }
 
 // Incomplete reports whether a next message has begun in the buffer

@@ -150,7 +150,11 @@ func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptRe
 		srv.CancelOp()
 		return attemptResult{status: abandoned}, false
 	}
-	if _, err := conn.SendTimed(c, c.encode, p.timingFor(req)); err != nil {
+	timing := p.timingFor(req)
+	if !mayWait {
+		timing.Batch = req.Batch // on the caller's goroutine: the loop's batch may carry the write
+	}
+	if _, err := conn.SendTimed(c, c.encode, timing); err != nil {
 		p.releaseConn(c, false)
 		srv.CancelOp()
 		return attemptResult{status: notSent, err: err}, false
@@ -211,7 +215,7 @@ func (p *Proxy) waitContext(req *Request, mayWait bool) (ctx context.Context, ca
 func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, attemptResult) {
 	bind := req.Msg.OpTag == ldapwire.OpBindRequest
 	if !bind {
-		if c, err := srv.Pool().ReadyOpConn(); c != nil || err != nil {
+		if c, err := srv.Pool().ReadyOpConn(req.Loop); c != nil || err != nil {
 			return c, connError(err)
 		}
 	}

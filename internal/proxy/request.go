@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"github.com/ldapmux/ldapmux/internal/evloop"
 	"sync"
 	"time"
 
@@ -33,6 +34,13 @@ type Request struct {
 	// long-lived searches) run on them. Without it they share pooled
 	// connections like any other operation.
 	Leases *Leases
+	// Loop, when not nil, is the event loop the client's requests are
+	// handled on: a server connection read by the same loop is preferred.
+	Loop *evloop.Loop
+	// Batch, when not nil, is the event loop whose batch Start is called
+	// in: a request written on the caller's goroutine may be left to the
+	// batch's end (backend.Timing.Batch).
+	Batch *evloop.Loop
 
 	flight // the proxy's state while the operation is in progress
 }
