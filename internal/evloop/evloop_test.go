@@ -242,3 +242,67 @@ func TestConcurrentPostsAllRun(t *testing.T) {
 		t.Fatalf("%d of %d posted functions ran", got, posters*each)
 	}
 }
+
+// deferring records its report and defers a step behind it.
+type deferring struct {
+	l   *Loop
+	rc  syscall.RawConn
+	log *[]string // loop goroutine only
+	tag string
+}
+
+func (d *deferring) Readable() {
+	var buf [16]byte
+	d.rc.Read(func(fd uintptr) bool { syscall.Read(int(fd), buf[:]); return true })
+	*d.log = append(*d.log, "read "+d.tag)
+	d.l.Defer(func() { *d.log = append(*d.log, "deferred "+d.tag) })
+}
+
+// TestDeferRunsAfterTheBatch: what handlers defer runs once every handler
+// of the batch ran, before the next batch.
+func TestDeferRunsAfterTheBatch(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var log []string
+	var clients []net.Conn
+	for _, tag := range []string{"a", "b"} {
+		srv, cli := pair(t)
+		if _, err := l.Add(rawConn(t, srv), &deferring{l: l, rc: rawConn(t, srv), log: &log, tag: tag}); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, cli)
+	}
+	// Both sockets become readable while the loop is held in a posted
+	// function, so that one batch reports both.
+	hold, held := make(chan struct{}), make(chan struct{})
+	l.Post(func() { close(held); <-hold })
+	<-held
+	for _, c := range clients {
+		c.Write([]byte("x"))
+	}
+	// On loopback the bytes are queued at the receiver when Write returns;
+	// were they not, the batch would split, which the check below allows.
+	close(hold)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		done := make(chan []string)
+		l.Post(func() { done <- append([]string(nil), log...) })
+		got := <-done
+		if len(got) == 4 {
+			if got[0][:4] == "read" && got[1][:4] == "read" {
+				if got[2][:8] != "deferred" || got[3][:8] != "deferred" {
+					t.Fatalf("order %v: deferred steps must follow every read of the batch", got)
+				}
+			} else if got[1][:8] != "deferred" || got[3][:8] != "deferred" {
+				t.Fatalf("order %v: each batch's deferred step must follow its read", got)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: %v", got)
+		}
+	}
+}
