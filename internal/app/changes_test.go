@@ -182,3 +182,27 @@ func waitGone(t *testing.T, a *App, label string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestReloadSaysEventLoopsNeedARestart: the loops are started once; a
+// reload that changes event-loops keeps them and says so.
+func TestReloadSaysEventLoopsNeedARestart(t *testing.T) {
+	var logs syncBuffer
+	a, err := New(parseConfig(t, changesBase+"event-loops: 1\n"), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	})
+	if err := a.Reload(parseConfig(t, changesBase+"event-loops: off\n")); err != nil {
+		t.Fatal(err)
+	}
+	if log := logs.String(); !strings.Contains(log, "event-loops changed; restart ldapmux to apply") {
+		t.Errorf("no restart warning for event-loops:\n%s", log)
+	}
+}

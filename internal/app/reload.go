@@ -381,6 +381,9 @@ func (a *App) warnRestartOnly(cfg *config.Config) {
 	if old.Log.Format != cfg.Log.Format {
 		a.log.Warn("reload: log.format changed; restart ldapmux to apply")
 	}
+	if old.EventLoopCount() != cfg.EventLoopCount() {
+		a.log.Warn("reload: event-loops changed; restart ldapmux to apply")
+	}
 	if !reflect.DeepEqual(a.poolConfig(), (&App{cfg: cfg}).poolConfig()) {
 		a.log.Info("reload: pool settings changed; every server gets a new pool, the old ones close once their operations end")
 	}
