@@ -163,7 +163,13 @@ func TestPoolGrowthPausesAfterAFailedDial(t *testing.T) {
 	if st := p.Stats(); st.DialingOps != 0 || f.accepted.Load() != tried {
 		t.Fatalf("dialed again during the pause: %d connections, %+v", f.accepted.Load(), st)
 	}
-	clock.Advance(growBackoffMin + time.Millisecond)
+	// One failure pauses growth for growBackoffMin; two dials that failed
+	// together (two may run at once) for twice that. Past the pause set:
+	pause := time.Unix(0, p.growPause.Load()).Sub(clock.Now())
+	if pause < growBackoffMin/2 || pause > 2*growBackoffMin {
+		t.Fatalf("growth paused for %s after %d failed dials, want %s to %s", pause, p.Stats().Failed[OpConn], growBackoffMin, 2*growBackoffMin)
+	}
+	clock.Advance(pause + time.Millisecond)
 	f.refuse.Store(false)
 	loadUntil(t, p, func(st PoolStats) bool { return st.OpenOps >= 2 }, "growth did not resume after the pause")
 }
