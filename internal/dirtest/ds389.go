@@ -493,7 +493,7 @@ func (c *DS389Cluster) cleanup(t testing.TB) {
 			t.Errorf("dirtest: stop %s: %v", d.proc.name, err)
 		}
 	}
-	if err := os.RemoveAll(c.Dir); err != nil {
+	if err := removeAll(c.Dir); err != nil {
 		t.Errorf("dirtest: %v", err)
 	}
 }

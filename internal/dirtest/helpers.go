@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,4 +194,17 @@ func makeSearchableDir(pattern string) (string, error) {
 		return "", errors.Join(fmt.Errorf("dirtest: %w", err), os.RemoveAll(dir))
 	}
 	return dir, nil
+}
+
+// removeAll removes dir, trying again for a few seconds while a process
+// that just exited leaves files behind (ENOTEMPTY).
+func removeAll(dir string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := os.RemoveAll(dir)
+		if err == nil || !errors.Is(err, syscall.ENOTEMPTY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

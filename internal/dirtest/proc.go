@@ -3,11 +3,15 @@
 package dirtest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -145,13 +149,42 @@ func (p *proc) kill() error {
 // stop sends SIGTERM to the process group and waits for a clean shutdown,
 // killing it after timeout. It is a no-op if the process is not running.
 func (p *proc) stop(timeout time.Duration) error {
+	pgid := p.pid()
 	if ok, err := p.signalGroup(syscall.SIGTERM); !ok || err != nil {
 		return err
 	}
 	if p.waitExit(timeout) {
+		return p.waitGroupGone(pgid)
+	}
+	return errors.Join(fmt.Errorf("dirtest: %s did not stop within %v, killed it", p.name, timeout), p.kill(), p.waitGroupGone(pgid))
+}
+
+// waitGroupGone waits for the other processes of the group (samba's
+// children outlive its main process by a moment, still writing in its
+// directory) to exit, killing those left after stopTimeout.
+func (p *proc) waitGroupGone(pgid int) error {
+	if pgid == 0 {
 		return nil
 	}
-	return errors.Join(fmt.Errorf("dirtest: %s did not stop within %v, killed it", p.name, timeout), p.kill())
+	gone := func(d time.Duration) bool {
+		for deadline := time.Now().Add(d); ; {
+			if !groupRunning(pgid) {
+				return true
+			}
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if gone(stopTimeout) {
+		return nil
+	}
+	syscall.Kill(-pgid, syscall.SIGKILL)
+	if gone(stopTimeout) {
+		return nil
+	}
+	return fmt.Errorf("dirtest: processes of %s (group %d) still running after SIGKILL", p.name, pgid)
 }
 
 // exitError describes an unexpected exit, with the end of the log.
@@ -168,4 +201,32 @@ func (p *proc) logTail() string {
 	offset := p.logStart
 	p.mu.Unlock()
 	return readTail(p.logFile, offset, logTailLines)
+}
+
+// groupRunning reports whether a process of group pgid is still running
+// (zombies, which write nothing, do not count).
+func groupRunning(pgid int) bool {
+	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces, not ")".
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
 }

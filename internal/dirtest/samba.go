@@ -206,7 +206,7 @@ func StopShared() error {
 // once.
 func (a *AD) Stop() error {
 	a.stopOnce.Do(func() {
-		a.stopErr = errors.Join(a.proc.stop(stopTimeout), os.RemoveAll(a.Dir))
+		a.stopErr = errors.Join(a.proc.stop(stopTimeout), removeAll(a.Dir))
 		a.unlock()
 	})
 	return a.stopErr

@@ -129,6 +129,7 @@ func (s *Session) park() bool {
 	}
 	s.inRequest = false
 	s.nowait = true
+	s.reader.Release()
 	if s.home.loop.Post(s.enterLoop) {
 		return true
 	}
@@ -182,6 +183,7 @@ func (s *Session) Readable() {
 	for {
 		more, err := s.reader.Fill()
 		if errors.Is(err, evloop.ErrWouldBlock) {
+			s.reader.Release()
 			return
 		}
 		if !s.handleBuffered() {
@@ -201,6 +203,7 @@ func (s *Session) Readable() {
 			go s.readRequests()
 			return
 		case !more:
+			s.reader.Release() // nothing half-read: a parked session holds no read buffer
 			return
 		}
 	}

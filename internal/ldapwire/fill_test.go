@@ -114,3 +114,41 @@ func TestIncompleteTellsWhatCannotFit(t *testing.T) {
 		t.Fatalf("length octets to come: Incomplete() = %v, %v; want true, true", partial, fits)
 	}
 }
+
+func TestReleaseGivesTheBufferBackOnlyWhenEmpty(t *testing.T) {
+	a, b := message(1, 10), message(2, 20)
+	stream := &chunks{parts: [][]byte{append(append([]byte{}, a...), b[:5]...), b[5:]}}
+	r := NewReaderSize(stream, 0, 256)
+	if !r.Release() { // nothing read yet
+		t.Fatal("an empty reader kept its buffer")
+	}
+	if r.Buffered() != 0 || r.Ready() {
+		t.Fatal("a released reader reports buffered bytes")
+	}
+	if _, err := r.Fill(); err != nil { // takes a buffer again
+		t.Fatal(err)
+	}
+	if got, _ := r.Next(); !bytes.Equal(got, a) {
+		t.Fatalf("got %x, want %x", got, a)
+	}
+	if r.Release() {
+		t.Fatal("released the buffer with half a message in it")
+	}
+	r.Fill() // errEmpty
+	r.Fill()
+	if got, _ := r.Next(); !bytes.Equal(got, b) {
+		t.Fatalf("after a kept buffer: got %x, want %x", got, b)
+	}
+	if !r.Release() {
+		t.Fatal("kept the buffer once every message was taken")
+	}
+	if partial, _ := r.Incomplete(); partial {
+		t.Fatal("a released reader says a message has begun")
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		r.Fill()
+		r.Release()
+	}); allocs != 0 {
+		t.Fatalf("taking and giving back a buffer allocates %.1f times", allocs)
+	}
+}

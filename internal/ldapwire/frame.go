@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // DefaultMaxMessageSize bounds one LDAPMessage unless configured otherwise.
@@ -20,7 +21,9 @@ var ErrTooLarge = errors.New("LDAP message too large")
 // only messages that arrive in pieces are assembled in a frame buffer, so an
 // idle or lightly used connection holds no frame buffer at all.
 type Reader struct {
-	r    *bufio.Reader
+	r    *bufio.Reader // nil while released (Release)
+	src  io.Reader
+	size int
 	max  int
 	buf  []byte
 	hdr  [6]byte
@@ -38,13 +41,57 @@ func NewReaderSize(r io.Reader, max, size int) *Reader {
 	if max <= 0 {
 		max = DefaultMaxMessageSize
 	}
-	return &Reader{r: bufio.NewReaderSize(r, size), max: max}
+	return &Reader{r: bufio.NewReaderSize(r, size), src: r, size: size, max: max}
+}
+
+// readerPools recycle the read buffers of released Readers, one pool per
+// buffer size.
+var readerPools sync.Map // int → *sync.Pool of *bufio.Reader
+
+func readerPool(size int) *sync.Pool {
+	if p, ok := readerPools.Load(size); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := readerPools.LoadOrStore(size, &sync.Pool{})
+	return p.(*sync.Pool)
+}
+
+// Release gives the read buffer back to a pool shared by Readers of its
+// size when nothing is buffered, and reports whether it did: a
+// connection waiting for its next message then holds no buffer. The
+// message lent by the last Next is no longer valid. The next Fill or Next
+// takes a buffer again.
+func (fr *Reader) Release() bool {
+	if fr.r == nil {
+		return true
+	}
+	fr.release()
+	if fr.r.Buffered() > 0 {
+		return false
+	}
+	readerPool(fr.size).Put(fr.r)
+	fr.r = nil
+	return true
+}
+
+// take makes sure the Reader has a read buffer.
+func (fr *Reader) take() {
+	if fr.r != nil {
+		return
+	}
+	if br, ok := readerPool(fr.size).Get().(*bufio.Reader); ok {
+		br.Reset(fr.src)
+		fr.r = br
+		return
+	}
+	fr.r = bufio.NewReaderSize(fr.src, fr.size)
 }
 
 // Next returns the next complete message (tag, length and content).
 // io.EOF is returned only at a clean message boundary; a stream cut inside a
 // message gives io.ErrUnexpectedEOF.
 func (fr *Reader) Next() ([]byte, error) {
+	fr.take()
 	fr.release()
 	if frame := fr.inPlace(); frame != nil {
 		return frame, nil
@@ -70,7 +117,12 @@ func (fr *Reader) Next() ([]byte, error) {
 
 // Buffered is the number of bytes read from the stream but not yet
 // returned: more than zero means a next message has begun.
-func (fr *Reader) Buffered() int { return fr.r.Buffered() - fr.lent }
+func (fr *Reader) Buffered() int {
+	if fr.r == nil {
+		return 0
+	}
+	return fr.r.Buffered() - fr.lent
+}
 
 // Ready reports whether a whole next message is already buffered, so that
 // Next will return without reading the stream.
@@ -87,6 +139,7 @@ func (fr *Reader) Ready() bool {
 // once Next has made room. err is the read's, which for a non-blocking
 // stream may say that nothing was there; the frames already buffered stay.
 func (fr *Reader) Fill() (more bool, err error) {
+	fr.take()
 	fr.release()
 	n := fr.r.Buffered()
 	free := fr.r.Size() - n
@@ -134,7 +187,7 @@ func (fr *Reader) Partial() bool { return fr.partial }
 
 // release discards the message lent by the previous Next.
 func (fr *Reader) release() {
-	if fr.lent > 0 {
+	if fr.lent > 0 && fr.r != nil {
 		fr.r.Discard(fr.lent)
 		fr.lent = 0
 	}
@@ -156,6 +209,9 @@ func (fr *Reader) inPlace() []byte {
 // reading the stream: ok when they start with a valid message header of at
 // most max bytes; total is that message's whole size.
 func (fr *Reader) peekFrame() (b []byte, total int, ok bool) {
+	if fr.r == nil {
+		return nil, 0, false
+	}
 	n := fr.r.Buffered()
 	if n-fr.lent < 2 {
 		return nil, 0, false
