@@ -118,9 +118,12 @@ func series(t *testing.T, a *App) []string {
 // server and algorithm; a reload that changes the algorithm says so in its
 // log line, and the old algorithm's series go once its operations had time
 // to end.
-func TestReloadLogAndSeries(t *testing.T) {
-	var logs syncBuffer
-	a, err := New(parseConfig(t, changesBase+"load-balancing: {algorithm: failover}\n"), slog.New(slog.NewTextHandler(&logs, nil)))
+// startLogged starts an app from yaml whose log the test reads; the
+// test's cleanup shuts it down.
+func startLogged(t *testing.T, yaml string) (*App, *syncBuffer) {
+	t.Helper()
+	logs := new(syncBuffer)
+	a, err := New(parseConfig(t, yaml), slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +135,11 @@ func TestReloadLogAndSeries(t *testing.T) {
 		defer cancel()
 		a.Shutdown(ctx)
 	})
+	return a, logs
+}
+
+func TestReloadLogAndSeries(t *testing.T) {
+	a, logs := startLogged(t, changesBase+"load-balancing: {algorithm: failover}\n")
 	atStart := series(t, a)
 	for _, want := range []string{
 		`ldapmux_server_operations_failed_total{operation="search",server="ds2"}`,
@@ -186,19 +194,7 @@ func waitGone(t *testing.T, a *App, label string) {
 // TestReloadSaysEventLoopsNeedARestart: the loops are started once; a
 // reload that changes event-loops keeps them and says so.
 func TestReloadSaysEventLoopsNeedARestart(t *testing.T) {
-	var logs syncBuffer
-	a, err := New(parseConfig(t, changesBase+"event-loops: 1\n"), slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Shutdown(ctx)
-	})
+	a, logs := startLogged(t, changesBase+"event-loops: 1\n")
 	if err := a.Reload(parseConfig(t, changesBase+"event-loops: off\n")); err != nil {
 		t.Fatal(err)
 	}

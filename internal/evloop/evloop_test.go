@@ -11,6 +11,17 @@ import (
 	"time"
 )
 
+// newLoop starts a loop that the test's cleanup closes.
+func newLoop(t *testing.T) *Loop {
+	t.Helper()
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
 // pair returns both ends of a loopback TCP connection.
 func pair(t *testing.T) (server, client net.Conn) {
 	t.Helper()
@@ -71,11 +82,7 @@ func receive(t *testing.T, ch chan string) string {
 }
 
 func TestReportsEachSocketReadable(t *testing.T) {
-	l, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := newLoop(t)
 	var readers []*reader
 	var clients []net.Conn
 	for range 20 {
@@ -101,11 +108,7 @@ func TestReportsEachSocketReadable(t *testing.T) {
 }
 
 func TestRemoveStopsReports(t *testing.T) {
-	l, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := newLoop(t)
 	srv, cli := pair(t)
 	r := &reader{rc: rawConn(t, srv), got: make(chan string, 10)}
 	reg, err := l.Add(r.rc, r)
@@ -173,11 +176,7 @@ func TestPostRunsOnTheLoop(t *testing.T) {
 }
 
 func TestClosedSocketIsReportedAndLeaves(t *testing.T) {
-	l, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := newLoop(t)
 	srv, cli := pair(t)
 	r := &reader{rc: rawConn(t, srv), got: make(chan string, 10)}
 	reg, err := l.Add(r.rc, r)
@@ -215,11 +214,7 @@ func TestGroupSpreads(t *testing.T) {
 // TestConcurrentPostsAllRun posts from many goroutines at once: a wake-up
 // must never be lost between the loop taking the queue and a new Post.
 func TestConcurrentPostsAllRun(t *testing.T) {
-	l, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := newLoop(t)
 	const posters, each = 8, 5000
 	var ran atomic.Int64
 	var wg sync.WaitGroup
@@ -261,11 +256,7 @@ func (d *deferring) Readable() {
 // TestDeferRunsAfterTheBatch: what handlers defer runs once every handler
 // of the batch ran, before the next batch.
 func TestDeferRunsAfterTheBatch(t *testing.T) {
-	l, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := newLoop(t)
 	var log []string
 	var clients []net.Conn
 	for _, tag := range []string{"a", "b"} {
