@@ -317,26 +317,9 @@ func (c *Conn) write(id int32, encode func(dst []byte, id int32) []byte, batch *
 		return nil
 	}
 	c.writing = true
-	own := true // the first batch holds this sender's request
-	for len(c.queued) > 0 {
-		buf := c.takeQueued()
-		c.wmu.Unlock()
-		n, err := c.writeNow(buf)
-		if err == nil && n < len(buf) {
-			go c.writeRest(buf, n) // still writing: it clears the flag
-			return nil
-		}
-		c.wmu.Lock()
-		c.recycle(buf)
-		if err != nil {
-			c.writing = false
-			c.wmu.Unlock()
-			return c.writeFailed(id, own, err)
-		}
-		own = false
+	if first, err := c.drain(); err != nil {
+		return c.writeFailed(id, first, err)
 	}
-	c.writing = false
-	c.wmu.Unlock()
 	return nil
 }
 
@@ -351,25 +334,37 @@ func (c *Conn) flushBatch() {
 		return
 	}
 	c.writing = true
+	if _, err := c.drain(); err != nil {
+		c.Close(fmt.Errorf("backend %s: write: %w", c.server.Name, err))
+	}
+}
+
+// drain writes the queue until it is empty, without waiting for the
+// socket: what it does not take is left to writeRest, which then clears
+// writing. Caller holds wmu, with writing set; drain releases it. first
+// reports a failure of the first batch written.
+func (c *Conn) drain() (first bool, err error) {
+	first = true
 	for len(c.queued) > 0 {
 		buf := c.takeQueued()
 		c.wmu.Unlock()
 		n, err := c.writeNow(buf)
 		if err == nil && n < len(buf) {
-			go c.writeRest(buf, n)
-			return
+			go c.writeRest(buf, n) // still writing: it clears the flag
+			return false, nil
 		}
 		c.wmu.Lock()
 		c.recycle(buf)
 		if err != nil {
 			c.writing = false
 			c.wmu.Unlock()
-			c.Close(fmt.Errorf("backend %s: write: %w", c.server.Name, err))
-			return
+			return first, err
 		}
+		first = false
 	}
 	c.writing = false
 	c.wmu.Unlock()
+	return false, nil
 }
 
 // takeQueued swaps the queue for the spare buffer and arms the write
