@@ -507,21 +507,35 @@ func (c *Conn) nextFreeID() (int32, error) {
 // a burst of entries costs one client write, not one per entry.
 func (c *Conn) readLoop(r *ldapwire.Reader) {
 	var dirty flushSet
-	defer dirty.flush()
+	c.readBlocking(r, &dirty, nil)
+}
+
+// readBlocking reads and dispatches responses, waiting for the socket,
+// until the connection fails or, each time nothing is left in the read
+// buffer, stop (when not nil) says to.
+// Once stop has returned true the caller no longer owns dirty: nothing
+// touches it after.
+func (c *Conn) readBlocking(r *ldapwire.Reader, dirty *flushSet, stop func() bool) {
 	for {
 		frame, err := r.Next()
 		if err != nil {
+			dirty.flush()
 			c.Close(fmt.Errorf("backend %s: read: %w", c.server.Name, err))
 			return
 		}
 		f, err := c.dispatch(frame)
 		if err != nil {
+			dirty.flush()
 			c.Close(err)
 			return
 		}
 		dirty.add(f)
-		if !r.Ready() {
-			dirty.flush()
+		if r.Ready() {
+			continue
+		}
+		dirty.flush()
+		if stop != nil && stop() {
+			return
 		}
 	}
 }

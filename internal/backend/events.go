@@ -143,27 +143,8 @@ func unexpectedEOF(err error, r *ldapwire.Reader) error {
 // readUntilCaughtUp reads with blocking reads until nothing is left
 // half-read, then hands the connection back to the loop.
 func (e *eventReader) readUntilCaughtUp() {
-	c := e.c
-	for {
-		frame, err := e.r.Next()
-		if err != nil {
-			e.dirty.flush()
-			c.Close(fmt.Errorf("backend %s: read: %w", c.server.Name, err))
-			return
-		}
-		f, err := c.dispatch(frame)
-		if err != nil {
-			e.dirty.flush()
-			c.Close(err)
-			return
-		}
-		e.dirty.add(f)
-		if e.r.Ready() {
-			continue
-		}
-		e.dirty.flush()
-		if partial, _ := e.r.Incomplete(); !partial && e.register() {
-			return
-		}
-	}
+	e.c.readBlocking(e.r, &e.dirty, func() bool {
+		partial, _ := e.r.Incomplete()
+		return !partial && e.register()
+	})
 }
