@@ -24,6 +24,7 @@ type Reader struct {
 	r    *bufio.Reader // nil while released (Release)
 	src  io.Reader
 	size int
+	pool *sync.Pool // where Release puts r, shared by Readers of its size
 	max  int
 	buf  []byte
 	hdr  [6]byte
@@ -41,7 +42,7 @@ func NewReaderSize(r io.Reader, max, size int) *Reader {
 	if max <= 0 {
 		max = DefaultMaxMessageSize
 	}
-	return &Reader{r: bufio.NewReaderSize(r, size), src: r, size: size, max: max}
+	return &Reader{r: bufio.NewReaderSize(r, size), src: r, size: size, pool: readerPool(size), max: max}
 }
 
 // readerPools recycle the read buffers of released Readers, one pool per
@@ -69,7 +70,7 @@ func (fr *Reader) Release() bool {
 	if fr.r.Buffered() > 0 {
 		return false
 	}
-	readerPool(fr.size).Put(fr.r)
+	fr.pool.Put(fr.r)
 	fr.r = nil
 	return true
 }
@@ -79,7 +80,7 @@ func (fr *Reader) take() {
 	if fr.r != nil {
 		return
 	}
-	if br, ok := readerPool(fr.size).Get().(*bufio.Reader); ok {
+	if br, ok := fr.pool.Get().(*bufio.Reader); ok {
 		br.Reset(fr.src)
 		fr.r = br
 		return
