@@ -9,7 +9,7 @@
 #   BENCH_USERS [10000]  BENCH_CONNS [8]
 #   BENCH_IDLE_CONNS [10000]  BENCH_IDLE_HOLD [5s]  BENCH_SCALE_THREADS [2]
 #   BENCH_SCALE_CONNS [16]  BENCH_SCALE_PIN [1]
-#   BENCH_SCENARIOS [search8,search64,search1,bind64,idle,scale; cores,idle from 8 CPUs]
+#   BENCH_SCENARIOS [search8,bound8,search64,search1,bind64,idle,scale; cores,idle from 8 CPUs]
 #   BENCH_BASELINE: another ldapmux binary measured in the same rounds (before/after)
 #   BENCH_LLOADD: OpenLDAP's lloadd binary, measured in the many-core scenario
 #   BENCH_CORES_SLAPD, _PROXY, _LOAD (CPU lists, e.g. 0-7), BENCH_CORES_PROXIES [1,2,4],

@@ -87,10 +87,15 @@ const (
 	// LeasedConn is an operation connection lent to one client for state
 	// the server keeps per connection (paging, VLV, long-lived searches).
 	LeasedConn
+	// AnonConn is a multiplexed operation connection that is never bound:
+	// anonymous clients' operations go there, without a Proxied
+	// Authorization control, exactly as on a client's own unbound
+	// connection (Pool.Anonymous).
+	AnonConn
 )
 
 // kinds is every Kind, for counters indexed by Kind.
-const kinds = 3
+const kinds = 4
 
 func (k Kind) String() string {
 	switch k {
@@ -98,6 +103,8 @@ func (k Kind) String() string {
 		return "bind"
 	case LeasedConn:
 		return "leased"
+	case AnonConn:
+		return "anonymous"
 	}
 	return "operation"
 }

@@ -36,7 +36,7 @@ func (p *Pool) Tick() {
 	}
 	idle, surplus := p.idleOps()
 	for _, c := range surplus {
-		p.shrunk[OpConn].Add(1)
+		p.shrunk[p.opKind].Add(1)
 		go p.drain(c)
 	}
 	for _, c := range idle {

@@ -51,6 +51,11 @@ const (
 	// DefaultGrowAt is the default load per operation connection that
 	// makes the pool grow.
 	DefaultGrowAt = 2
+	// AnonMaxPerConn caps the operations in flight on one unbound
+	// connection: OpenLDAP closes an anonymous session with more than
+	// conn_max_pending requests queued (default 100), which would end
+	// every anonymous operation multiplexed on it.
+	AnonMaxPerConn = 100
 	// maxGrowDials bounds the growth dials in progress at once per pool.
 	maxGrowDials = 2
 	// growBackoffMin and growBackoffMax bound the pause in growth after a
@@ -79,6 +84,10 @@ type PoolStats struct {
 	OpenOps, OpenBinds, IdleBinds int
 	// DialingOps is the operation connections being opened now.
 	DialingOps int
+	// OpenAnon and DialingAnon are the unbound operation connections for
+	// anonymous clients open and being opened (Pool.Anonymous); they
+	// have the same bounds as the operation connections.
+	OpenAnon, DialingAnon int
 	// MinOps, MaxOps, MinBinds, MaxBinds are the configured bounds.
 	MinOps, MaxOps, MinBinds, MaxBinds int
 	Leased                             int // connections leased to clients now
@@ -96,6 +105,13 @@ type Pool struct {
 	server *Server
 	cfg    PoolConfig
 	now    func() time.Time
+	// opKind is the kind of the operation connections: OpConn, bound as
+	// the service account, or AnonConn, never bound, in the pool that
+	// Anonymous returns.
+	opKind Kind
+	// anon holds the unbound operation connections of anonymous clients;
+	// nil in that pool itself.
+	anon *Pool
 
 	// ops is the open operation connections, oldest first: an immutable
 	// slice replaced under mu, read without locking by every operation.
@@ -128,17 +144,42 @@ type Pool struct {
 
 // NewPool creates the pool of s and starts its maintenance.
 func NewPool(s *Server, cfg PoolConfig) *Pool {
+	p := newPool(s, cfg, OpConn)
+	anon := cfg
+	anon.BindDN, anon.Password = "", ""
+	if anon.MaxPerConn <= 0 || anon.MaxPerConn > AnonMaxPerConn {
+		anon.MaxPerConn = AnonMaxPerConn
+	}
+	p.anon = newPool(s, anon, AnonConn)
+	s.pool = p
+	return p
+}
+
+// newPool creates a pool whose operation connections are of kind opKind.
+func newPool(s *Server, cfg PoolConfig, opKind Kind) *Pool {
 	cfg = cfg.withDefaults()
-	p := &Pool{server: s, cfg: cfg, now: time.Now,
+	p := &Pool{server: s, cfg: cfg, now: time.Now, opKind: opKind,
 		bindSlots: make(chan struct{}, cfg.MaxBindConns), idleBinds: make(chan *Conn, cfg.MaxBindConns),
 		bindRoom:   make(chan struct{}, 1),
 		leaseSlots: make(chan struct{}, cfg.Leases), leased: make(map[*Conn]struct{}),
 		stop: make(chan struct{}), growBackoff: growBackoffMin}
 	p.ops.Store(new([]*Conn))
-	s.pool = p
 	p.wg.Add(1)
 	go p.maintain()
 	return p
+}
+
+// Anonymous returns the pool of unbound operation connections, on which
+// anonymous clients' operations run without a Proxied Authorization
+// control: the server sees them exactly as on the client's own unbound
+// connection, and spares the control's cost. It opens its connections
+// on the first anonymous operation and follows the load within the same
+// bounds as the operation connections.
+func (p *Pool) Anonymous() *Pool {
+	if p.anon == nil {
+		return p
+	}
+	return p.anon
 }
 
 // ErrPoolClosed is returned once the pool is shut down.
@@ -301,7 +342,7 @@ func (p *Pool) grow(load int) {
 		return
 	}
 	if n+int(p.dialing.Load()) >= p.cfg.Conns {
-		p.grown[OpConn].Add(1)
+		p.grown[p.opKind].Add(1)
 	}
 	p.startDial()
 }
@@ -346,7 +387,7 @@ func (p *Pool) startDial() {
 }
 
 func (p *Pool) dialOp() {
-	c, err := p.dial(context.Background(), OpConn)
+	c, err := p.dial(context.Background(), p.opKind)
 	p.dialed(err)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -365,10 +406,10 @@ func (p *Pool) dialOp() {
 	}
 }
 
-// dial opens a connection of the given kind, binding operation connections
-// as the service account.
+// dial opens a connection of the given kind, binding operation and leased
+// connections as the service account.
 func (p *Pool) dial(ctx context.Context, kind Kind) (*Conn, error) {
-	return p.dialAs(ctx, kind, kind != BindConn)
+	return p.dialAs(ctx, kind, kind == OpConn || kind == LeasedConn)
 }
 
 // dialAs opens a connection, bound as the service account when serviceBind.
@@ -626,6 +667,17 @@ func (p *Pool) Stats() PoolStats {
 		st.Opened[k], st.Recycled[k], st.Failed[k] = p.opened[k].Load(), p.recycled[k].Load(), p.failed[k].Load()
 		st.Grown[k], st.Shrunk[k] = p.grown[k].Load(), p.shrunk[k].Load()
 	}
+	if p.anon != nil {
+		a := p.anon.Stats() // counted under AnonConn alone
+		st.OpenAnon, st.DialingAnon = a.OpenOps, a.DialingOps
+		for k := range kinds {
+			st.Opened[k] += a.Opened[k]
+			st.Recycled[k] += a.Recycled[k]
+			st.Failed[k] += a.Failed[k]
+			st.Grown[k] += a.Grown[k]
+			st.Shrunk[k] += a.Shrunk[k]
+		}
+	}
 	return st
 }
 
@@ -649,6 +701,9 @@ func (p *Pool) Close() {
 		c.closeGracefully()
 	}
 	p.closeIdleBinds()
+	if p.anon != nil {
+		p.anon.Close()
+	}
 }
 
 // closeIdleBinds closes the bind connections waiting in the pool.

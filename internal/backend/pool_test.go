@@ -324,3 +324,37 @@ func waitFor(t *testing.T, cond func() bool, msg string) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// Anonymous clients' operations get connections of their own that are
+// never bound: they open where the service account is refused, are counted
+// as kind anonymous, and close with the pool.
+func TestAnonymousConnectionsAreNeverBound(t *testing.T) {
+	f := startFake(t)
+	f.refuse.Store(true)
+	p, _ := testPool(t, f, PoolConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := p.OpConn(ctx); err == nil {
+		t.Fatal("an operation connection opened though the service bind is refused")
+	}
+	c, err := p.Anonymous().OpConn(ctx)
+	if err != nil {
+		t.Fatalf("anonymous connection: %v", err)
+	}
+	if c.Kind() != AnonConn {
+		t.Errorf("kind %v, want %v", c.Kind(), AnonConn)
+	}
+	if err := roundTrip(t, c); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	if st.OpenAnon != 1 || st.OpenOps != 0 || st.Opened[AnonConn] != 1 || st.Opened[OpConn] != 0 || st.Failed[OpConn] == 0 {
+		t.Errorf("stats %+v: want 1 anonymous connection open and opened, no operation connection, a failed one", st)
+	}
+	p.Close()
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the anonymous connection outlived its pool")
+	}
+}

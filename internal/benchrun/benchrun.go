@@ -65,7 +65,7 @@ func Run(ctx context.Context, o Options, stdout, log io.Writer) error {
 
 // scenarios runs the main cluster's scenarios, then the scaling one.
 func (b *bench) scenarios(ctx context.Context) error {
-	if b.o.wants("search8") || b.o.wants("search64") || b.o.wants("search1") || b.o.wants("bind64") || b.o.wants("idle") {
+	if b.o.wants("search8") || b.o.wants("bound8") || b.o.wants("search64") || b.o.wants("search1") || b.o.wants("bind64") || b.o.wants("idle") {
 		if err := b.mainCluster(ctx); err != nil {
 			return err
 		}

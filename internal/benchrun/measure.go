@@ -215,3 +215,12 @@ func (b *bench) searchLoad(conns int) loadgen.Config {
 	return loadgen.Config{Conns: conns, Mix: loadgen.Mix{loadgen.Search: 1}, Scope: loadgen.ScopeBase,
 		Base: fmt.Sprintf("uid=user.[1-%d],%s", max(b.o.Users, 1), slapdtest.PeopleDN), Filter: "(objectClass=*)"}
 }
+
+// boundSearchLoad is searchLoad on connections bound as a user: through
+// ldapmux each search then carries the user's identity in a Proxied
+// Authorization control, where anonymous ones go on unbound connections.
+func (b *bench) boundSearchLoad(conns int) loadgen.Config {
+	cfg := b.searchLoad(conns)
+	cfg.BindDN, cfg.Password = slapdtest.UserDN(1), slapdtest.UserPassword(1)
+	return cfg
+}

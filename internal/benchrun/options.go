@@ -47,7 +47,7 @@ type Options struct {
 }
 
 // AllScenarios are the scenario names BENCH_SCENARIOS may list.
-var AllScenarios = []string{"search8", "search64", "search1", "bind64", "idle", "scale", "cores"}
+var AllScenarios = []string{"search8", "bound8", "search64", "search1", "bind64", "idle", "scale", "cores"}
 
 // manyCoreCPUs is the machine size from which the scenarios default to the
 // many-core layout, with slapd, the proxies and the load on separate CPUs.
@@ -58,7 +58,7 @@ func defaultScenarios(cpus int) string {
 	if cpus >= manyCoreCPUs {
 		return "cores,idle"
 	}
-	return "search8,search64,search1,bind64,idle,scale"
+	return "search8,bound8,search64,search1,bind64,idle,scale"
 }
 
 // OptionsFromEnv reads the BENCH_* variables.

@@ -77,13 +77,14 @@ func (b *bench) mainCluster(ctx context.Context) error {
 	return nil
 }
 
-// searches runs the search scenarios (8, 64 and 1 connections) and the
-// bind one (64 connections).
+// searches runs the search scenarios (8, 64 and 1 connections, anonymous;
+// 8 bound as a user) and the bind one (64 connections).
 func (b *bench) searches(ctx context.Context, targets []target) error {
 	for _, sc := range []struct {
 		name string
 		load func() loadgen.Config
-	}{{"search8", func() loadgen.Config { return b.searchLoad(b.o.Conns) }}, {"search64", func() loadgen.Config { return b.searchLoad(64) }},
+	}{{"search8", func() loadgen.Config { return b.searchLoad(b.o.Conns) }}, {"bound8", func() loadgen.Config { return b.boundSearchLoad(b.o.Conns) }},
+		{"search64", func() loadgen.Config { return b.searchLoad(64) }},
 		{"search1", func() loadgen.Config { return b.searchLoad(1) }}, {"bind64", func() loadgen.Config { return b.bindLoad(64) }}} {
 		if !b.o.wants(sc.name) {
 			continue

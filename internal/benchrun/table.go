@@ -10,6 +10,7 @@ import (
 // scenarioTitles describe the scenarios in the printed tables.
 var scenarioTitles = map[string]string{
 	"search8":      "base-object searches, %d connections",
+	"bound8":       "base-object searches bound as a user, %d connections",
 	"search64":     "base-object searches, 64 connections",
 	"bind64":       "simple binds of random users, 64 connections",
 	"search1":      "base-object searches, 1 connection (latency added = p50 - p50 direct)",
@@ -29,7 +30,7 @@ func (r *Report) WriteTables(w io.Writer) {
 	for _, s := range r.Setup {
 		fmt.Fprintf(w, "setup: %s: %.1fs\n", s.What, s.Seconds)
 	}
-	for _, sc := range []string{"search8", "search64", "search1", "bind64", "scale", "scale-pinned"} {
+	for _, sc := range []string{"search8", "bound8", "search64", "search1", "bind64", "scale", "scale-pinned"} {
 		r.writeScenario(w, sc)
 	}
 	cores := r.coresScenarios()
@@ -94,7 +95,7 @@ func (r *Report) writeCoresSummary(w io.Writer, scenarios []string) {
 
 func (r *Report) title(sc string) string {
 	switch sc {
-	case "search8":
+	case "search8", "bound8":
 		return fmt.Sprintf(scenarioTitles[sc], r.Options.Conns)
 	case "scale":
 		return fmt.Sprintf(scenarioTitles[sc], r.Options.ScaleThreads, r.Options.ScaleConns)

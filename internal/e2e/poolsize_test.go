@@ -12,10 +12,11 @@ import (
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
 
-// TestPoolFollowsTheLoad puts concurrent searches and binds through ldapmux
-// to a real slapd: the operation and bind connections grow past their
-// minimum (never past their maximum) while the load lasts, and shrink back
-// once it has been idle for the idle-check interval.
+// TestPoolFollowsTheLoad puts concurrent searches (of bound and anonymous
+// clients) and binds through ldapmux to a real slapd: the operation,
+// anonymous and bind connections grow past their minimum (never past their
+// maximum) while the load lasts, and shrink back once it has been idle for
+// the idle-check interval.
 func TestPoolFollowsTheLoad(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 50})
 	a, addr := startProxy(t, cluster, adminExtra+"monitor:\n  admin-dns: ['"+slapdtest.WriterDN+"']\n"+`pool:
@@ -31,7 +32,7 @@ func TestPoolFollowsTheLoad(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
-	for w := range 24 {
+	for w := range 32 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -40,7 +41,7 @@ func TestPoolFollowsTheLoad(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "operation and bind connections grown", func() bool {
 		st := pool.Stats()
-		return st.OpenOps >= 3 && st.OpenBinds >= 2
+		return st.OpenOps >= 3 && st.OpenAnon >= 3 && st.OpenBinds >= 2
 	})
 	grown := pool.Stats()
 	stop()
@@ -51,11 +52,15 @@ func TestPoolFollowsTheLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := pool.Stats(); st.OpenOps+st.DialingOps > 6 || st.OpenBinds > 3 || st.Opened[backend.OpConn] > 6+st.Recycled[backend.OpConn]+st.Shrunk[backend.OpConn] {
+	if st := pool.Stats(); st.OpenOps+st.DialingOps > 6 || st.OpenAnon+st.DialingAnon > 6 || st.OpenBinds > 3 ||
+		st.Opened[backend.OpConn] > 6+st.Recycled[backend.OpConn]+st.Shrunk[backend.OpConn] ||
+		st.Opened[backend.AnonConn] > 6+st.Recycled[backend.AnonConn]+st.Shrunk[backend.AnonConn] {
 		t.Fatalf("past the maximum: %+v", st)
 	}
-	if got := metric(t, a, `ldapmux_pool_connections_grown_total{kind="operation",server="ds1"}`); got < 2 {
-		t.Errorf("operation connections grown = %v, want at least 2", got)
+	for _, kind := range []string{"operation", "anonymous"} {
+		if got := metric(t, a, `ldapmux_pool_connections_grown_total{kind="`+kind+`",server="ds1"}`); got < 2 {
+			t.Errorf("%s connections grown = %v, want at least 2", kind, got)
+		}
 	}
 	if got := metric(t, a, `ldapmux_pool_max_connections{kind="operation",server="ds1"}`); got != 6 {
 		t.Errorf("max operation connections = %v, want 6", got)
@@ -63,10 +68,11 @@ func TestPoolFollowsTheLoad(t *testing.T) {
 
 	eventually(t, 30*time.Second, "the pool back at its minimum", func() bool {
 		st := pool.Stats()
-		return st.OpenOps == 1 && st.OpenBinds == 1
+		return st.OpenOps == 1 && st.OpenAnon == 1 && st.OpenBinds == 1
 	})
 	st := pool.Stats()
-	if st.Shrunk[backend.OpConn] < int64(grown.OpenOps-1) || st.Shrunk[backend.BindConn] < int64(grown.OpenBinds-1) {
+	if st.Shrunk[backend.OpConn] < int64(grown.OpenOps-1) || st.Shrunk[backend.AnonConn] < int64(grown.OpenAnon-1) ||
+		st.Shrunk[backend.BindConn] < int64(grown.OpenBinds-1) {
 		t.Errorf("shrunk counters %v, after growing to %d operation and %d bind connections", st.Shrunk, grown.OpenOps, grown.OpenBinds)
 	}
 	if s := serverStatus(statusOf(t, a), "ds1"); s == nil || s.Pool.OpenOps != 1 || s.Pool.MaxOps != 6 || s.Pool.Shrunk < 2 {
@@ -90,8 +96,9 @@ func TestPoolFollowsTheLoad(t *testing.T) {
 	}
 }
 
-// loadUntilDone searches (even workers) or binds (odd ones) as fast as it
-// can until ctx ends.
+// loadUntilDone binds (odd workers) or searches (even ones: anonymously,
+// or bound as a user when w is a multiple of 4) as fast as it can until
+// ctx ends.
 func loadUntilDone(ctx context.Context, addr string, w int) error {
 	conn, err := ldap.DialURL("ldap://"+addr, ldap.DialWithDialer(dialer()))
 	if err != nil {
@@ -99,6 +106,11 @@ func loadUntilDone(ctx context.Context, addr string, w int) error {
 	}
 	defer conn.Close()
 	conn.SetTimeout(20 * time.Second)
+	if w%4 == 0 {
+		if err := conn.Bind(slapdtest.UserDN(w+1), slapdtest.UserPassword(w+1)); err != nil {
+			return err
+		}
+	}
 	for i := 0; ctx.Err() == nil; i++ {
 		n := 1 + (w*7+i)%50
 		if w%2 == 1 {

@@ -100,8 +100,10 @@ func (s *Server) serve(nc net.Conn) {
 	defer s.wg.Done()
 	defer s.forget(nc)
 	var out []byte
+	bound := false // the connection is bound (the proxy's service connections)
 	ServeRequests(nc, func(msg ldapwire.Message) {
-		out = s.answer(out[:0], msg)
+		bound = bound || msg.OpTag == ldapwire.OpBindRequest
+		out = s.answer(out[:0], msg, bound)
 		if len(out) == 0 {
 			return
 		}
@@ -119,13 +121,14 @@ func (s *Server) forget(nc net.Conn) {
 	s.mu.Unlock()
 }
 
-// answer appends the responses to msg (none for abandon).
-func (s *Server) answer(dst []byte, msg ldapwire.Message) []byte {
+// answer appends the responses to msg (none for abandon), received on a
+// connection that is bound or not.
+func (s *Server) answer(dst []byte, msg ldapwire.Message, bound bool) []byte {
 	switch msg.OpTag {
 	case ldapwire.OpAbandonRequest:
 		return dst
 	case ldapwire.OpSearchRequest:
-		if msg.Controls == nil && len(msg.TargetDN()) == 0 { // the root DSE read at connect
+		if bound && msg.Controls == nil && len(msg.TargetDN()) == 0 { // the root DSE read at connect
 			dst = ldapwire.AppendSearchEntry(dst, msg.ID, "", rootDSE, false)
 			return ldapwire.AppendResult(dst, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "")
 		}

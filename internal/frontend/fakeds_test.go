@@ -54,6 +54,7 @@ type fakeConn struct {
 	nc      net.Conn
 	wmu     sync.Mutex // serialises writes (held binds answer from their own goroutine)
 	closed  bool       // guarded by fakeDS.mu
+	boundAs string     // the DN of the connection's last successful bind; guarded by fakeDS.mu
 	counter int        // last paged cookie issued; guarded by fakeDS.mu
 }
 
@@ -64,6 +65,7 @@ type fakeEvent struct {
 	msgID    int32  // message ID on the server connection
 	dn       string // bind name, or target DN
 	oid      string // extended operation name
+	boundAs  string // the connection's identity when the request came ("" when never bound)
 	proxied  bool   // the request carried a Proxied Authorization control
 	authzID  string // that control's value
 	paged    bool   // the request carried a paged results control
@@ -71,11 +73,21 @@ type fakeEvent struct {
 	response bool
 }
 
+// anonymous reports whether the request ran with anonymous rights: on a
+// connection never bound and without a control, or on the service
+// account's with the anonymous authzId.
+func (e fakeEvent) anonymous() bool {
+	if e.boundAs == "" {
+		return !e.proxied
+	}
+	return e.boundAs == serviceDN && e.proxied && e.authzID == "dn:"
+}
+
 func (e fakeEvent) String() string {
 	if e.response {
 		return fmt.Sprintf("conn %d: bind response %d for %q", e.conn, e.code, e.dn)
 	}
-	return fmt.Sprintf("conn %d: request 0x%02x %q oid %q proxied %v %q", e.conn, e.tag, e.dn, e.oid, e.proxied, e.authzID)
+	return fmt.Sprintf("conn %d (bound as %q): request 0x%02x %q oid %q proxied %v %q", e.conn, e.boundAs, e.tag, e.dn, e.oid, e.proxied, e.authzID)
 }
 
 // startFakeDS listens on 127.0.0.1:0 until the test ends.
@@ -252,7 +264,7 @@ func (ds *fakeDS) answer(c *fakeConn, msg ldapwire.Message) []byte {
 	defer ds.notifyLocked()
 	ctrl, proxied := ldapwire.FindControl(msg.Controls, ldapwire.OIDProxiedAuthzV2)
 	e := fakeEvent{conn: c.id, tag: msg.OpTag, msgID: msg.ID, dn: string(msg.TargetDN()), oid: string(msg.ExtendedOID()),
-		proxied: proxied, authzID: string(ctrl.Value), paged: ldapwire.HasControl(msg.Controls, ldapwire.OIDPagedResults)}
+		boundAs: c.boundAs, proxied: proxied, authzID: string(ctrl.Value), paged: ldapwire.HasControl(msg.Controls, ldapwire.OIDPagedResults)}
 	switch msg.OpTag {
 	case ldapwire.OpBindRequest:
 		b, err := ldapwire.ParseBind(msg.Body)
@@ -266,6 +278,9 @@ func (ds *fakeDS) answer(c *fakeConn, msg ldapwire.Message) []byte {
 			if string(b.Password) == want {
 				code = ldapwire.Success
 			}
+		}
+		if e.dn == serviceDN && code == ldapwire.Success {
+			c.boundAs = serviceDN // user binds, on bind connections, carry no other request
 		}
 		gate := ds.held[e.dn]
 		if gate == nil {

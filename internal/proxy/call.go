@@ -26,7 +26,9 @@ type call struct {
 }
 
 // encode writes the request with the backend message ID; every operation but
-// a bind carries the client's identity as a Proxied Authorization control.
+// a bind, or one sent on an unbound connection (client-bind leases, the
+// anonymous pool), carries the client's identity as a Proxied
+// Authorization control.
 func (c *call) encode(dst []byte, id int32) []byte {
 	c.id = id
 	return ldapwire.AppendMessage(dst, id, c.req.Msg.Op, c.req.Msg.Controls, c.extraControls())

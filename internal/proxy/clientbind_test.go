@@ -428,10 +428,11 @@ func TestClientBindRefusesSASL(t *testing.T) {
 	e.ds.until(t, waitLong, "the negotiation's connection closed", func(ds *fakeDS) bool { return ds.openConnsLocked() == 0 })
 }
 
-// In proxied-authorization mode every operation still goes on the
-// service account's shared connection with a critical control carrying
-// the client's identity: "dn:" for an anonymous client, "dn:<DN>" after a
-// simple bind, "u:<name>" for a name that is not a DN.
+// In proxied-authorization mode every operation of a bound client goes on
+// the service account's shared connection with a critical control carrying
+// the client's identity: "dn:<DN>" after a simple bind, "u:<name>" for a
+// name that is not a DN. An anonymous client's go on a shared connection
+// that is not bound at all, without a control, as on its own connection.
 func TestProxiedModeSendsTheIdentityControl(t *testing.T) {
 	e := newEnv(t, 1, Config{}, backend.PoolConfig{})
 	e.ds.locked(func(ds *fakeDS) { ds.users = map[string]string{aliceDN: userPassword} })
@@ -446,7 +447,7 @@ func TestProxiedModeSendsTheIdentityControl(t *testing.T) {
 	named := e.session(t)
 	named.ident = NewIdentity("alice@EXAMPLE.TEST")
 	named.mustSearch("ou=named", 1)
-	for base, want := range map[string]string{"ou=anonymous": "dn:", "ou=alice": "dn:" + aliceDN, "ou=named": "u:alice@EXAMPLE.TEST"} {
+	for base, want := range map[string]string{"ou=alice": "dn:" + aliceDN, "ou=named": "u:alice@EXAMPLE.TEST"} {
 		e.ds.locked(func(ds *fakeDS) {
 			found := opsOf(ds, base)
 			if len(found) != 1 {
@@ -460,6 +461,34 @@ func TestProxiedModeSendsTheIdentityControl(t *testing.T) {
 			}
 		})
 	}
+	e.ds.locked(func(ds *fakeDS) {
+		found := opsOf(ds, "ou=anonymous")
+		if len(found) != 1 {
+			t.Fatalf("anonymous requests went to %d connections", len(found))
+		}
+		for c, ops := range found {
+			if len(ops) != 1 || ops[0].proxied || ops[0].boundAs != "" || c.bound {
+				t.Errorf("conn %d: anonymous request: %+v (bound %v); want no control on a connection never bound", c.id, ops, c.bound)
+			}
+		}
+	})
+	if st := e.pool.Stats(); st.OpenAnon != 1 || st.Opened[backend.AnonConn] != 1 {
+		t.Errorf("pool stats: %d anonymous connections open, %d opened; want 1 and 1", st.OpenAnon, st.Opened[backend.AnonConn])
+	}
+	// A request too large for OpenLDAP's anonymous sessions goes on a
+	// service-bound connection, carrying the anonymous identity.
+	large := strings.Repeat("x", anonMaxRequest)
+	o := anon.start(func(id int32) []byte { return compareRequestOf(id, "ou=large", large) })
+	if res, _, _ := done(t, o.wait(waitLong), ldapwire.OpCompareResponse); res.Code != ldapwire.CompareTrue {
+		t.Fatalf("large anonymous compare: result %d", res.Code)
+	}
+	e.ds.locked(func(ds *fakeDS) {
+		for c, ops := range opsOf(ds, "ou=large") {
+			if len(ops) != 1 || !ops[0].proxied || ops[0].authzID != "dn:" || ops[0].boundAs != fakeBindDN {
+				t.Errorf("conn %d: large anonymous request: %+v; want a control with \"dn:\" on a service-bound connection", c.id, ops)
+			}
+		}
+	})
 	e.ds.locked(func(ds *fakeDS) {
 		for _, c := range ds.conns {
 			if c.boundAs == aliceDN && len(c.ops) > 0 {

@@ -53,17 +53,18 @@ type fakeDS struct {
 	ln net.Listener
 	wg sync.WaitGroup
 
-	mu          sync.Mutex // mu guards the fields below and every fakeConn's state
-	conns       []*fakeConn
-	problems    []string
-	searches    int           // search requests received (service probes of the root DSE included)
-	entries     int           // entries of each paged or plain search
-	stream      time.Duration // interval between streamBase's entries
-	streamCount int
-	silentAfter int // entries silentBase gets before the server goes quiet
-	rootDSE     []ldapwire.Attribute
-	cookies     string        // prefix of the paged cookies issued ("" for 389's bare numbers)
-	changed     chan struct{} // closed and replaced whenever the state above changes
+	mu           sync.Mutex // mu guards the fields below and every fakeConn's state
+	conns        []*fakeConn
+	problems     []string
+	searches     int           // search requests received (service probes of the root DSE included)
+	anonSearches int           // searches received on unbound connections in proxied mode
+	entries      int           // entries of each paged or plain search
+	stream       time.Duration // interval between streamBase's entries
+	streamCount  int
+	silentAfter  int // entries silentBase gets before the server goes quiet
+	rootDSE      []ldapwire.Attribute
+	cookies      string        // prefix of the paged cookies issued ("" for 389's bare numbers)
+	changed      chan struct{} // closed and replaced whenever the state above changes
 	// clientBind: the root DSE read at connect does not list proxied
 	// authorization (like Active Directory), so the proxy uses client-bind
 	// mode: searches on unbound connections are fine, and a search
@@ -326,11 +327,15 @@ func (ds *fakeDS) bind(c *fakeConn, msg ldapwire.Message) []byte {
 // search answers a search. Caller must hold mu.
 func (ds *fakeDS) search(c *fakeConn, msg ldapwire.Message) []byte {
 	ds.searches++
+	proxied := ldapwire.HasControl(msg.Controls, ldapwire.OIDProxiedAuthzV2)
 	if !c.bound && !ds.clientBind {
-		ds.problemLocked("conn %d: search before the service bind", c.id)
+		ds.anonSearches++
+		if proxied {
+			ds.problemLocked("conn %d: proxied authorization on an unbound connection", c.id)
+		}
 	}
 	sr, err := ldapwire.ParseSearch(msg.Body)
-	if err == nil && msg.Controls == nil && len(sr.BaseDN) == 0 && sr.Scope == ldapwire.ScopeBase {
+	if err == nil && c.boundAs == fakeBindDN && msg.Controls == nil && len(sr.BaseDN) == 0 && sr.Scope == ldapwire.ScopeBase {
 		// the root DSE read at connect: it advertises proxied
 		// authorization, unless the server is in client-bind mode (then it
 		// looks like Active Directory)
@@ -342,7 +347,7 @@ func (ds *fakeDS) search(c *fakeConn, msg ldapwire.Message) []byte {
 		out := ldapwire.AppendSearchEntry(nil, msg.ID, "", dse, false)
 		return ldapwire.AppendResult(out, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "")
 	}
-	if !ds.clientBind && !ldapwire.HasControl(msg.Controls, ldapwire.OIDProxiedAuthzV2) {
+	if !ds.clientBind && c.bound && !proxied {
 		ds.problemLocked("conn %d: search without the proxied authorization control", c.id)
 	}
 	if err != nil {
@@ -486,9 +491,12 @@ func searchRequest(id int32, base string, scope int, ctrls ...[]byte) []byte {
 }
 
 // compareRequest encodes a compare of dn's cn with "x".
-func compareRequest(id int32, dn string) []byte {
+func compareRequest(id int32, dn string) []byte { return compareRequestOf(id, dn, "x") }
+
+// compareRequestOf encodes a compare of dn's cn with value.
+func compareRequestOf(id int32, dn, value string) []byte {
 	ava := ldapwire.AppendElement(nil, 0x04, []byte("cn"))
-	ava = ldapwire.AppendElement(ava, 0x04, []byte("x"))
+	ava = ldapwire.AppendElement(ava, 0x04, []byte(value))
 	body := ldapwire.AppendElement(nil, 0x04, []byte(dn))
 	body = ldapwire.AppendElement(body, 0x30, ava)
 	return ldapwire.AppendMessage(nil, id, ldapwire.AppendElement(nil, ldapwire.OpCompareRequest, body), nil, nil)

@@ -211,11 +211,24 @@ func (p *Proxy) waitContext(req *Request, mayWait bool) (ctx context.Context, ca
 	return ctx, func() { req.setDialCancel(nil); stop() }, attemptResult{}
 }
 
-// pooledConn gets a bind connection for binds and a shared one for the rest.
+// anonMaxRequest bounds the anonymous requests sent on unbound
+// connections: OpenLDAP closes an anonymous session whose request exceeds
+// sockbuf_max_incoming (default 262143 bytes), which would end every other
+// operation multiplexed on it. A larger one goes on a service-bound
+// connection with the anonymous identity in a control.
+const anonMaxRequest = 255 << 10
+
+// pooledConn gets a bind connection for binds and a shared one for the
+// rest: an unbound one for anonymous clients, one bound as the service
+// account, where the client's identity travels in a control, for others.
 func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, attemptResult) {
 	bind := req.Msg.OpTag == ldapwire.OpBindRequest
+	pool := srv.Pool()
+	if req.Identity.AuthzID == "" && len(req.Raw) <= anonMaxRequest {
+		pool = pool.Anonymous()
+	}
 	if !bind {
-		if c, err := srv.Pool().ReadyOpConn(req.Loop); c != nil || err != nil {
+		if c, err := pool.ReadyOpConn(req.Loop); c != nil || err != nil {
 			return c, connError(err)
 		}
 	}
@@ -229,7 +242,7 @@ func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*ba
 	if bind {
 		c, err = srv.Pool().BindConn(ctx)
 	} else {
-		c, err = srv.Pool().OpConn(ctx)
+		c, err = pool.OpConn(ctx)
 	}
 	return c, dialResult(req, err)
 }

@@ -42,7 +42,7 @@ func wantsPostRead(req *Request) bool {
 // extraControls is what call.encode appends to the request's controls.
 func (c *call) extraControls() []byte {
 	var ident []byte
-	if c.req.Msg.OpTag != ldapwire.OpBindRequest && (c.lease == nil || !c.lease.direct) {
+	if c.req.Msg.OpTag != ldapwire.OpBindRequest && (c.lease == nil || !c.lease.direct) && c.conn.Kind() != backend.AnonConn {
 		ident = c.req.Identity.control
 	}
 	if !c.req.postRead || !answersCSN(c.srv.Capabilities()) {

@@ -67,7 +67,10 @@ type Server struct {
 
 // Pool is a server's connection pool.
 type Pool struct {
-	OpenOps   int `json:"openOperation"`
+	OpenOps int `json:"openOperation"`
+	// OpenAnon is the unbound operation connections that carry anonymous
+	// clients' operations.
+	OpenAnon  int `json:"openAnonymous"`
 	OpenBinds int `json:"openBind"`
 	IdleBinds int `json:"idleBind"`
 	// Leased is the connections leased to clients for paging, VLV and
