@@ -472,6 +472,25 @@ func (p *Pool) BindConn(ctx context.Context) (*Conn, error) {
 	}
 }
 
+// IdleBindConn lends an idle bind connection without waiting, or returns
+// nil when none is idle (BindConn then opens one or waits). One no longer
+// fit for a bind is closed on a goroutine of its own: the caller may be an
+// event loop, which never writes an unbind itself.
+func (p *Pool) IdleBindConn() *Conn {
+	for !p.closed.Load() {
+		select {
+		case c := <-p.idleBinds:
+			if c.Err() == nil && !p.expired(c) {
+				return c
+			}
+			go p.usableBind(c) // retires it and frees its slot
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
 // idleBind returns an idle bind connection that is fit for a bind, closing
 // those that are not, or nil.
 func (p *Pool) idleBind() *Conn {

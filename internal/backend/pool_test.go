@@ -358,3 +358,37 @@ func TestAnonymousConnectionsAreNeverBound(t *testing.T) {
 		t.Fatal("the anonymous connection outlived its pool")
 	}
 }
+
+// IdleBindConn lends an idle bind connection without waiting, each one
+// once, never one past its age (that one is closed and its slot freed).
+func TestIdleBindConnLendsWithoutWaiting(t *testing.T) {
+	f := startFake(t)
+	p, clock := testPool(t, f, PoolConfig{BindConns: 1, MaxBindConns: 2, MaxAge: time.Minute})
+	if c := p.IdleBindConn(); c != nil {
+		t.Fatal("lent a bind connection before any was opened")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := p.BindConn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ReleaseBind(c)
+	if got := p.IdleBindConn(); got != c {
+		t.Fatalf("IdleBindConn = %p, want the idle connection %p", got, c)
+	}
+	if p.IdleBindConn() != nil {
+		t.Fatal("lent a connection already lent")
+	}
+	p.ReleaseBind(c)
+	clock.Advance(2 * time.Minute)
+	if p.IdleBindConn() != nil {
+		t.Fatal("lent a connection past its age")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the expired bind connection was not closed")
+	}
+	waitFor(t, func() bool { return p.Stats().OpenBinds == 0 }, "the expired connection's slot freed")
+}

@@ -140,7 +140,7 @@ type Pool struct {
 	// client binds. Default 2; 1-1024.
 	BindConnectionsPerServer int `yaml:"bind-connections-per-server"`
 	// MaxBindConnectionsPerServer is how far the bind connections grow
-	// while binds wait for one. Default 16, or bind-connections-per-server
+	// while binds wait for one. Default 64, or bind-connections-per-server
 	// when that is larger; at least bind-connections-per-server, at most
 	// 1024.
 	MaxBindConnectionsPerServer int `yaml:"max-bind-connections-per-server"`

@@ -77,7 +77,7 @@ func TestMinimalGetsDefaults(t *testing.T) {
 			MaxConnectionsPerServer:       64,
 			GrowAtOperationsPerConnection: 2,
 			BindConnectionsPerServer:      2,
-			MaxBindConnectionsPerServer:   16,
+			MaxBindConnectionsPerServer:   64,
 			MaxConnectionAge:              Duration(5 * time.Minute),
 			IdleCheckInterval:             Duration(10 * time.Second),
 			ConnectTimeout:                Duration(2 * time.Second),
@@ -133,7 +133,7 @@ log:
 shutdown-grace-period: 1m
 `)
 	want := Pool{ConnectionsPerServer: 8, MaxConnectionsPerServer: 64, GrowAtOperationsPerConnection: 2,
-		BindConnectionsPerServer: 1, MaxBindConnectionsPerServer: 16,
+		BindConnectionsPerServer: 1, MaxBindConnectionsPerServer: 64,
 		MaxConnectionAge: Duration(90 * time.Minute), IdleCheckInterval: Duration(500 * time.Millisecond),
 		ConnectTimeout: Duration(time.Second), OperationTimeout: Duration(time.Minute),
 		LeasedConnectionsPerServer: defaultLeasedConnections, LeaseIdleTimeout: defaultLeaseIdleTimeout}
@@ -581,9 +581,9 @@ func TestServerByName(t *testing.T) {
 }
 
 func TestPoolMaximumsFollowALargerMinimum(t *testing.T) {
-	cfg := mustParse(t, minimal+"pool:\n  connections-per-server: 100\n  bind-connections-per-server: 20\n")
-	if p := cfg.Pool; p.MaxConnectionsPerServer != 100 || p.MaxBindConnectionsPerServer != 20 {
-		t.Errorf("maximums %d / %d, want the minimums 100 / 20", p.MaxConnectionsPerServer, p.MaxBindConnectionsPerServer)
+	cfg := mustParse(t, minimal+"pool:\n  connections-per-server: 100\n  bind-connections-per-server: 80\n")
+	if p := cfg.Pool; p.MaxConnectionsPerServer != 100 || p.MaxBindConnectionsPerServer != 80 {
+		t.Errorf("maximums %d / %d, want the minimums 100 / 80", p.MaxConnectionsPerServer, p.MaxBindConnectionsPerServer)
 	}
 }
 

@@ -18,7 +18,7 @@ const (
 	defaultConnectionsPerServer = 4
 	defaultBindConnections      = 2
 	defaultMaxConnections       = 64
-	defaultMaxBindConnections   = 16
+	defaultMaxBindConnections   = 64
 	defaultGrowAt               = 2
 	defaultMaxConnectionAge     = Duration(5 * time.Minute)
 	defaultIdleCheckInterval    = Duration(10 * time.Second)

@@ -222,28 +222,37 @@ const anonMaxRequest = 255 << 10
 // rest: an unbound one for anonymous clients, one bound as the service
 // account, where the client's identity travels in a control, for others.
 func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, attemptResult) {
-	bind := req.Msg.OpTag == ldapwire.OpBindRequest
+	if req.Msg.OpTag == ldapwire.OpBindRequest {
+		return p.bindConn(req, srv, mayWait)
+	}
 	pool := srv.Pool()
 	if req.Identity.AuthzID == "" && len(req.Raw) <= anonMaxRequest {
 		pool = pool.Anonymous()
 	}
-	if !bind {
-		if c, err := pool.ReadyOpConn(req.Loop); c != nil || err != nil {
-			return c, connError(err)
-		}
+	if c, err := pool.ReadyOpConn(req.Loop); c != nil || err != nil {
+		return c, connError(err)
 	}
 	ctx, cancel, res := p.waitContext(req, mayWait)
 	if ctx == nil {
 		return nil, res
 	}
 	defer cancel()
-	var c *backend.Conn
-	var err error
-	if bind {
-		c, err = srv.Pool().BindConn(ctx)
-	} else {
-		c, err = pool.OpConn(ctx)
+	c, err := pool.OpConn(ctx)
+	return c, dialResult(req, err)
+}
+
+// bindConn lends a bind connection: an idle one at once, else (on a
+// goroutine that may wait) a new one or the next one given back.
+func (p *Proxy) bindConn(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, attemptResult) {
+	if c := srv.Pool().IdleBindConn(); c != nil {
+		return c, attemptResult{}
 	}
+	ctx, cancel, res := p.waitContext(req, mayWait)
+	if ctx == nil {
+		return nil, res
+	}
+	defer cancel()
+	c, err := srv.Pool().BindConn(ctx)
 	return c, dialResult(req, err)
 }
 
