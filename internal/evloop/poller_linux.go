@@ -75,12 +75,12 @@ func (p *poller) wait(serve func(epfd int) bool) error {
 
 func (p *poller) wake() {
 	one := uint64(1)
-	syscall.Write(p.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
+	rawWrite(p.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
 }
 
 func (p *poller) drainWake() {
 	var buf [8]byte
-	syscall.Read(p.wakefd, buf[:])
+	rawRead(p.wakefd, buf[:])
 }
 
 func (p *poller) close() {
@@ -90,9 +90,6 @@ func (p *poller) close() {
 
 // event is one epoll event.
 type event = syscall.EpollEvent
-
-// take returns the events ready now, without waiting.
-func take(epfd int, events []event) (int, error) { return syscall.EpollWait(epfd, events, 0) }
 
 func eventToken(ev *syscall.EpollEvent) uint64 {
 	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32

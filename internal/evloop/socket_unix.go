@@ -48,12 +48,12 @@ func NewSocket(nc net.Conn) *Socket {
 func (s *Socket) RawConn() syscall.RawConn { return s.rc }
 
 func (s *Socket) read(fd uintptr) bool {
-	s.rn, s.rerr = syscall.Read(int(fd), s.rbuf)
+	s.rn, s.rerr = rawRead(int(fd), s.rbuf)
 	return true
 }
 
 func (s *Socket) write(fd uintptr) bool {
-	s.wn, s.werr = syscall.Write(int(fd), s.wbuf)
+	s.wn, s.werr = rawWrite(int(fd), s.wbuf)
 	return true
 }
 
