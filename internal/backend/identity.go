@@ -159,7 +159,7 @@ func (c *Conn) proveProxy(r *ldapwire.Reader, advertised bool, checkDN string) e
 		return fmt.Errorf("%w: proxied-authorization: the server does not list Proxied Authorization (%s) in supportedControl; use identity-mode: client-bind",
 			ErrIdentityMode, ldapwire.OIDProxiedAuthzV2)
 	}
-	if _, err := c.roundTrip(r, ldapwire.AppendBaseSearch(nil, c.nextID+1, "", []string{"1.1"}, ldapwire.ProxiedAuthzControl("dn:"))); err != nil {
+	if _, err := c.roundTrip(r, ldapwire.AppendBaseSearch(nil, c.nextID+1, "", []string{"1.1"}, ldapwire.ProxiedAuthzControl("dn:"))); err != nil && !anonymousRefused(err) {
 		return proxyRefused("dn:", err)
 	}
 	if checkDN == "" {
@@ -176,6 +176,34 @@ func (c *Conn) proveProxy(r *ldapwire.Reader, advertised bool, checkDN string) e
 		return proxyRefused("dn:"+checkDN, errors.New("its own entry is not visible to it through the control"))
 	}
 	return nil
+}
+
+// anonymousRefused reports whether err is the server applying its own rules
+// for anonymous clients to the proxied anonymous read (slapd's `require
+// authc` answers unwillingToPerform, "authentication required"): the
+// control was honoured, as a direct anonymous client would be refused the
+// same. Only refusing the control itself (unavailableCriticalExtension,
+// authorizationDenied, protocolError) or failing to answer fails the proof.
+func anonymousRefused(err error) bool {
+	var res *resultError
+	if !errors.As(err, &res) {
+		return false
+	}
+	switch res.code {
+	case ldapwire.UnavailableCriticalExtension, ldapwire.AuthorizationDenied, ldapwire.ProtocolError:
+		return false
+	}
+	return true
+}
+
+// resultError is a result other than success to a search of roundTrip.
+type resultError struct {
+	code       int
+	diagnostic string
+}
+
+func (e *resultError) Error() string {
+	return fmt.Sprintf("result %d (%s) %s", e.code, ldapwire.ResultName(e.code), e.diagnostic)
 }
 
 // proxyRefused explains a failed proof of the right to proxy as id.
@@ -220,7 +248,7 @@ func (c *Conn) roundTrip(r *ldapwire.Reader, req []byte) (map[string][]string, e
 				return nil, err
 			}
 			if res.Code != ldapwire.Success {
-				return nil, fmt.Errorf("result %d (%s) %s", res.Code, ldapwire.ResultName(res.Code), res.Diagnostic)
+				return nil, &resultError{res.Code, string(res.Diagnostic)}
 			}
 			return values, nil
 		}

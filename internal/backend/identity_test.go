@@ -254,6 +254,28 @@ func TestProxyCheckDNIsProven(t *testing.T) {
 	}
 }
 
+// A server that refuses anonymous clients (slapd's `require authc`) refuses
+// the proxied anonymous read of the proof with unwillingToPerform: the
+// control was honoured, and the server is usable for bound clients.
+func TestProofAcceptsAServerThatRefusesAnonymousClients(t *testing.T) {
+	f := startDSE(t, openLDAPDSE...)
+	f.setRefuse("dn:", ldapwire.UnwillingToPerform)
+	s := dseServerOf(f, IdentitySettings{})
+	if _, err := dialDSE(t, s); err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if caps := s.Capabilities(); caps == nil || caps.Err != nil || caps.Mode != ModeProxied {
+		t.Errorf("capabilities %+v, want proxied mode without a problem", caps)
+	}
+	for _, code := range []int{ldapwire.UnavailableCriticalExtension, ldapwire.ProtocolError} {
+		f := startDSE(t, openLDAPDSE...)
+		f.setRefuse("dn:", code)
+		if _, err := dialDSE(t, dseServerOf(f, IdentitySettings{})); !errors.Is(err, ErrIdentityMode) {
+			t.Errorf("proxied anonymous read refused with %d: dial %v, want ErrIdentityMode", code, err)
+		}
+	}
+}
+
 // Proxied authorization configured on a server that does not list the
 // control is refused with a message pointing to client-bind, without
 // trying a proxied search.

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -254,5 +255,27 @@ func TestBindGrowthDialsAFewAtATime(t *testing.T) {
 	}
 	if st := p.Stats(); st.OpenBinds != 2+maxGrowDials || st.Grown[BindConn] != 1+maxGrowDials {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// An unbound connection carries at most AnonMaxPerConn operations, even
+// when the configured cap is higher: OpenLDAP closes an anonymous session
+// with more queued. Past it, with no room to grow, the pool is busy.
+func TestAnonymousConnectionsCarryAtMostTheirCap(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{Conns: 1, MaxConns: 1, MaxPerConn: 500, MaxAge: time.Hour})
+	anon := p.Anonymous()
+	warm(t, p)
+	warm(t, anon)
+	f.hold.Store(true)
+	for range AnonMaxPerConn {
+		sendHeld(t, anon)
+	}
+	if _, err := anon.ReadyOpConn(nil); !errors.Is(err, ErrBusy) {
+		t.Fatalf("operation %d on the one unbound connection: %v, want ErrBusy", AnonMaxPerConn+1, err)
+	}
+	c, err := p.ReadyOpConn(nil) // the service-bound connections keep their own cap
+	if err != nil || c == nil {
+		t.Fatalf("service-bound connection: %v, %v", c, err)
 	}
 }

@@ -74,3 +74,31 @@ func dumpTree(t *testing.T, conn *ldap.Conn) string {
 	slices.Sort(lines)
 	return strings.Join(lines, "\n")
 }
+
+// TestAnonymousRulesOfTheServerApply puts ldapmux in front of a slapd that
+// requires authentication for everything but binds (`require authc`): an
+// anonymous client is refused through the proxy exactly as directly (its
+// operations go on connections that were never bound, not on the service
+// account's), while a bound client reads through the proxy as directly.
+func TestAnonymousRulesOfTheServerApply(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 3, Require: "authc"})
+	_, addr := startProxy(t, cluster, "")
+	direct := cluster.Replicas[0].Addr
+	search := func(conn *ldap.Conn) (int, error) {
+		entries, err := searchDNs(conn, slapdtest.PeopleDN, "(uid=user.2)", "uid")
+		return len(entries), err
+	}
+	_, directErr := search(dial(t, direct))
+	_, proxyErr := search(dial(t, addr))
+	if directErr == nil || proxyErr == nil {
+		t.Fatalf("anonymous search under require authc: directly %v, through ldapmux %v; want both refused", directErr, proxyErr)
+	}
+	if dc, pc := resultCode(directErr), resultCode(proxyErr); dc != pc {
+		t.Fatalf("anonymous search: result %d (%v) through ldapmux, %d (%v) directly", pc, proxyErr, dc, directErr)
+	}
+	for name, a := range map[string]string{"directly": direct, "through ldapmux": addr} {
+		if n, err := search(bindAs(t, a, slapdtest.UserDN(1), slapdtest.UserPassword(1))); err != nil || n != 1 {
+			t.Errorf("bound search %s: %d entries, %v", name, n, err)
+		}
+	}
+}

@@ -131,7 +131,7 @@ var pickPorts = FreePorts
 // depend on every port).
 func (c *Cluster) writeConfigs() error {
 	for _, r := range c.Replicas {
-		if err := writeConfig(r, c.Replicas, c.opts.Threads); err != nil {
+		if err := writeConfig(r, c.Replicas, c.opts); err != nil {
 			return err
 		}
 	}

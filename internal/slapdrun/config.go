@@ -110,6 +110,9 @@ sockbuf_max_incoming_auth {{.MaxIncomingAuth}}
 {{- if .Threads}}
 threads {{.Threads}}
 {{- end}}
+{{- if .Require}}
+require {{.Require}}
+{{- end}}
 {{- with .TLS}}
 TLSCertificateFile "{{.CertFile}}"
 TLSCertificateKeyFile "{{.KeyFile}}"
@@ -173,6 +176,7 @@ type confData struct {
 	Dir, DBDir                  string
 	SchemaDir, ModulePath       string
 	Threads                     int
+	Require                     string
 	Base, Admin, AdminPassword  string
 	Service, Writer             string
 	Scratch, Restricted, People string
@@ -187,7 +191,7 @@ var (
 )
 
 // renderConfig returns the slapd.conf of replica r in cluster c.
-func renderConfig(r *Replica, all []*Replica, threads int) ([]byte, error) {
+func renderConfig(r *Replica, all []*Replica, o Options) ([]byte, error) {
 	for _, p := range []string{r.Dir, r.dbDir()} {
 		if strings.ContainsAny(p, "\"\\\n") {
 			return nil, fmt.Errorf("slapdrun: unsupported character in path %q", p)
@@ -195,7 +199,7 @@ func renderConfig(r *Replica, all []*Replica, threads int) ([]byte, error) {
 	}
 	d := confData{
 		ID: r.ID, MaxIncomingAuth: MaxIncomingAuth, Dir: r.Dir, DBDir: r.dbDir(),
-		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: threads,
+		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: o.Threads, Require: o.Require,
 		Base: BaseDN, Admin: AdminDN, AdminPassword: AdminPassword,
 		Service: ServiceDN, Writer: WriterDN,
 		Scratch: ScratchDN, Restricted: RestrictedDN, People: PeopleDN, TLS: r.tls,
@@ -219,8 +223,8 @@ func renderConfig(r *Replica, all []*Replica, threads int) ([]byte, error) {
 
 // writeConfig writes r's slapd.conf and validates it with `slaptest -u`
 // (slapd itself reports configuration errors only to syslog).
-func writeConfig(r *Replica, all []*Replica, threads int) error {
-	conf, err := renderConfig(r, all, threads)
+func writeConfig(r *Replica, all []*Replica, o Options) error {
+	conf, err := renderConfig(r, all, o)
 	if err != nil {
 		return err
 	}

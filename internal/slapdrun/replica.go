@@ -271,7 +271,8 @@ func (r *Replica) Restart(ctx context.Context) error {
 
 // waitReady polls until slapd has written its pid file (which it does only
 // after binding its port, so we are not fooled by another server that owns
-// the port) and an anonymous root DSE search succeeds. It fails when the
+// the port) and a root DSE search as the admin succeeds (bound, so that
+// it works under any Options.Require). It fails when the
 // process exits (wrapping errAddrInUse if the port was taken), ctx is done
 // or readyTimeout has passed.
 func (r *Replica) waitReady(ctx context.Context) error {
@@ -330,6 +331,9 @@ func (r *Replica) ping() error {
 	}
 	defer conn.Close()
 	conn.SetTimeout(time.Second)
+	if err := conn.Bind(AdminDN, AdminPassword); err != nil {
+		return err
+	}
 	_, err = conn.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases,
 		0, 1, false, "(objectClass=*)", []string{"namingContexts"}, nil))
 	return err

@@ -44,6 +44,7 @@ package slapdrun
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -142,6 +143,9 @@ type Options struct {
 	Users int
 	// Threads is slapd's `threads` setting; 0 keeps slapd's default.
 	Threads int
+	// Require is slapd's global `require` setting ("authc": every
+	// operation but bind needs an authenticated connection); "" for none.
+	Require string
 	// ExtraLDIF is appended to the initial data loaded with slapadd.
 	ExtraLDIF string
 	// TLSCertFile and TLSKeyFile, when set, are the PEM certificate and key
@@ -183,6 +187,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Threads < 0 {
 		return o, fmt.Errorf("slapdrun: negative Threads %d", o.Threads)
+	}
+	if strings.Trim(o.Require, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ") != "" {
+		return o, fmt.Errorf("slapdrun: Require %q: only words (none, bind, LDAPv3, authc, SASL, strong)", o.Require)
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
