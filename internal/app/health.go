@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/ldapmux/ldapmux/internal/config"
 	"github.com/ldapmux/ldapmux/internal/health"
@@ -65,6 +66,34 @@ func (a *App) newChecker() *health.Checker {
 	}
 	hc := health.Config{Frequency: a.cfg.HealthCheckFrequency.D(), Timeout: a.cfg.HealthCheckTimeout.D()}
 	return health.NewChecker(hc, a.registry, targets, checks, a.log)
+}
+
+// forgetRemovedChecks drops the series of the checks that servers kept in
+// the configuration no longer run. The old checker has stopped (commit), so
+// no run of theirs can bring a series back; servers that left the
+// configuration are forgotten whole once drained.
+func (a *App) forgetRemovedChecks(old, cfg *config.Config) {
+	for i, s := range old.Servers {
+		j, ok := cfg.ServerByName(s.Name)
+		if !ok {
+			continue
+		}
+		now := checkNames(cfg, j)
+		for _, name := range checkNames(old, i) {
+			if !slices.Contains(now, name) {
+				a.obs.checks.ForgetCheck(s.Name, name)
+			}
+		}
+	}
+}
+
+// checkNames are the checks server i of cfg runs: the configured ones, or
+// the default search of the root DSE.
+func checkNames(cfg *config.Config, i int) []string {
+	if names := cfg.ChecksOf(i); len(names) > 0 {
+		return names
+	}
+	return []string{health.DefaultCheck().Name()}
 }
 
 // sharedCheckState makes, for each check whose type shares state among

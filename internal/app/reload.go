@@ -147,6 +147,7 @@ func (a *App) reload(cfg *config.Config) error {
 	}
 	old, algorithms := a.config(), a.algorithms()
 	a.commit(cfg, p, router)
+	a.forgetRemovedChecks(old, cfg)
 	a.reloadTLS(tlsSet, p)
 	a.drainAll(append(p.removed, p.replaced...), cfg.Pool.OperationTimeout.D())
 	a.initSeries()

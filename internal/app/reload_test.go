@@ -164,3 +164,56 @@ func TestPlanReplacesEveryPoolWhenPoolSettingsChange(t *testing.T) {
 		t.Errorf("an unchanged file replaced pools: kept %d", len(same.kept))
 	}
 }
+
+// A reload that takes a check off a server drops that check's run,
+// duration and transition series; the checks it keeps keep theirs.
+func TestReloadDropsTheSeriesOfRemovedChecks(t *testing.T) {
+	checks := "health-checks:\n  slow: {type: search, degraded-above: 1s}\n  alerts: {type: admin-alert}\n"
+	a := startOffline(t, offline(t, "  - {name: ds1, address: '127.0.0.1:1', health-checks: [slow, alerts]}\n", checks))
+	before := checkSeries(t, a)
+	for _, want := range []string{"runs/slow", "runs/alerts", "durations/slow", "transitions/alerts"} {
+		if !before[want] {
+			t.Fatalf("series %s missing before the reload: %v", want, before)
+		}
+	}
+	if err := a.Reload(offline(t, "  - {name: ds1, address: '127.0.0.1:1', health-checks: [slow]}\n", checks)); err != nil {
+		t.Fatal(err)
+	}
+	after := checkSeries(t, a)
+	for series := range after {
+		if strings.HasSuffix(series, "/alerts") {
+			t.Errorf("series %s of the removed check is still exported", series)
+		}
+	}
+	if !after["runs/slow"] || !after["transitions/slow"] {
+		t.Errorf("series of the kept check lost: %v", after)
+	}
+}
+
+// checkSeries lists the health check series of ds1 as "kind/check".
+func checkSeries(t *testing.T, a *App) map[string]bool {
+	t.Helper()
+	families, err := a.obs.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{"ldapmux_health_check_runs_total": "runs", "ldapmux_health_check_duration_seconds": "durations",
+		"ldapmux_health_state_transitions_total": "transitions"}
+	out := map[string]bool{}
+	for _, f := range families {
+		kind, ok := kinds[f.GetName()]
+		if !ok {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["server"] == "ds1" {
+				out[kind+"/"+labels["check"]] = true
+			}
+		}
+	}
+	return out
+}

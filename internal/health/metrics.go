@@ -49,6 +49,15 @@ func (m *Metrics) Forget(server string) {
 	m.transitions.DeletePartialMatch(l)
 }
 
+// ForgetCheck drops the series of one check of a server (a reload took it
+// off that server).
+func (m *Metrics) ForgetCheck(server, check string) {
+	l := prometheus.Labels{"server": server, "check": check}
+	m.runs.DeletePartialMatch(l)
+	m.durations.DeletePartialMatch(l)
+	m.transitions.DeletePartialMatch(l)
+}
+
 // InitTransitions creates at 0 the transition series of a server decided
 // by the named check, to every state, so that alerts on them can be
 // written before the first transition.
