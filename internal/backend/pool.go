@@ -50,7 +50,7 @@ const (
 	DefaultLeases = 64
 	// DefaultGrowAt is the default load per operation connection that
 	// makes the pool grow.
-	DefaultGrowAt = 2
+	DefaultGrowAt = 4
 	// AnonMaxPerConn caps the operations in flight on one unbound
 	// connection: OpenLDAP closes an anonymous session with more than
 	// conn_max_pending requests queued (default 100), which would end

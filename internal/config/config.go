@@ -134,7 +134,7 @@ type Pool struct {
 	MaxConnectionsPerServer int `yaml:"max-connections-per-server"`
 	// GrowAtOperationsPerConnection is the number of operations in flight
 	// that every operation connection must carry before the pool opens
-	// another. Default 2; 1-100000.
+	// another. Default 4; 1-100000.
 	GrowAtOperationsPerConnection int `yaml:"grow-at-operations-per-connection"`
 	// BindConnectionsPerServer is the minimum of connections used to check
 	// client binds. Default 2; 1-1024.

@@ -75,7 +75,7 @@ func TestMinimalGetsDefaults(t *testing.T) {
 		Pool: Pool{
 			ConnectionsPerServer:          4,
 			MaxConnectionsPerServer:       64,
-			GrowAtOperationsPerConnection: 2,
+			GrowAtOperationsPerConnection: 4,
 			BindConnectionsPerServer:      2,
 			MaxBindConnectionsPerServer:   64,
 			MaxConnectionAge:              Duration(5 * time.Minute),
@@ -132,7 +132,7 @@ log:
   access-log: true
 shutdown-grace-period: 1m
 `)
-	want := Pool{ConnectionsPerServer: 8, MaxConnectionsPerServer: 64, GrowAtOperationsPerConnection: 2,
+	want := Pool{ConnectionsPerServer: 8, MaxConnectionsPerServer: 64, GrowAtOperationsPerConnection: 4,
 		BindConnectionsPerServer: 1, MaxBindConnectionsPerServer: 64,
 		MaxConnectionAge: Duration(90 * time.Minute), IdleCheckInterval: Duration(500 * time.Millisecond),
 		ConnectTimeout: Duration(time.Second), OperationTimeout: Duration(time.Minute),

@@ -19,7 +19,7 @@ const (
 	defaultBindConnections      = 2
 	defaultMaxConnections       = 64
 	defaultMaxBindConnections   = 64
-	defaultGrowAt               = 2
+	defaultGrowAt               = 4
 	defaultMaxConnectionAge     = Duration(5 * time.Minute)
 	defaultIdleCheckInterval    = Duration(10 * time.Second)
 	defaultConnectTimeout       = Duration(2 * time.Second)
