@@ -739,8 +739,11 @@ func (p *Pool) closeIdleBinds() {
 }
 
 // probe performs a light read on c and reports whether it answered in time.
+// On an unbound connection any result will do: a server that refuses
+// anonymous clients (OpenLDAP `require authc`) answers the read with an
+// error, and still shows the connection alive.
 func (p *Pool) probe(c *Conn) error {
-	h := &probeHandler{done: make(chan error, 1)}
+	h := &probeHandler{done: make(chan error, 1), anyResult: p.opKind == AnonConn}
 	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, p.cfg.ConnectTimeout); err != nil {
 		return err
 	}
@@ -751,15 +754,19 @@ func (p *Pool) probe(c *Conn) error {
 	return err
 }
 
-// probeHandler waits for the end of a probe search.
-type probeHandler struct{ done chan error }
+// probeHandler waits for the end of a probe search; unless anyResult, a
+// result other than success is an error.
+type probeHandler struct {
+	done      chan error
+	anyResult bool
+}
 
 func (h *probeHandler) Response(_ []byte, msg ldapwire.Message, final bool) Flusher {
 	if !final {
 		return nil
 	}
 	res, err := ldapwire.ParseResult(msg.Body)
-	if err == nil && res.Code != ldapwire.Success {
+	if err == nil && res.Code != ldapwire.Success && !h.anyResult {
 		err = fmt.Errorf("idle probe: result %d %s", res.Code, res.Diagnostic)
 	}
 	h.done <- err

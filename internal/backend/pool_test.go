@@ -21,9 +21,12 @@ type fakeServer struct {
 	hang     atomic.Bool // stop answering searches
 	hold     atomic.Bool // keep searches unanswered until answerHeld
 	refuse   atomic.Bool // refuse binds (invalidCredentials)
-	mu       sync.Mutex
-	conns    []net.Conn
-	held     []heldSearch
+	// refuseAnon answers searches on connections that never bound with
+	// unwillingToPerform, as slapd's `require authc` does
+	refuseAnon atomic.Bool
+	mu         sync.Mutex
+	conns      []net.Conn
+	held       []heldSearch
 }
 
 // heldSearch is a search the fake answers when told to.
@@ -59,6 +62,7 @@ func (f *fakeServer) accept() {
 
 func (f *fakeServer) serve(nc net.Conn) {
 	r := ldapwire.NewReader(nc, 0)
+	bound := false
 	for {
 		frame, err := r.Next()
 		if err != nil {
@@ -71,9 +75,12 @@ func (f *fakeServer) serve(nc net.Conn) {
 			if f.refuse.Load() {
 				code = 49
 			}
+			bound = code == 0
 			nc.Write(ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, code, ""))
 		case ldapwire.OpSearchRequest:
-			if f.hold.Load() {
+			if f.refuseAnon.Load() && !bound {
+				nc.Write(ldapwire.AppendResult(nil, msg.ID, ldapwire.OpSearchResultDone, ldapwire.UnwillingToPerform, "authentication required"))
+			} else if f.hold.Load() {
 				f.mu.Lock()
 				f.held = append(f.held, heldSearch{nc, msg.ID})
 				f.mu.Unlock()
@@ -123,7 +130,7 @@ func testPool(t *testing.T, f *fakeServer, cfg PoolConfig) (*Pool, *fakeClock) {
 	}
 	cfg.BindConns = max(cfg.BindConns, 1)
 	p := NewPool(s, cfg)
-	p.now = clock.Now
+	p.now, p.anon.now = clock.Now, clock.Now
 	t.Cleanup(p.Close)
 	return p, clock
 }
@@ -391,4 +398,33 @@ func TestIdleBindConnLendsWithoutWaiting(t *testing.T) {
 		t.Fatal("the expired bind connection was not closed")
 	}
 	waitFor(t, func() bool { return p.Stats().OpenBinds == 0 }, "the expired connection's slot freed")
+}
+
+// The idle probe of an unbound connection takes any answer: a server that
+// refuses anonymous clients answers it with an error, and the connection
+// is alive. One that does not answer at all is closed.
+func TestAnonymousProbeTakesAnyAnswer(t *testing.T) {
+	f := startFake(t)
+	p, clock := testPool(t, f, PoolConfig{Conns: 1, MaxAge: time.Hour, IdleCheck: time.Second})
+	anon := p.Anonymous()
+	c, err := anon.OpConn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.refuseAnon.Store(true)
+	c.lastUsed.Store(clock.Now().Add(-time.Minute).UnixNano())
+	anon.Tick()
+	if c.Err() != nil {
+		t.Fatalf("an unbound connection whose probe was refused was closed: %v", c.Err())
+	}
+	if st := p.Stats(); st.Failed[AnonConn] != 0 {
+		t.Fatalf("a refused probe counted as a failure: %+v", st)
+	}
+	f.refuseAnon.Store(false)
+	f.hang.Store(true)
+	c.lastUsed.Store(clock.Now().Add(-time.Minute).UnixNano())
+	anon.Tick()
+	if c.Err() == nil {
+		t.Fatal("an unbound connection that did not answer its probe is still open")
+	}
 }
