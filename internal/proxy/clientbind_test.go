@@ -539,3 +539,36 @@ func TestClientBindModeKnownBeforeTheFirstOperation(t *testing.T) {
 	o, x := startSASL(t, e3, &bound)
 	checkSASLRefused(t, e3, o, x, &bound)
 }
+
+// When every unbound connection carries its most, an anonymous client's
+// operation goes on the service account's connection with the anonymous
+// identity in a control, instead of being refused busy.
+func TestAnonymousOverflowGoesOnTheServiceConnections(t *testing.T) {
+	e := newEnv(t, 1, Config{OperationTimeout: time.Minute}, backend.PoolConfig{MaxConns: 1, OperationTimeout: time.Minute})
+	anon := e.session(t)
+	held := make([]*op, 0, backend.AnonMaxPerConn)
+	for range backend.AnonMaxPerConn {
+		held = append(held, anon.start(func(id int32) []byte { return searchRequest(id, heldBase, ldapwire.ScopeSub) }))
+	}
+	e.ds.until(t, waitLong, "every held search received", func(ds *fakeDS) bool {
+		n := 0
+		for _, ops := range opsOf(ds, heldBase) {
+			n += len(ops)
+		}
+		return n == backend.AnonMaxPerConn
+	})
+	anon.mustSearch("ou=overflow", 1)
+	e.ds.locked(func(ds *fakeDS) {
+		for c, ops := range opsOf(ds, "ou=overflow") {
+			if len(ops) != 1 || !ops[0].proxied || ops[0].authzID != "dn:" || ops[0].boundAs != fakeBindDN {
+				t.Errorf("conn %d: the overflowing anonymous search: %+v; want a control with \"dn:\" on a service-bound connection", c.id, ops)
+			}
+		}
+	})
+	e.ds.openGate()
+	for _, o := range held {
+		if res, _, _ := done(t, o.wait(waitLong), ldapwire.OpSearchResultDone); res.Code != ldapwire.Success {
+			t.Fatalf("held search: result %d", res.Code)
+		}
+	}
+}

@@ -225,10 +225,20 @@ func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*ba
 	if req.Msg.OpTag == ldapwire.OpBindRequest {
 		return p.bindConn(req, srv, mayWait)
 	}
-	pool := srv.Pool()
 	if req.Identity.AuthzID == "" && len(req.Raw) <= anonMaxRequest {
-		pool = pool.Anonymous()
+		c, res := p.opConn(req, srv.Pool().Anonymous(), mayWait)
+		if res.status != full {
+			return c, res
+		}
+		// every unbound connection carries its most (a burst while they
+		// grow): the service account's take it, the identity in a control
 	}
+	return p.opConn(req, srv.Pool(), mayWait)
+}
+
+// opConn gets an operation connection of pool: an open one at once, else
+// (on a goroutine that may wait) the first one being dialed.
+func (p *Proxy) opConn(req *Request, pool *backend.Pool, mayWait bool) (*backend.Conn, attemptResult) {
 	if c, err := pool.ReadyOpConn(req.Loop); c != nil || err != nil {
 		return c, connError(err)
 	}
