@@ -131,15 +131,13 @@ func (p *Pool) checkIdleBinds() {
 			return
 		}
 		if p.expired(c) {
-			p.retire(c)
-			p.releaseBindSlot()
+			p.discardBind(c)
 			continue
 		}
 		if p.cfg.IdleCheck > 0 && c.lastUsed.Load() < limit {
 			if len(p.bindSlots) > p.cfg.BindConns {
 				p.shrunk[BindConn].Add(1)
-				p.retire(c)
-				p.releaseBindSlot()
+				p.discardBind(c)
 				continue
 			}
 			if err := p.probe(c); err != nil {

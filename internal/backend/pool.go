@@ -444,7 +444,7 @@ func (p *Pool) ageJitter() time.Duration {
 // else the bind waits for one at most ctx.
 func (p *Pool) BindConn(ctx context.Context) (*Conn, error) {
 	for {
-		if c := p.idleBind(); c != nil {
+		if c := p.idleBind(p.discardBind); c != nil {
 			return c, nil
 		}
 		if ok, growing := p.takeBindSlot(); ok {
@@ -477,29 +477,22 @@ func (p *Pool) BindConn(ctx context.Context) (*Conn, error) {
 // fit for a bind is closed on a goroutine of its own: the caller may be an
 // event loop, which never writes an unbind itself.
 func (p *Pool) IdleBindConn() *Conn {
-	for !p.closed.Load() {
-		select {
-		case c := <-p.idleBinds:
-			if c.Err() == nil && !p.expired(c) {
-				return c
-			}
-			go p.usableBind(c) // retires it and frees its slot
-		default:
-			return nil
-		}
+	if p.closed.Load() {
+		return nil
 	}
-	return nil
+	return p.idleBind(func(c *Conn) { go p.discardBind(c) })
 }
 
-// idleBind returns an idle bind connection that is fit for a bind, closing
-// those that are not, or nil.
-func (p *Pool) idleBind() *Conn {
+// idleBind takes idle bind connections until one is fit for a bind, and
+// hands those that are not to discard; nil when none is left.
+func (p *Pool) idleBind(discard func(*Conn)) *Conn {
 	for {
 		select {
 		case c := <-p.idleBinds:
-			if p.usableBind(c) {
+			if p.fitForBind(c) {
 				return c
 			}
+			discard(c)
 		default:
 			return nil
 		}
@@ -509,12 +502,22 @@ func (p *Pool) idleBind() *Conn {
 // usableBind reports whether an idle bind connection may be lent, and
 // retires it when not.
 func (p *Pool) usableBind(c *Conn) bool {
-	if c.Err() == nil && !p.expired(c) {
+	if p.fitForBind(c) {
 		return true
 	}
+	p.discardBind(c)
+	return false
+}
+
+// fitForBind reports whether an idle bind connection is open and young
+// enough to be lent.
+func (p *Pool) fitForBind(c *Conn) bool { return c.Err() == nil && !p.expired(c) }
+
+// discardBind retires an idle bind connection (unfit for a bind, or one
+// the pool no longer needs) and frees its slot.
+func (p *Pool) discardBind(c *Conn) {
 	p.retire(c)
 	p.releaseBindSlot()
-	return false
 }
 
 // takeBindSlot reserves the opening of one more bind connection: always
