@@ -93,15 +93,15 @@ func printStatus(w io.Writer, st *status.Status, wide bool) {
 // printServers writes the server table and says whether it clipped a reason.
 func printServers(w io.Writer, st *status.Status, wide bool) (clipped bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	header := "LOCATION\tSERVER\tADDRESS\tTYPE\tIDENTITY\tSTATE\tSCORE\tOUTSTANDING\tOPS/S\tLATENCY\tCOMPLETED\tFAILED\tPOOL OP/ANON/BIND\t"
+	header := "LOCATION\tSERVER\tADDRESS\tTYPE\tIDENTITY\tSTATE\tSCORE\tOUTSTANDING\tOPS/S\tLATENCY\tCOMPLETED\tFAILED\tPOOL OP/ANON/BOUND/BIND\t"
 	if wide {
 		header += "VENDOR\t"
 	}
 	fmt.Fprintln(tw, header+"REASON")
 	for _, s := range st.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d/%d/%d\t", dash(s.Location), s.Name, s.Address,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%.1f\t%s\t%d\t%d\t%d/%d/%d/%d\t", dash(s.Location), s.Name, s.Address,
 			dash(s.ServerType), dash(s.IdentityMode), s.State, s.Score,
-			s.Outstanding, s.OpsPerSec, millis(s.LatencyMs), s.Completed, s.Failed, s.Pool.OpenOps, s.Pool.OpenAnon, s.Pool.OpenBinds)
+			s.Outstanding, s.OpsPerSec, millis(s.LatencyMs), s.Completed, s.Failed, s.Pool.OpenOps, s.Pool.OpenAnon, s.Pool.OpenBound, s.Pool.OpenBinds)
 		reason := s.Reason
 		if wide {
 			fmt.Fprintf(tw, "%s\t", dash(s.Vendor))

@@ -34,7 +34,7 @@ func TestStatusTable(t *testing.T) {
 		Clients: status.Clients{Current: 12, Inflight: 3},
 		Servers: []status.Server{
 			{Name: "ds1", Address: "127.0.0.1:3891", Location: "paris", State: "available", Score: 10, OpsPerSec: 152, LatencyMs: 1.25,
-				Completed: 12345, Pool: status.Pool{OpenOps: 4, OpenAnon: 1, OpenBinds: 2}, Reason: "search of the root DSE: response time 1ms",
+				Completed: 12345, Pool: status.Pool{OpenOps: 4, OpenAnon: 1, OpenBound: 3, OpenBinds: 2}, Reason: "search of the root DSE: response time 1ms",
 				ServerType: "openldap", IdentityMode: "proxied-authorization", Vendor: "OpenLDAP"},
 			{Name: "ds2", Address: "127.0.0.1:3892", State: "unavailable", Score: 1, Failed: 3, Reason: "connect: connection refused"},
 		},
@@ -49,7 +49,7 @@ func TestStatusTable(t *testing.T) {
 	for _, want := range []string{
 		"ldapmux 1.2.3 on 127.0.0.1:1389  READY  up 2h5m  12 clients, 3 operations in flight",
 		"LOCATION  SERVER  ADDRESS         TYPE      IDENTITY               STATE",
-		"paris     ds1     127.0.0.1:3891  openldap  proxied-authorization  available    10     0            152.0  1.25ms   12345      0       4/1/2",
+		"paris     ds1     127.0.0.1:3891  openldap  proxied-authorization  available    10     0            152.0  1.25ms   12345      0       4/1/3/2",
 		"-         ds2     127.0.0.1:3892  -         -                      unavailable  1",
 		"reads  fewest-operations  ds1,ds2  1/2     9000        3",
 		"12s ago  ds2  available -> unavailable  operation  operation failed",

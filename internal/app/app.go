@@ -84,8 +84,17 @@ func (a *App) poolConfig() backend.PoolConfig {
 		ConnectTimeout: p.ConnectTimeout.D(), OperationTimeout: p.OperationTimeout.D(),
 		BindDN: a.cfg.ServiceAccount.BindDN, Password: a.cfg.ServiceAccount.Password.Reveal(),
 		MaxPDU: int(a.cfg.Limits.MaxPDUSize), MaxPerConn: a.cfg.Limits.MaxOperationsPerServerConnection,
-		Leases: p.LeasedConnectionsPerServer,
+		Leases: p.LeasedConnectionsPerServer, MaxBound: boundConnections(p),
 	}
+}
+
+// boundConnections is pool.bound-connections-per-server, 0 when unset
+// (only configurations that skipped the defaults).
+func boundConnections(p config.Pool) int {
+	if p.BoundConnectionsPerServer == nil {
+		return 0
+	}
+	return *p.BoundConnectionsPerServer
 }
 
 // Start opens the listeners and starts health checks and serving.

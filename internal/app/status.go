@@ -50,7 +50,7 @@ func (a *App) serverStatus(v backend.ServerView, latest status.Sample) status.Se
 	}
 	if p := v.Pool(); p != nil {
 		ps := p.Stats()
-		s.Pool = status.Pool{OpenOps: ps.OpenOps, OpenAnon: ps.OpenAnon, OpenBinds: ps.OpenBinds, IdleBinds: ps.IdleBinds,
+		s.Pool = status.Pool{OpenOps: ps.OpenOps, OpenAnon: ps.OpenAnon, OpenBound: ps.OpenBound, OpenBinds: ps.OpenBinds, IdleBinds: ps.IdleBinds,
 			Leased: ps.Leased, LeasesRefused: ps.LeasesRefused,
 			Opened: sum(ps.Opened[:]), Recycled: sum(ps.Recycled[:]), Failed: sum(ps.Failed[:]),
 			MaxOps: ps.MaxOps, MaxBinds: ps.MaxBinds, Grown: sum(ps.Grown[:]), Shrunk: sum(ps.Shrunk[:])}

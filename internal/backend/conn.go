@@ -92,10 +92,14 @@ const (
 	// Authorization control, exactly as on a client's own unbound
 	// connection (Pool.Anonymous).
 	AnonConn
+	// BoundConn is a bind connection that a client's bind left bound as
+	// that client, kept to carry, multiplexed and without a control, the
+	// operations of clients bound as the same DN (bound.go).
+	BoundConn
 )
 
 // kinds is every Kind, for counters indexed by Kind.
-const kinds = 4
+const kinds = 5
 
 func (k Kind) String() string {
 	switch k {
@@ -105,6 +109,8 @@ func (k Kind) String() string {
 		return "leased"
 	case AnonConn:
 		return "anonymous"
+	case BoundConn:
+		return "bound"
 	}
 	return "operation"
 }
@@ -114,9 +120,11 @@ func (k Kind) String() string {
 // dispatch of responses by that ID.
 type Conn struct {
 	server *Server
-	kind   Kind
-	nc     net.Conn
-	born   time.Time
+	// kind changes at most once, when a bind connection becomes a bound
+	// one (bound.go); read from any goroutine.
+	kind atomic.Int32
+	nc   net.Conn
+	born time.Time
 
 	wmu       sync.Mutex // wmu guards the fields below
 	queued    []byte     // requests waiting for the write in progress
@@ -158,8 +166,9 @@ func Dial(ctx context.Context, s *Server, kind Kind, bindDN, password string, ti
 	if nc, err = s.secure(ctx, nc); err != nil {
 		return nil, fmt.Errorf("backend %s: %w", s.Name, err)
 	}
-	c := &Conn{server: s, kind: kind, nc: nc, born: time.Now(),
+	c := &Conn{server: s, nc: nc, born: time.Now(),
 		pending: make(map[int32]pendingOp), done: make(chan struct{})}
+	c.kind.Store(int32(kind))
 	c.lastUsed.Store(time.Now().UnixNano())
 	c.flushBatchFn = c.flushBatch
 	stream := newConnStream(nc)
@@ -225,7 +234,7 @@ func (c *Conn) detectOnce(r *ldapwire.Reader, deadline time.Time) error {
 func (c *Conn) Server() *Server { return c.server }
 
 // Kind is the connection's role.
-func (c *Conn) Kind() Kind { return c.kind }
+func (c *Conn) Kind() Kind { return Kind(c.kind.Load()) }
 
 // Inflight is the number of operations waiting for a final response.
 func (c *Conn) Inflight() int { return int(c.inflight.Load()) }

@@ -36,7 +36,7 @@ func TestWriteFailureAfterCloseIsReportedOnce(t *testing.T) {
 	client, server := net.Pipe()
 	defer server.Close()
 	gate := &gatedConn{Conn: client, writing: make(chan struct{}), release: make(chan struct{})}
-	c := &Conn{server: &Server{Name: "fake"}, kind: OpConn, nc: gate, born: time.Now(),
+	c := &Conn{server: &Server{Name: "fake"}, nc: gate, born: time.Now(),
 		pending: make(map[int32]pendingOp), done: make(chan struct{}), nextID: 1}
 	h := &probeHandler{done: make(chan error, 2)}
 	sent := make(chan error, 1)
@@ -84,7 +84,7 @@ func TestWriteFailureIsReportedOnceBySend(t *testing.T) {
 	if _, err := nc.Read(make([]byte, 1)); err == nil { // the reset has arrived
 		t.Fatal("read from a reset connection succeeded")
 	}
-	c := &Conn{server: &Server{Name: "fake"}, kind: OpConn, nc: nc, born: time.Now(), rawOut: evloop.NewSocket(nc),
+	c := &Conn{server: &Server{Name: "fake"}, nc: nc, born: time.Now(), rawOut: evloop.NewSocket(nc),
 		pending: make(map[int32]pendingOp), done: make(chan struct{}), nextID: 1}
 	h := &probeHandler{done: make(chan error, 2)}
 	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0); err == nil {
@@ -106,7 +106,7 @@ func TestFailedWaitingWriteIsReportedOnceByTheHandler(t *testing.T) {
 	defer server.Close()
 	gate := &gatedConn{Conn: client, writing: make(chan struct{}), release: make(chan struct{})}
 	close(gate.release)
-	c := &Conn{server: &Server{Name: "fake"}, kind: OpConn, nc: gate, born: time.Now(),
+	c := &Conn{server: &Server{Name: "fake"}, nc: gate, born: time.Now(),
 		pending: make(map[int32]pendingOp), done: make(chan struct{}), nextID: 1}
 	h := &probeHandler{done: make(chan error, 2)}
 	if _, err := c.Send(h, ldapwire.AppendRootDSEProbe, 0); err != nil {
@@ -167,7 +167,7 @@ func TestLaterBatchFailureDoesNotDeadlockTheSender(t *testing.T) {
 	client, server := net.Pipe()
 	defer server.Close()
 	nc := &secondWriteFails{Conn: client, writing: make(chan struct{}), release: make(chan struct{})}
-	c := &Conn{server: &Server{Name: "fake"}, kind: OpConn, nc: nc, born: time.Now(),
+	c := &Conn{server: &Server{Name: "fake"}, nc: nc, born: time.Now(),
 		pending: make(map[int32]pendingOp), done: make(chan struct{}), nextID: 1}
 	var held sync.Mutex
 	first := &lockingHandler{mu: &held, lost: make(chan error, 1)}

@@ -34,6 +34,9 @@ func (p *Pool) Tick() {
 	for _, c := range p.takeExpiredOps() {
 		go p.drain(c)
 	}
+	for _, c := range p.takeRetiredBound() {
+		go p.drain(c)
+	}
 	idle, surplus := p.idleOps()
 	for _, c := range surplus {
 		p.shrunk[p.opKind].Add(1)
@@ -41,7 +44,7 @@ func (p *Pool) Tick() {
 	}
 	for _, c := range idle {
 		if err := p.probe(c); err != nil {
-			p.failed[c.kind].Add(1)
+			p.failed[c.Kind()].Add(1)
 			c.Close(err)
 		}
 	}

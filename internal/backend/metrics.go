@@ -16,11 +16,11 @@ var (
 	descOutstanding   = desc("ldapmux_server_outstanding_operations", "Operations in flight to a server.", "server")
 	descOpen          = desc("ldapmux_pool_open_connections", "Open pooled connections to a server, by kind (operation; anonymous: operation connections never bound, for anonymous clients; bind; leased: lent to one client for paging, VLV or a long-lived search).", "server", "kind")
 	descIdle          = desc("ldapmux_pool_idle_connections", "Pooled bind connections waiting for a bind.", "server", "kind")
-	descOpened        = desc("ldapmux_pool_connections_opened_total", "Connections opened to a server, by kind.", "server", "kind")
+	descOpened        = desc("ldapmux_pool_connections_opened_total", "Connections opened to a server, by kind (bound: bind connections kept bound as a client).", "server", "kind")
 	descRecycled      = desc("ldapmux_pool_connections_recycled_total", "Connections closed because of their age (leased ones: when their lease ended), by kind.", "server", "kind")
 	descLeasesRefused = desc("ldapmux_pool_leases_refused_total", "Operations refused busy (51) because every leasable connection to a server was leased (pool.leased-connections-per-server).", "server")
 	descTarget        = desc("ldapmux_pool_target_connections", "Pooled connections to a server open or being opened: what the pool is growing to under load, by kind (operation, anonymous, bind).", "server", "kind")
-	descMax           = desc("ldapmux_pool_max_connections", "How far a server's pool may grow under load (pool.max-connections-per-server, pool.max-bind-connections-per-server), by kind.", "server", "kind")
+	descMax           = desc("ldapmux_pool_max_connections", "How far a server's pool may grow under load (pool.max-connections-per-server, pool.max-bind-connections-per-server, pool.bound-connections-per-server), by kind.", "server", "kind")
 	descMin           = desc("ldapmux_pool_min_connections", "What a server's pool shrinks back to when idle (pool.connections-per-server, pool.bind-connections-per-server), by kind.", "server", "kind")
 	descGrown         = desc("ldapmux_pool_connections_grown_total", "Connections opened because the load needed more than the minimum, by kind.", "server", "kind")
 	descShrunk        = desc("ldapmux_pool_connections_shrunk_total", "Connections above the minimum closed because they were idle for pool.idle-check-interval, by kind.", "server", "kind")
@@ -69,6 +69,7 @@ func collectPool(ch chan<- prometheus.Metric, server string, st PoolStats) {
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.OpenOps), server, op)
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.OpenAnon), server, anon)
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.OpenBinds), server, bind)
+	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.OpenBound), server, BoundConn.String())
 	ch <- prometheus.MustNewConstMetric(descIdle, prometheus.GaugeValue, float64(st.IdleBinds), server, bind)
 	ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(st.Leased), server, LeasedConn.String())
 	ch <- prometheus.MustNewConstMetric(descLeasesRefused, prometheus.CounterValue, float64(st.LeasesRefused), server)
@@ -81,6 +82,7 @@ func collectPool(ch chan<- prometheus.Metric, server string, st PoolStats) {
 	gauge(descMax, st.MaxOps, op)
 	gauge(descMax, st.MaxOps, anon)
 	gauge(descMax, st.MaxBinds, bind)
+	gauge(descMax, st.MaxBound, BoundConn.String())
 	gauge(descMin, st.MinOps, op)
 	gauge(descMin, st.MinOps, anon)
 	gauge(descMin, st.MinBinds, bind)
@@ -88,7 +90,7 @@ func collectPool(ch chan<- prometheus.Metric, server string, st PoolStats) {
 		ch <- prometheus.MustNewConstMetric(descGrown, prometheus.CounterValue, float64(st.Grown[k]), server, k.String())
 		ch <- prometheus.MustNewConstMetric(descShrunk, prometheus.CounterValue, float64(st.Shrunk[k]), server, k.String())
 	}
-	for _, k := range []Kind{OpConn, AnonConn, BindConn, LeasedConn} {
+	for _, k := range []Kind{OpConn, AnonConn, BindConn, LeasedConn, BoundConn} {
 		ch <- prometheus.MustNewConstMetric(descOpened, prometheus.CounterValue, float64(st.Opened[k]), server, k.String())
 		ch <- prometheus.MustNewConstMetric(descRecycled, prometheus.CounterValue, float64(st.Recycled[k]), server, k.String())
 		ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(st.Failed[k]), server, k.String())

@@ -39,6 +39,9 @@ type PoolConfig struct {
 	// MaxPerConn caps the load (Conn.Load) of one operation connection;
 	// 0 means no cap. OpConn returns ErrBusy when every connection is full.
 	MaxPerConn int
+	// MaxBound caps the bound connections (bound.go) kept at once; 0
+	// keeps none.
+	MaxBound int
 	// Leases caps the connections leased to clients at once (Lease);
 	// 0 means the default, DefaultLeases.
 	Leases int
@@ -88,6 +91,8 @@ type PoolStats struct {
 	// anonymous clients open and being opened (Pool.Anonymous); they
 	// have the same bounds as the operation connections.
 	OpenAnon, DialingAnon int
+	// OpenBound is the bound connections (bound.go) open, MaxBound their cap.
+	OpenBound, MaxBound int
 	// MinOps, MaxOps, MinBinds, MaxBinds are the configured bounds.
 	MinOps, MaxOps, MinBinds, MaxBinds int
 	Leased                             int // connections leased to clients now
@@ -133,6 +138,12 @@ type Pool struct {
 	// bindDialing counts bind connections being opened above the minimum.
 	bindDialing atomic.Int32
 
+	// bound holds the bound connections by the DN they are bound as
+	// (bound.go): an immutable map replaced under mu, read without locking
+	// by every operation of a bound client.
+	bound     atomic.Pointer[map[string][]*Conn]
+	boundOpen int // guarded by mu: bound connections kept or being checked
+
 	leaseSlots    chan struct{}      // a token per leased connection
 	leased        map[*Conn]struct{} // guarded by mu
 	leasesRefused atomic.Int64
@@ -146,7 +157,7 @@ type Pool struct {
 func NewPool(s *Server, cfg PoolConfig) *Pool {
 	p := newPool(s, cfg, OpConn)
 	anon := cfg
-	anon.BindDN, anon.Password = "", ""
+	anon.BindDN, anon.Password, anon.MaxBound = "", "", 0
 	if anon.MaxPerConn <= 0 || anon.MaxPerConn > AnonMaxPerConn {
 		anon.MaxPerConn = AnonMaxPerConn
 	}
@@ -672,7 +683,7 @@ func (p *Pool) expired(c *Conn) bool {
 // retire closes a connection that was healthy enough to unbind.
 func (p *Pool) retire(c *Conn) {
 	if c.Err() == nil {
-		p.recycled[c.kind].Add(1)
+		p.recycled[c.Kind()].Add(1)
 		c.closeGracefully()
 	}
 }
@@ -680,7 +691,8 @@ func (p *Pool) retire(c *Conn) {
 // Stats returns the pool's counters.
 func (p *Pool) Stats() PoolStats {
 	p.mu.Lock()
-	st := PoolStats{OpenOps: len(*p.ops.Load()), DialingOps: int(p.dialing.Load()), Leased: len(p.leased)}
+	st := PoolStats{OpenOps: len(*p.ops.Load()), DialingOps: int(p.dialing.Load()), Leased: len(p.leased),
+		OpenBound: p.boundOpen, MaxBound: p.cfg.MaxBound}
 	p.mu.Unlock()
 	st.IdleBinds, st.OpenBinds = len(p.idleBinds), len(p.bindSlots)
 	st.MinOps, st.MaxOps, st.MinBinds, st.MaxBinds = p.cfg.Conns, p.cfg.MaxConns, p.cfg.BindConns, p.cfg.MaxBindConns
@@ -716,6 +728,7 @@ func (p *Pool) Close() {
 	for c := range p.leased {
 		ops = append(ops, c) // their clients' operations are told they are lost
 	}
+	ops = append(ops, p.takeAllBound()...)
 	p.mu.Unlock()
 	close(p.stop)
 	p.wg.Wait()

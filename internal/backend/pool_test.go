@@ -24,7 +24,11 @@ type fakeServer struct {
 	// refuseAnon answers searches on connections that never bound with
 	// unwillingToPerform, as slapd's `require authc` does
 	refuseAnon atomic.Bool
-	mu         sync.Mutex
+	// restrictClients answers searches on connections bound as anyone but
+	// the service account with insufficientAccess, as slapd's password
+	// policy does to a session whose password must be changed
+	restrictClients atomic.Bool
+	mu              sync.Mutex
 	conns      []net.Conn
 	held       []heldSearch
 }
@@ -62,7 +66,7 @@ func (f *fakeServer) accept() {
 
 func (f *fakeServer) serve(nc net.Conn) {
 	r := ldapwire.NewReader(nc, 0)
-	bound := false
+	bound, client := false, false
 	for {
 		frame, err := r.Next()
 		if err != nil {
@@ -76,10 +80,14 @@ func (f *fakeServer) serve(nc net.Conn) {
 				code = 49
 			}
 			bound = code == 0
+			br, _ := ldapwire.ParseBind(msg.Body)
+			client = bound && string(br.Name) != "cn=service"
 			nc.Write(ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, code, ""))
 		case ldapwire.OpSearchRequest:
 			if f.refuseAnon.Load() && !bound {
 				nc.Write(ldapwire.AppendResult(nil, msg.ID, ldapwire.OpSearchResultDone, ldapwire.UnwillingToPerform, "authentication required"))
+			} else if f.restrictClients.Load() && client {
+				nc.Write(ldapwire.AppendResult(nil, msg.ID, ldapwire.OpSearchResultDone, ldapwire.InsufficientAccessRights, "Operations are restricted to bind/unbind/abandon/StartTLS/modify password"))
 			} else if f.hold.Load() {
 				f.mu.Lock()
 				f.held = append(f.held, heldSearch{nc, msg.ID})

@@ -137,7 +137,7 @@ func (e expiredOp) fire() {
 	if e.op.limit != 0 && e.op.deadline >= e.op.limit {
 		err = ErrTimeLimit
 	}
-	if e.conn.kind == BindConn {
+	if e.conn.Kind() == BindConn {
 		e.conn.Close(err)
 	} else {
 		e.conn.sendAbandon(e.id)

@@ -144,6 +144,12 @@ type Pool struct {
 	// when that is larger; at least bind-connections-per-server, at most
 	// 1024.
 	MaxBindConnectionsPerServer int `yaml:"max-bind-connections-per-server"`
+	// BoundConnectionsPerServer caps the connections that clients' simple
+	// binds left bound as them, kept to carry, without a Proxied
+	// Authorization control, the operations of clients bound as the same
+	// DN (proxied-authorization mode). Default 16; 0 keeps none; at most
+	// 1024.
+	BoundConnectionsPerServer *int `yaml:"bound-connections-per-server"`
 	// MaxConnectionAge is how long a connection lives before it is recycled
 	// (reopened in server preference order). Default 5m; at least 1s.
 	MaxConnectionAge Duration `yaml:"max-connection-age"`

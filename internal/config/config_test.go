@@ -78,6 +78,7 @@ func TestMinimalGetsDefaults(t *testing.T) {
 			GrowAtOperationsPerConnection: 4,
 			BindConnectionsPerServer:      2,
 			MaxBindConnectionsPerServer:   64,
+			BoundConnectionsPerServer:     ptr(16),
 			MaxConnectionAge:              Duration(5 * time.Minute),
 			IdleCheckInterval:             Duration(10 * time.Second),
 			ConnectTimeout:                Duration(2 * time.Second),
@@ -136,8 +137,9 @@ shutdown-grace-period: 1m
 		BindConnectionsPerServer: 1, MaxBindConnectionsPerServer: 64,
 		MaxConnectionAge: Duration(90 * time.Minute), IdleCheckInterval: Duration(500 * time.Millisecond),
 		ConnectTimeout: Duration(time.Second), OperationTimeout: Duration(time.Minute),
-		LeasedConnectionsPerServer: defaultLeasedConnections, LeaseIdleTimeout: defaultLeaseIdleTimeout}
-	if cfg.Pool != want {
+		LeasedConnectionsPerServer: defaultLeasedConnections, LeaseIdleTimeout: defaultLeaseIdleTimeout,
+		BoundConnectionsPerServer: ptr(defaultBoundConnections)}
+	if !reflect.DeepEqual(cfg.Pool, want) {
 		t.Errorf("pool = %+v, want %+v", cfg.Pool, want)
 	}
 	if cfg.Limits != securityLimitDefaults(Limits{MaxPDUSize: GiB, MaxClientConnections: 5}) {
@@ -609,3 +611,5 @@ func TestEventLoops(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -19,6 +19,7 @@ const (
 	defaultBindConnections      = 2
 	defaultMaxConnections       = 64
 	defaultMaxBindConnections   = 64
+	defaultBoundConnections     = 16
 	defaultGrowAt               = 4
 	defaultMaxConnectionAge     = Duration(5 * time.Minute)
 	defaultIdleCheckInterval    = Duration(10 * time.Second)
@@ -199,6 +200,9 @@ func (p *Pool) validate(v *validator, path string) {
 	v.intRange(path+".bind-connections-per-server", p.BindConnectionsPerServer, 1, maxConnections)
 	v.intRange(path+".max-connections-per-server", p.MaxConnectionsPerServer, 1, maxConnections)
 	v.intRange(path+".max-bind-connections-per-server", p.MaxBindConnectionsPerServer, 1, maxConnections)
+	if p.BoundConnectionsPerServer != nil {
+		v.intRange(path+".bound-connections-per-server", *p.BoundConnectionsPerServer, 0, maxConnections)
+	}
 	v.intRange(path+".grow-at-operations-per-connection", p.GrowAtOperationsPerConnection, 1, 100000)
 	v.atLeast(path+".max-connections-per-server", p.MaxConnectionsPerServer, "connections-per-server", p.ConnectionsPerServer)
 	v.atLeast(path+".max-bind-connections-per-server", p.MaxBindConnectionsPerServer, "bind-connections-per-server", p.BindConnectionsPerServer)
@@ -251,6 +255,10 @@ func (p *Pool) setDefaults() {
 	setDefault(&p.MaxConnectionsPerServer, max(defaultMaxConnections, p.ConnectionsPerServer))
 	setDefault(&p.MaxBindConnectionsPerServer, max(defaultMaxBindConnections, p.BindConnectionsPerServer))
 	setDefault(&p.GrowAtOperationsPerConnection, defaultGrowAt)
+	if p.BoundConnectionsPerServer == nil {
+		n := defaultBoundConnections
+		p.BoundConnectionsPerServer = &n
+	}
 	setDefault(&p.MaxConnectionAge, defaultMaxConnectionAge)
 	setDefault(&p.IdleCheckInterval, defaultIdleCheckInterval)
 	setDefault(&p.ConnectTimeout, defaultConnectTimeout)

@@ -56,9 +56,18 @@ func connectAs(t *testing.T, addr, dn, password string) *ldap.Conn {
 // dumpTree renders everything an identity can read, sorted, as text.
 func dumpTree(t *testing.T, conn *ldap.Conn) string {
 	t.Helper()
-	entries, err := searchDNs(conn, slapdtest.BaseDN, "(objectClass=*)", "*")
+	s, err := treeOf(conn)
 	if err != nil {
 		t.Fatalf("search: %v", err)
+	}
+	return s
+}
+
+// treeOf is dumpTree for goroutines: it returns the search's error.
+func treeOf(conn *ldap.Conn) (string, error) {
+	entries, err := searchDNs(conn, slapdtest.BaseDN, "(objectClass=*)", "*")
+	if err != nil {
+		return "", err
 	}
 	lines := make([]string, 0, len(entries))
 	for _, e := range entries {
@@ -72,7 +81,7 @@ func dumpTree(t *testing.T, conn *ldap.Conn) string {
 		lines = append(lines, e.DN+": "+strings.Join(attrs, " "))
 	}
 	slices.Sort(lines)
-	return strings.Join(lines, "\n")
+	return strings.Join(lines, "\n"), nil
 }
 
 // TestAnonymousRulesOfTheServerApply puts ldapmux in front of a slapd that

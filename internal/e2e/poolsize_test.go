@@ -25,6 +25,7 @@ func TestPoolFollowsTheLoad(t *testing.T) {
   grow-at-operations-per-connection: 1
   bind-connections-per-server: 1
   max-bind-connections-per-server: 3
+  bound-connections-per-server: 0
   idle-check-interval: 1s
 `)
 	pool := a.Registry().Snapshot().Servers[0].Pool()

@@ -40,8 +40,9 @@ func (s *Session) bind(msg ldapwire.Message) {
 
 // forwardBind sends a simple bind to a backend and sets the identity from its result.
 func (s *Session) forwardBind(msg ldapwire.Message, dn string) {
-	ident := proxy.NewIdentity(dn)
+	ident := proxy.NewSimpleBindIdentity(dn)
 	s.start(msg, func(req *proxy.Request) {
+		req.BindAs = ident
 		req.OnBindResult = func(code int) {
 			if code == ldapwire.Success {
 				s.bound(req, ident)

@@ -79,6 +79,7 @@ func serverAttrs(s status.Server) []ldapwire.Attribute {
 		"operations-per-second", decimal(s.OpsPerSec), "average-response-time-millis", decimal(s.LatencyMs),
 		"pool-open-operation-connections", num(int64(s.Pool.OpenOps)),
 		"pool-open-anonymous-connections", num(int64(s.Pool.OpenAnon)),
+		"pool-open-bound-connections", num(int64(s.Pool.OpenBound)),
 		"pool-open-bind-connections", num(int64(s.Pool.OpenBinds)), "pool-idle-bind-connections", num(int64(s.Pool.IdleBinds)),
 		"pool-leased-connections", num(int64(s.Pool.Leased)), "pool-leases-refused", num(s.Pool.LeasesRefused),
 		"pool-connections-opened", num(s.Pool.Opened), "pool-connections-recycled", num(s.Pool.Recycled),

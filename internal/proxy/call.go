@@ -23,12 +23,16 @@ type call struct {
 	mu        sync.Mutex // mu guards the fields below
 	finished  bool
 	delivered int
+	// cleanBind is set when a bind succeeded with no control in its
+	// answer: the connection is bound as the client, with nothing else
+	// said of its session.
+	cleanBind bool
 }
 
 // encode writes the request with the backend message ID; every operation but
 // a bind, or one sent on an unbound connection (client-bind leases, the
-// anonymous pool), carries the client's identity as a Proxied
-// Authorization control.
+// anonymous pool, bound connections), carries the client's identity as a
+// Proxied Authorization control.
 func (c *call) encode(dst []byte, id int32) []byte {
 	c.id = id
 	return ldapwire.AppendMessage(dst, id, c.req.Msg.Op, c.req.Msg.Controls, c.extraControls())
@@ -63,6 +67,7 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 		if c.req.OnBindResult != nil {
 			c.req.OnBindResult(code)
 		}
+		c.cleanBind = code == ldapwire.Success && len(msg.Controls) == 0 && c.req.Msg.OpTag == ldapwire.OpBindRequest
 	case !c.req.proxy.expectedPartial(c, msg):
 		c.mu.Unlock()
 		return nil

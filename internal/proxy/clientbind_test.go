@@ -46,11 +46,11 @@ func newClientBindEnv(t *testing.T, n, entries int) *testEnv {
 func (s *session) bind(dn, password string) int {
 	s.t.Helper()
 	s.leases.Retire()
-	s.ident = nil
+	s.ident, s.bindAs = nil, NewSimpleBindIdentity(dn)
 	o := s.start(func(id int32) []byte { return ldapwire.AppendSimpleBind(nil, id, dn, password) })
 	res, _, _ := done(s.t, o.wait(waitLong), ldapwire.OpBindResponse)
 	if res.Code == ldapwire.Success {
-		s.ident = NewIdentity(dn)
+		s.ident = s.bindAs
 	}
 	return res.Code
 }
@@ -498,6 +498,50 @@ func TestProxiedModeSendsTheIdentityControl(t *testing.T) {
 	})
 	if st := e.pool.Stats(); st.Leased != 0 {
 		t.Errorf("%d connections leased in proxied-authorization mode", st.Leased)
+	}
+}
+
+// A client's simple bind leaves its bind connection bound as the client:
+// once the pool keeps it, the operations of the clients bound as that DN go
+// there without a control, those of others do not, and an extended
+// operation still carries the control on a service-bound connection.
+func TestBoundClientsUseTheConnectionTheirBindLeft(t *testing.T) {
+	e := newEnv(t, 1, Config{}, backend.PoolConfig{BindConns: 2, MaxBound: 4})
+	e.ds.locked(func(ds *fakeDS) { ds.users = map[string]string{aliceDN: userPassword, bobDN: userPassword} })
+	alice, alice2, bob := e.session(t), e.session(t), e.session(t)
+	alice.mustBind(aliceDN, userPassword)
+	waitFor(t, func() bool { return e.pool.BoundConn(aliceDN) != nil }, "alice's bind connection not kept bound")
+	bob.mustBind(bobDN, userPassword)
+	waitFor(t, func() bool { return e.pool.BoundConn(bobDN) != nil }, "bob's bind connection not kept bound")
+	alice2.mustBind(aliceDN, userPassword)
+	alice.mustSearch("ou=alice", 1)
+	alice2.mustSearch("ou=alice2", 1)
+	bob.mustSearch("ou=bob", 1)
+	for base, dn := range map[string]string{"ou=alice": aliceDN, "ou=alice2": aliceDN, "ou=bob": bobDN} {
+		e.ds.locked(func(ds *fakeDS) {
+			for c, ops := range opsOf(ds, base) {
+				if len(ops) != 1 || ops[0].proxied || ops[0].boundAs != dn {
+					t.Errorf("conn %d: request for %s: %+v; want no control, on a connection bound as %s", c.id, base, ops, dn)
+				}
+			}
+		})
+	}
+	o := alice.start(func(id int32) []byte {
+		return ldapwire.AppendMessage(nil, id, ldapwire.AppendElement(nil, ldapwire.OpExtendedRequest,
+			ldapwire.AppendElement(nil, 0x80, []byte("1.3.6.1.4.1.99999.1"))), nil, nil)
+	})
+	o.wait(waitLong)
+	e.ds.locked(func(ds *fakeDS) {
+		for _, c := range ds.conns {
+			for _, op := range c.ops {
+				if op.tag == ldapwire.OpExtendedRequest && (!op.proxied || op.boundAs != fakeBindDN) {
+					t.Errorf("conn %d: extended request %+v; want a control on a service-bound connection", c.id, op)
+				}
+			}
+		}
+	})
+	if st := e.pool.Stats(); st.OpenBound != 2 {
+		t.Errorf("%d bound connections, want 2 (alice's and bob's)", st.OpenBound)
 	}
 }
 

@@ -347,8 +347,8 @@ func (ds *fakeDS) search(c *fakeConn, msg ldapwire.Message) []byte {
 		out := ldapwire.AppendSearchEntry(nil, msg.ID, "", dse, false)
 		return ldapwire.AppendResult(out, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "")
 	}
-	if !ds.clientBind && c.bound && !proxied {
-		ds.problemLocked("conn %d: search without the proxied authorization control", c.id)
+	if !ds.clientBind && c.boundAs == fakeBindDN && !proxied {
+		ds.problemLocked("conn %d: search as the service account without the proxied authorization control", c.id)
 	}
 	if err != nil {
 		ds.problemLocked("conn %d: bad search: %v", c.id, err)
@@ -712,6 +712,7 @@ type session struct {
 	leases Leases
 	nextID int32
 	ident  *Identity // the identity its requests carry; nil for anonymous
+	bindAs *Identity // the identity of the simple bind in progress
 }
 
 func (e *testEnv) session(t *testing.T) *session {
@@ -744,6 +745,9 @@ func (s *session) start(encode func(id int32) []byte) *op {
 	}
 	req := &Request{Msg: msg, Raw: raw, Identity: ident, Sink: sink, Leases: &s.leases, ConnID: 1,
 		Route: route.Operation{Tag: msg.OpTag, TargetDN: msg.TargetDN(), Controls: msg.Controls}}
+	if msg.OpTag == ldapwire.OpBindRequest {
+		req.BindAs = s.bindAs
+	}
 	s.p.Start(req)
 	return &op{t: s.t, req: req, sink: sink, id: s.nextID}
 }
@@ -866,3 +870,15 @@ func wantDNs(base string, from, to int) []string {
 }
 
 func sameStrings(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b, "\n") }
+
+// waitFor waits up to waitLong for cond.
+func waitFor(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -225,6 +225,11 @@ func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*ba
 	if req.Msg.OpTag == ldapwire.OpBindRequest {
 		return p.bindConn(req, srv, mayWait)
 	}
+	if dn := req.Identity.boundDN(); dn != "" && onBoundConn(req.Msg.OpTag) {
+		if c := srv.Pool().BoundConn(dn); c != nil {
+			return c, attemptResult{}
+		}
+	}
 	if req.Identity.AuthzID == "" && len(req.Raw) <= anonMaxRequest {
 		c, res := p.opConn(req, srv.Pool().Anonymous(), mayWait)
 		if res.status != full {
@@ -234,6 +239,18 @@ func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*ba
 		// grow): the service account's take it, the identity in a control
 	}
 	return p.opConn(req, srv.Pool(), mayWait)
+}
+
+// onBoundConn reports whether an operation may go on a connection bound as
+// the client: the operations of the data model, never an extended one,
+// which could change what the session is.
+func onBoundConn(tag byte) bool {
+	switch tag {
+	case ldapwire.OpSearchRequest, ldapwire.OpCompareRequest, ldapwire.OpModifyRequest,
+		ldapwire.OpAddRequest, ldapwire.OpDelRequest, ldapwire.OpModifyDNRequest:
+		return true
+	}
+	return false
 }
 
 // opConn gets an operation connection of pool: an open one at once, else
@@ -330,6 +347,10 @@ func (p *Proxy) releaseConn(c *call, ok bool) {
 	}
 	if !ok {
 		c.conn.Close(errInterrupted)
+	}
+	if ok && c.cleanBind && c.req.BindAs != nil {
+		c.srv.Pool().ReleaseBindAs(c.conn, c.req.BindAs.boundDN())
+		return
 	}
 	c.srv.Pool().ReleaseBind(c.conn)
 }

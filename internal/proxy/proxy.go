@@ -25,6 +25,10 @@ type Identity struct {
 	// postRead is control followed by the Post-Read control, made on
 	// first use (replicated.go).
 	postRead atomic.Pointer[[]byte]
+	// simpleBind is set when a simple bind gave the identity: its
+	// operations may go on a connection that such a bind left bound as DN
+	// (backend.Pool.BoundConn), without a control.
+	simpleBind bool
 }
 
 // Anonymous is the identity of clients that have not bound.
@@ -46,6 +50,23 @@ func NewIdentity(name string) *Identity {
 		ident.AuthzID = ""
 	}
 	return ident
+}
+
+// NewSimpleBindIdentity is the identity a successful simple bind as dn
+// gives.
+func NewSimpleBindIdentity(dn string) *Identity {
+	ident := NewIdentity(dn)
+	ident.simpleBind = dn != ""
+	return ident
+}
+
+// boundDN is the DN of a connection bound as this identity that may carry
+// its operations, or "" (anonymous, SASL, proxied only).
+func (id *Identity) boundDN() string {
+	if !id.simpleBind {
+		return ""
+	}
+	return id.DN
 }
 
 // Sink receives the responses of one client operation. No method may block:

@@ -42,7 +42,7 @@ func wantsPostRead(req *Request) bool {
 // extraControls is what call.encode appends to the request's controls.
 func (c *call) extraControls() []byte {
 	var ident []byte
-	if c.req.Msg.OpTag != ldapwire.OpBindRequest && (c.lease == nil || !c.lease.direct) && c.conn.Kind() != backend.AnonConn {
+	if c.req.Msg.OpTag != ldapwire.OpBindRequest && (c.lease == nil || !c.lease.direct) && carriesIdentity(c.conn.Kind()) {
 		ident = c.req.Identity.control
 	}
 	if !c.req.postRead || !answersCSN(c.srv.Capabilities()) {
@@ -52,6 +52,13 @@ func (c *call) extraControls() []byte {
 		return postReadCSN
 	}
 	return c.req.Identity.withPostRead()
+}
+
+// carriesIdentity reports whether operations on a connection of kind need
+// the client's identity in a control: not on an unbound one (anonymous
+// clients) nor on one bound as the client.
+func carriesIdentity(kind backend.Kind) bool {
+	return kind != backend.AnonConn && kind != backend.BoundConn
 }
 
 // answersCSN reports whether a server of caps (nil: not detected yet) may

@@ -25,6 +25,10 @@ type Request struct {
 	// OnBindResult, for binds, hears the result code before the client does,
 	// so that the new identity applies to the client's next operation.
 	OnBindResult func(code int)
+	// BindAs, for a simple bind, is the identity it gives when it
+	// succeeds: the bind connection may then be kept bound as it
+	// (backend.Pool.ReleaseBindAs).
+	BindAs *Identity
 	// SASL, for SASL binds, is the client's negotiation; SASLBound hears
 	// the identity of a successful one before the client hears of it.
 	SASL      *SASLExchange

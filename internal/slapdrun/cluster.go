@@ -143,7 +143,7 @@ func (c *Cluster) writeConfigs() error {
 // entryUUIDs, entryCSNs and contextCSN.
 func (c *Cluster) loadData() error {
 	ldifFile := filepath.Join(c.Dir, "data.ldif")
-	if err := os.WriteFile(ldifFile, []byte(initialLDIF(c.opts.Users, c.opts.ExtraLDIF)), 0o600); err != nil {
+	if err := os.WriteFile(ldifFile, []byte(initialLDIF(c.opts.Users, c.extraLDIF())), 0o600); err != nil {
 		return fmt.Errorf("slapdrun: %w", err)
 	}
 	first := c.Replicas[0]
@@ -324,4 +324,14 @@ func describeState(state map[int][]string, err error) string {
 func firstLine(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
+}
+
+// extraLDIF is Options.ExtraLDIF, after the password policy entry when
+// Options.PasswordPolicy is set.
+func (c *Cluster) extraLDIF() string {
+	if !c.opts.PasswordPolicy {
+		return c.opts.ExtraLDIF
+	}
+	return "dn: " + PolicyDN + "\nobjectClass: device\nobjectClass: pwdPolicy\ncn: pwdpolicy\n" +
+		"pwdAttribute: userPassword\npwdMustChange: TRUE\npwdAllowUserChange: TRUE\n\n" + c.opts.ExtraLDIF
 }

@@ -97,6 +97,9 @@ modulepath "{{.ModulePath}}"
 moduleload back_mdb
 moduleload syncprov
 moduleload sssvlv
+{{- if .PasswordPolicy}}
+moduleload ppolicy
+{{- end}}
 
 serverID {{.ID}}
 authz-policy to
@@ -155,6 +158,10 @@ overlay syncprov
 syncprov-sessionlog 1000
 overlay sssvlv
 sssvlv-max 64
+{{- if .PasswordPolicy}}
+overlay ppolicy
+ppolicy_default "{{.Policy}}"
+{{- end}}
 
 database monitor
 access to *
@@ -177,6 +184,8 @@ type confData struct {
 	SchemaDir, ModulePath       string
 	Threads                     int
 	Require                     string
+	PasswordPolicy              bool
+	Policy                      string
 	Base, Admin, AdminPassword  string
 	Service, Writer             string
 	Scratch, Restricted, People string
@@ -200,6 +209,7 @@ func renderConfig(r *Replica, all []*Replica, o Options) ([]byte, error) {
 	d := confData{
 		ID: r.ID, MaxIncomingAuth: MaxIncomingAuth, Dir: r.Dir, DBDir: r.dbDir(),
 		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: o.Threads, Require: o.Require,
+		PasswordPolicy: o.PasswordPolicy, Policy: PolicyDN,
 		Base: BaseDN, Admin: AdminDN, AdminPassword: AdminPassword,
 		Service: ServiceDN, Writer: WriterDN,
 		Scratch: ScratchDN, Restricted: RestrictedDN, People: PeopleDN, TLS: r.tls,

@@ -89,6 +89,8 @@ const (
 	// SecretDN is an entry below RestrictedDN with a description; clients of
 	// the proxy must never be able to read it.
 	SecretDN = "cn=secret-data," + RestrictedDN
+	// PolicyDN is the default password policy of Options.PasswordPolicy.
+	PolicyDN = "cn=pwdpolicy," + BaseDN
 	// SecretDescription is the description of SecretDN.
 	SecretDescription = "only the ldapmux service account may read this"
 
@@ -146,6 +148,10 @@ type Options struct {
 	// Require is slapd's global `require` setting ("authc": every
 	// operation but bind needs an authenticated connection); "" for none.
 	Require string
+	// PasswordPolicy loads the ppolicy overlay with a default policy
+	// (PolicyDN) under which a password that is reset (pwdReset TRUE) must
+	// be changed: slapd restricts a session bound with it to changing it.
+	PasswordPolicy bool
 	// ExtraLDIF is appended to the initial data loaded with slapadd.
 	ExtraLDIF string
 	// TLSCertFile and TLSKeyFile, when set, are the PEM certificate and key

@@ -29,6 +29,7 @@ const (
 	ScratchDN         = slapdrun.ScratchDN
 	RestrictedDN      = slapdrun.RestrictedDN
 	SecretDN          = slapdrun.SecretDN
+	PolicyDN          = slapdrun.PolicyDN
 	SecretDescription = slapdrun.SecretDescription
 	ProxiedAuthzOID   = slapdrun.ProxiedAuthzOID
 	SortControlOID    = slapdrun.SortControlOID

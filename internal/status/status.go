@@ -70,7 +70,10 @@ type Pool struct {
 	OpenOps int `json:"openOperation"`
 	// OpenAnon is the unbound operation connections that carry anonymous
 	// clients' operations.
-	OpenAnon  int `json:"openAnonymous"`
+	OpenAnon int `json:"openAnonymous"`
+	// OpenBound is the connections that clients' binds left bound as
+	// them, carrying the operations of clients bound as the same DN.
+	OpenBound int `json:"openBound"`
 	OpenBinds int `json:"openBind"`
 	IdleBinds int `json:"idleBind"`
 	// Leased is the connections leased to clients for paging, VLV and

@@ -124,7 +124,7 @@ function serverCard(s, color, now) {
       metric("failed", fmtNum(s.failed)),
       metric("in state", s.since ? fmtAge(new Date(s.since), now) : "–")),
     el("div", { class: "pool" },
-      el("span", {}, "pool ", el("b", {}, String(s.pool.openOperation)), s.pool.maxOperation ? "/" + s.pool.maxOperation : "", " operation · ", el("b", {}, String(s.pool.openAnonymous || 0)), " anonymous · ", el("b", {}, String(s.pool.openBind)), s.pool.maxBind ? "/" + s.pool.maxBind : "", " bind (", String(s.pool.idleBind), " idle) · ", el("b", {}, String(s.pool.leased || 0)), " leased", s.pool.leasesRefused ? " (" + s.pool.leasesRefused + " refused)" : ""),
+      el("span", {}, "pool ", el("b", {}, String(s.pool.openOperation)), s.pool.maxOperation ? "/" + s.pool.maxOperation : "", " operation · ", el("b", {}, String(s.pool.openAnonymous || 0)), " anonymous · ", el("b", {}, String(s.pool.openBound || 0)), " bound · ", el("b", {}, String(s.pool.openBind)), s.pool.maxBind ? "/" + s.pool.maxBind : "", " bind (", String(s.pool.idleBind), " idle) · ", el("b", {}, String(s.pool.leased || 0)), " leased", s.pool.leasesRefused ? " (" + s.pool.leasesRefused + " refused)" : ""),
       el("span", { title: "connections opened, recycled by age, failed; grown under load and shrunk when idle, above the minimum" }, fmtNum(s.pool.opened), " opened · ", fmtNum(s.pool.recycled), " recycled · ", fmtNum(s.pool.failed), " failed · ", fmtNum(s.pool.grown || 0), " grown · ", fmtNum(s.pool.shrunk || 0), " shrunk")),
     el("div", { class: "reason", title: s.reason }, s.check ? el("b", {}, s.check + ": ") : null, s.reason || "—"));
 }
