@@ -29,8 +29,8 @@ type fakeServer struct {
 	// policy does to a session whose password must be changed
 	restrictClients atomic.Bool
 	mu              sync.Mutex
-	conns      []net.Conn
-	held       []heldSearch
+	conns           []net.Conn
+	held            []heldSearch
 }
 
 // heldSearch is a search the fake answers when told to.
