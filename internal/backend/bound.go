@@ -66,9 +66,12 @@ func (p *Pool) reserveBound(c *Conn, dn string) bool {
 	if p.cfg.MaxBound <= 0 || c.Err() != nil || c.Inflight() > 0 || p.expired(c) {
 		return false
 	}
+	if int(p.boundOpen.Load()) >= p.cfg.MaxBound {
+		return false // the common case under a load of binds, without the lock
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed.Load() || p.boundOpen >= p.cfg.MaxBound {
+	if p.closed.Load() || int(p.boundOpen.Load()) >= p.cfg.MaxBound {
 		return false
 	}
 	if m := p.bound.Load(); m != nil {
@@ -80,7 +83,7 @@ func (p *Pool) reserveBound(c *Conn, dn string) bool {
 			return false // as many as the operation connections, with room
 		}
 	}
-	p.boundOpen++
+	p.boundOpen.Add(1)
 	return true
 }
 
@@ -96,7 +99,7 @@ func (p *Pool) adopt(c *Conn, dn string) {
 	c.kind.Store(int32(BoundConn))
 	p.mu.Lock()
 	if p.closed.Load() {
-		p.boundOpen--
+		p.boundOpen.Add(-1)
 		p.mu.Unlock()
 		c.closeGracefully()
 		p.releaseBindSlot()
@@ -115,7 +118,7 @@ func (p *Pool) adopt(c *Conn, dn string) {
 
 func (p *Pool) unreserveBound() {
 	p.mu.Lock()
-	p.boundOpen--
+	p.boundOpen.Add(-1)
 	p.mu.Unlock()
 }
 
@@ -154,7 +157,7 @@ func (p *Pool) setBound(keep func(*Conn) bool) {
 			if keep(c) {
 				live = append(live, c)
 			} else {
-				p.boundOpen--
+				p.boundOpen.Add(-1)
 			}
 		}
 		if len(live) > 0 {

@@ -142,7 +142,7 @@ type Pool struct {
 	// (bound.go): an immutable map replaced under mu, read without locking
 	// by every operation of a bound client.
 	bound     atomic.Pointer[map[string][]*Conn]
-	boundOpen int // guarded by mu: bound connections kept or being checked
+	boundOpen atomic.Int32 // bound connections kept or being checked; written under mu
 
 	leaseSlots    chan struct{}      // a token per leased connection
 	leased        map[*Conn]struct{} // guarded by mu
@@ -692,7 +692,7 @@ func (p *Pool) retire(c *Conn) {
 func (p *Pool) Stats() PoolStats {
 	p.mu.Lock()
 	st := PoolStats{OpenOps: len(*p.ops.Load()), DialingOps: int(p.dialing.Load()), Leased: len(p.leased),
-		OpenBound: p.boundOpen, MaxBound: p.cfg.MaxBound}
+		OpenBound: int(p.boundOpen.Load()), MaxBound: p.cfg.MaxBound}
 	p.mu.Unlock()
 	st.IdleBinds, st.OpenBinds = len(p.idleBinds), len(p.bindSlots)
 	st.MinOps, st.MaxOps, st.MinBinds, st.MaxBinds = p.cfg.Conns, p.cfg.MaxConns, p.cfg.BindConns, p.cfg.MaxBindConns
