@@ -20,11 +20,11 @@ import (
 // carry the control on the service account's connections as before.
 //
 // A connection is kept only when nothing about its session differs from
-// what a new bind as the same DN gives: the bind's answer carried no
-// control (389 Directory Server's password-expired and the password
-// policy's warnings come as controls), and the client's own entry can be
-// read on it (OpenLDAP's password policy limits a session whose password
-// must be changed to changing it, and says so only when asked).
+// what a new bind as the same DN gives: the bind's answer said nothing of
+// it (the proxy checks that before calling ReleaseBindAs: no control but an
+// empty password policy response), and the client's own entry can be read
+// on it (a second guard: OpenLDAP's password policy limits a session whose
+// password must be changed to changing it, and says so only when asked).
 
 // boundMaxPerConn caps the operations in flight on one bound connection,
 // below OpenLDAP's conn_max_pending_auth (1000).

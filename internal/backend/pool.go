@@ -643,6 +643,31 @@ func (p *Pool) lease(ctx context.Context, serviceBind bool) (*Conn, error) {
 	return c, nil
 }
 
+// LeaseBind makes c, a bind connection lent for a bind that succeeded, a
+// leased connection (end it with ReleaseLease): the session the bind opened
+// on it becomes its client's own. False when every leasable connection is
+// leased (c is then still a bind connection, to give back).
+func (p *Pool) LeaseBind(c *Conn) bool {
+	select {
+	case p.leaseSlots <- struct{}{}:
+	default:
+		p.leasesRefused.Add(1)
+		return false
+	}
+	p.mu.Lock()
+	if p.closed.Load() || c.Err() != nil {
+		p.mu.Unlock()
+		<-p.leaseSlots
+		return false
+	}
+	c.kind.Store(int32(LeasedConn))
+	p.leased[c] = struct{}{}
+	p.mu.Unlock()
+	p.opened[LeasedConn].Add(1)
+	p.releaseBindSlot() // it left the bind connections
+	return true
+}
+
 // ReleaseLease ends a lease: the connection, and whatever state the server
 // keeps on it, is closed.
 func (p *Pool) ReleaseLease(c *Conn) {

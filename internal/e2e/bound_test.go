@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,43 +83,93 @@ func readsAsDirectly(conn *ldap.Conn, id boundIdentity, want string, rounds int)
 	return nil
 }
 
-// TestRestrictedSessionIsNotShared runs slapd's password policy: a user
-// whose password was reset must change it, and slapd restricts a session
-// bound with it to that. ldapmux must not keep such a connection for the
-// user's later clients: once the user has changed the password, a new
-// client bound with it reads through ldapmux as directly.
-func TestRestrictedSessionIsNotShared(t *testing.T) {
+// TestPasswordPolicyAppliesAsDirectly runs slapd's password policy: a
+// user whose password was reset must change it, and slapd restricts a
+// session bound with it to that, saying so only to a client that asks. A
+// client sees the same through ldapmux as directly: the same bind answers
+// (with the policy control when it asked, without when it did not), the
+// same refusal before the change, and on the same connection, after the
+// change, the same reads. ldapmux never shares such a session with the
+// user's later clients, whose bound connection (without a control) reads
+// as directly too.
+func TestPasswordPolicyAppliesAsDirectly(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 3, PasswordPolicy: true})
 	a, addr := startProxy(t, cluster, adminExtra)
 	pool := a.Registry().Snapshot().Servers[0].Pool()
 	direct := cluster.Replicas[0].Addr
 	user := slapdtest.UserDN(3)
 	admin := bindAs(t, direct, slapdtest.AdminDN, slapdtest.AdminPassword)
-	reset := ldap.NewModifyRequest(user, nil)
-	reset.Replace("userPassword", []string{"reset.3"})
-	reset.Replace("pwdReset", []string{"TRUE"})
-	if err := admin.Modify(reset); err != nil {
-		t.Fatalf("reset the password: %v", err)
-	}
-	if _, err := searchDNs(bindAs(t, direct, user, "reset.3"), slapdtest.PeopleDN, "(uid=user.1)", "uid"); resultCode(err) != ldap.LDAPResultInsufficientAccessRights {
-		t.Fatalf("search directly with a reset password: %v; want insufficientAccessRights (the password policy restricts the session)", err)
-	}
-
-	restricted := bindAs(t, addr, user, "reset.3")
-	checked := func() bool { st := pool.Stats(); return st.IdleBinds >= 1 && st.OpenBound == 0 }
-	eventually(t, 10*time.Second, "the restricted connection checked and given back to the bind connections", checked)
-	change := ldap.NewPasswordModifyRequest("", "reset.3", "changed.3")
-	if _, err := restricted.PasswordModify(change); err != nil {
-		t.Fatalf("change the password through ldapmux: %v", err)
+	resetPassword := func(password string) {
+		t.Helper()
+		reset := ldap.NewModifyRequest(user, nil)
+		reset.Replace("userPassword", []string{password})
+		reset.Replace("pwdReset", []string{"TRUE"})
+		if err := admin.Modify(reset); err != nil {
+			t.Fatalf("reset the password: %v", err)
+		}
 	}
 
-	want, err := treeOf(bindAs(t, direct, user, "changed.3"))
+	type view struct {
+		bindControls  string // the bind answer's controls
+		before, after string // a read before and after the change on the same connection
+	}
+	session := func(addr, password, next string, asks bool) view {
+		t.Helper()
+		resetPassword(password)
+		conn := dial(t, addr)
+		var v view
+		req := &ldap.SimpleBindRequest{Username: user, Password: password}
+		if asks {
+			req.Controls = []ldap.Control{ldap.NewControlBeheraPasswordPolicy()}
+		}
+		res, err := conn.SimpleBind(req)
+		if err != nil {
+			t.Fatalf("bind: %v", err)
+		}
+		for _, c := range res.Controls {
+			v.bindControls += c.String() + ";"
+		}
+		v.before = readOutcome(conn)
+		if _, err := conn.PasswordModify(ldap.NewPasswordModifyRequest("", password, next)); err != nil {
+			t.Fatalf("change the password: %v", err)
+		}
+		v.after = readOutcome(conn)
+		return v
+	}
+	for _, asks := range []bool{false, true} {
+		want := session(direct, "reset.a", "changed.a", asks)
+		if !strings.Contains(want.before, "Insufficient") {
+			t.Fatalf("directly, a read with a reset password gave %q; want insufficientAccessRights", want.before)
+		}
+		got := session(addr, "reset.b", "changed.b", asks)
+		if got != want {
+			t.Fatalf("asking for the policy control %v:\nthrough ldapmux %+v\ndirectly        %+v", asks, got, want)
+		}
+		if pool.Stats().OpenBound != 0 {
+			t.Fatalf("a restricted session was kept as a bound connection: %+v", pool.Stats())
+		}
+	}
+
+	later := bindAs(t, addr, user, "changed.b")
+	eventually(t, 10*time.Second, "the new bind's connection kept bound", func() bool { return pool.Stats().OpenBound == 1 })
+	want, err := treeOf(bindAs(t, direct, user, "changed.b"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	later := bindAs(t, addr, user, "changed.3")
-	eventually(t, 10*time.Second, "the new bind's connection kept bound", func() bool { return pool.Stats().OpenBound == 1 })
-	if err := readsAsDirectly(later, boundIdentity{"user 3 after the change", user, "changed.3"}, want, 3); err != nil {
+	if err := readsAsDirectly(later, boundIdentity{"user 3 after the change", user, "changed.b"}, want, 3); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// readOutcome reads an entry and describes the outcome: its DN, or the error.
+func readOutcome(conn *ldap.Conn) string {
+	entries, err := searchDNs(conn, slapdtest.PeopleDN, "(uid=user.1)", "uid")
+	if err != nil {
+		return err.Error()
+	}
+	out := ""
+	for _, e := range entries {
+		out += e.DN + ";"
+	}
+	return out
 }

@@ -45,11 +45,34 @@ func TestDS389ThroughProxy(t *testing.T) {
 		return all389Ready(a)
 	})
 	t.Run("anonymous", func(t *testing.T) { compare389(t, direct, addr, "", "") })
-	t.Run("bound", func(t *testing.T) { compare389(t, direct, addr, dirtest.UserDN(2), dirtest.UserPassword(2)) })
+	t.Run("bound", func(t *testing.T) {
+		compare389(t, direct, addr, dirtest.UserDN(2), dirtest.UserPassword(2))
+		boundKept389(t, a)
+	})
 	t.Run("whoami", func(t *testing.T) { compareWhoAmI389(t, direct, addr) })
 	t.Run("own password", func(t *testing.T) { compareOwnPassword389(t, direct, addr) })
 	t.Run("paged", func(t *testing.T) { comparePaged389(t, direct, addr) })
 	t.Run("backlog", func(t *testing.T) { backlog389(t, a, cluster) })
+}
+
+// boundKept389 checks that 389's answers to binds, which ldapmux asks for
+// the password policy control, say nothing that would make a client's
+// session its own: the bind connections are kept bound for the clients
+// bound as the same DN, and none is leased.
+func boundKept389(t *testing.T, a *app.App) {
+	t.Helper()
+	eventually(t, 10*time.Second, "a bound connection kept", func() bool {
+		bound := 0
+		for _, s := range a.Registry().Snapshot().Servers {
+			bound += s.Pool().Stats().OpenBound
+		}
+		return bound > 0
+	})
+	for _, s := range a.Registry().Snapshot().Servers {
+		if st := s.Pool().Stats(); st.Leased != 0 {
+			t.Errorf("server %s: %d connections leased after plain binds and searches", s.Name, st.Leased)
+		}
+	}
 }
 
 // logHealthOnFailure shows every server's health and capabilities when t

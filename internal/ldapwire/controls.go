@@ -13,6 +13,9 @@ const (
 	OIDTxnSpec           = "1.3.6.1.1.21.2"           // RFC 5805
 	OIDEndTxn            = "1.3.6.1.1.21.3"           // RFC 5805
 	OIDTurn              = "1.3.6.1.1.19"             // RFC 4531
+	// OIDPasswordPolicy is the password policy request and response
+	// control (draft-behera-ldap-password-policy).
+	OIDPasswordPolicy = "1.3.6.1.4.1.42.2.27.8.5.1"
 )
 
 // Sync request modes (RFC 4533, 2.2).
@@ -243,4 +246,33 @@ func AppendPagedValue(dst []byte, size int, cookie string) []byte {
 	v := appendInt(nil, tagInteger, int64(size))
 	v = appendString(v, tagOctetString, cookie)
 	return AppendElement(dst, tagSequence, v)
+}
+
+// PolicySaysSomething reports whether a password policy response control's
+// value (draft-behera-ldap-password-policy, 6.2) holds a warning or an
+// error; an empty response, which some servers send to every bind that
+// asked, says nothing. A malformed value counts as saying something.
+func PolicySaysSomething(value []byte) bool {
+	if len(value) == 0 {
+		return false
+	}
+	seq, err := expect(value, tagSequence, "password policy response")
+	if err != nil || seq.size != len(value) {
+		return true
+	}
+	return len(seq.content) > 0
+}
+
+// BindAnswerSaysSomething reports whether the controls of a bind's answer
+// say anything of the session it opened: any control but an empty password
+// policy response.
+func BindAnswerSaysSomething(controls []byte) bool {
+	if len(controls) == 0 {
+		return false
+	}
+	if WithoutControl(controls, OIDPasswordPolicy) != nil {
+		return true
+	}
+	c, ok := FindControl(controls, OIDPasswordPolicy)
+	return !ok || PolicySaysSomething(c.Value)
 }

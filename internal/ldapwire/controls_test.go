@@ -374,3 +374,31 @@ func TestControlEncoders(t *testing.T) {
 		t.Error("result lost its controls")
 	}
 }
+
+func TestBindAnswerSaysSomething(t *testing.T) {
+	policy := func(value []byte) []byte {
+		return AppendControls(AppendControl(nil, OIDPasswordPolicy, false, value))
+	}
+	changeAfterReset := AppendElement(nil, tagSequence, []byte{0x81, 1, 2})
+	grace := AppendElement(nil, tagSequence, AppendElement(nil, 0xa0, []byte{0x81, 1, 3}))
+	other := AppendControls(AppendControl(nil, "2.16.840.1.113730.3.4.4", false, []byte("0")))
+	for _, tc := range []struct {
+		name     string
+		controls []byte
+		want     bool
+	}{
+		{"none", nil, false},
+		{"empty policy response", policy(AppendElement(nil, tagSequence, nil)), false},
+		{"policy response without a value", policy(nil), false},
+		{"changeAfterReset", policy(changeAfterReset), true},
+		{"grace logins", policy(grace), true},
+		{"malformed policy response", policy([]byte{0x30, 5, 1}), true},
+		{"another control", other, true},
+		{"empty policy response and another control", AppendControls(AppendControl(nil, OIDPasswordPolicy, false, AppendElement(nil, tagSequence, nil)),
+			AppendControl(nil, "2.16.840.1.113730.3.4.4", false, []byte("0"))), true},
+	} {
+		if got := BindAnswerSaysSomething(tc.controls); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -25,8 +25,10 @@ type call struct {
 	delivered int
 	// cleanBind is set when a bind succeeded with no control in its
 	// answer: the connection is bound as the client, with nothing else
-	// said of its session.
-	cleanBind bool
+	// said of its session. ownBind is set when one succeeded with a
+	// control (a password policy's warning or restriction): the session
+	// on that connection becomes the client's own (keepOwnBinding).
+	cleanBind, ownBind bool
 }
 
 // encode writes the request with the backend message ID; every operation but
@@ -67,7 +69,9 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 		if c.req.OnBindResult != nil {
 			c.req.OnBindResult(code)
 		}
-		c.cleanBind = code == ldapwire.Success && len(msg.Controls) == 0 && c.req.Msg.OpTag == ldapwire.OpBindRequest
+		if c.req.Msg.OpTag == ldapwire.OpBindRequest {
+			msg = c.bindAnswer(msg, code)
+		}
 	case !c.req.proxy.expectedPartial(c, msg):
 		c.mu.Unlock()
 		return nil
@@ -120,4 +124,34 @@ func (c *call) interrupt() {
 		c.conn.Abandon(c.id)
 	}
 	c.req.proxy.attemptEnded(c, attemptResult{status: abandoned, err: errInterrupted, delivered: delivered})
+}
+
+// policyRequest is the non-critical password policy request control the
+// proxy adds to the binds it checks on bind connections: a server with a
+// password policy then says in its answer when the session it opens is
+// restricted (a password that must be changed), which OpenLDAP otherwise
+// keeps to itself.
+var policyRequest = ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, false, nil)
+
+// addsPolicyRequest reports whether the proxy adds policyRequest to this
+// bind: one on a pool bind connection whose client did not ask for it.
+func (c *call) addsPolicyRequest() bool {
+	if c.lease != nil || c.conn.Kind() != backend.BindConn {
+		return false
+	}
+	_, asked := ldapwire.FindControl(c.req.Msg.Controls, ldapwire.OIDPasswordPolicy)
+	return !asked
+}
+
+// bindAnswer notes what a bind's answer says of the session it opened, and
+// returns the answer without the proxy's policy control (the client gets
+// what the server would have told it). Caller holds mu.
+func (c *call) bindAnswer(msg ldapwire.Message, code int) ldapwire.Message {
+	ok, said := code == ldapwire.Success, ldapwire.BindAnswerSaysSomething(msg.Controls)
+	c.cleanBind = ok && !said
+	c.ownBind = ok && said && c.lease == nil && c.conn.Kind() == backend.BindConn
+	if c.addsPolicyRequest() {
+		msg.Controls = ldapwire.WithoutControl(msg.Controls, ldapwire.OIDPasswordPolicy)
+	}
+	return msg
 }

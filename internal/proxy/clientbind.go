@@ -44,10 +44,13 @@ func (p *Proxy) knowMode(req *Request, srv *backend.Server, mayWait bool) (res a
 // to the connection it is bound on. It reports false when the request was
 // answered instead (that connection was lost).
 func (p *Proxy) pinToBinding(req *Request) bool {
-	l, gone := req.Leases.boundLease()
+	l, gone, why := req.Leases.binding()
 	if gone != nil {
-		req.out.Code = p.fail(req, ldapwire.Unavailable, fmt.Sprintf(
-			"the connection to server %s on which this client is bound was lost; bind again (ldapmux keeps no password to do it for you)", gone.Name))
+		msg := fmt.Sprintf("the connection to server %s on which this client is bound was lost; bind again (ldapmux keeps no password to do it for you)", gone.Name)
+		if why != "" {
+			msg = fmt.Sprintf("the connection to server %s on which this client is bound could not be kept: %s; bind again", gone.Name, why)
+		}
+		req.out.Code = p.fail(req, ldapwire.Unavailable, msg)
 		p.complete(req)
 		return false
 	}
@@ -93,4 +96,29 @@ func (p *Proxy) usePinned(req *Request, l *lease) (*lease, attemptResult) {
 	req.Leases.use(l)
 	req.Leases.mu.Unlock()
 	return l, attemptResult{}
+}
+
+// keepOwnBinding makes the bind connection of c, whose bind succeeded with
+// a control in its answer (a password policy's warning, or a session the
+// server restricts until the password is changed), the connection the
+// client is bound on, as in client-bind mode: its operations go there
+// without a control, and the server treats them exactly as on the
+// client's own connection. With the control instead, the server would
+// apply none of that session's restrictions. When no connection may be
+// leased, the client is told to bind again rather than be served without
+// them.
+func (p *Proxy) keepOwnBinding(c *call) {
+	pool := c.srv.Pool()
+	if !pool.LeaseBind(c.conn) {
+		pool.ReleaseBind(c.conn) // the next bind on it resets the session
+		c.req.Leases.lostBinding(c.srv, "every connection that may be leased is (pool.leased-connections-per-server)")
+		return
+	}
+	l, spare := c.req.Leases.addLease(&lease{srv: c.srv, pool: pool, conn: c.conn, direct: true})
+	if l == nil {
+		pool.ReleaseLease(spare) // the client left
+		return
+	}
+	c.req.Leases.bindResult(l, true)
+	c.req.Leases.release(l, 0)
 }

@@ -545,6 +545,55 @@ func TestBoundClientsUseTheConnectionTheirBindLeft(t *testing.T) {
 	}
 }
 
+// A bind whose answer carries a control (here the password policy's
+// changeAfterReset, which the proxy asks for) opens a session that is the
+// client's own: its operations go there without a control, so the
+// server's restriction applies exactly as directly, and so does the end of
+// it once the password is changed on that connection. The client, which
+// did not ask for the policy control, does not get it; the connection is
+// never kept for the user's other clients.
+func TestRestrictedSessionIsTheClientsOwn(t *testing.T) {
+	e := newEnv(t, 1, Config{}, backend.PoolConfig{MaxBound: 4})
+	e.ds.locked(func(ds *fakeDS) {
+		ds.users = map[string]string{aliceDN: userPassword}
+		ds.mustChange = map[string]bool{aliceDN: true}
+	})
+	alice := e.session(t)
+	alice.bindAs = NewSimpleBindIdentity(aliceDN)
+	o := alice.start(func(id int32) []byte { return ldapwire.AppendSimpleBind(nil, id, aliceDN, userPassword) })
+	msgs := o.wait(waitLong)
+	if res, _, _ := done(t, msgs, ldapwire.OpBindResponse); res.Code != ldapwire.Success {
+		t.Fatalf("bind: result %d", res.Code)
+	}
+	if ctrls := msgs[len(msgs)-1].Controls; ctrls != nil {
+		t.Errorf("the client got controls it did not ask for: % x", ctrls)
+	}
+	alice.ident = alice.bindAs
+	if code, _, diag := alice.search("ou=alice"); code != ldapwire.InsufficientAccessRights {
+		t.Fatalf("search in a restricted session: result %d (%s), want insufficientAccessRights", code, diag)
+	}
+	change := alice.start(func(id int32) []byte {
+		body := ldapwire.AppendElement(nil, 0x80, []byte(ldapwire.OIDPasswordModify))
+		return ldapwire.AppendMessage(nil, id, ldapwire.AppendElement(nil, ldapwire.OpExtendedRequest, body), nil, nil)
+	})
+	if res, _, _ := done(t, change.wait(waitLong), ldapwire.OpExtendedResponse); res.Code != ldapwire.Success {
+		t.Fatalf("password change: result %d (%s)", res.Code, res.Diagnostic)
+	}
+	alice.mustSearch("ou=alice", 1)
+	e.ds.locked(func(ds *fakeDS) {
+		for c, ops := range opsOf(ds, "ou=alice") {
+			for _, op := range ops {
+				if op.proxied || op.boundAs != aliceDN {
+					t.Errorf("conn %d: %+v; want alice's operations on her own connection, without a control", c.id, op)
+				}
+			}
+		}
+	})
+	if st := e.pool.Stats(); st.OpenBound != 0 || st.Leased != 1 {
+		t.Errorf("pool %+v: want alice's connection leased to her, none kept bound", st)
+	}
+}
+
 // The identity mode is known before the first operation chooses how to
 // reach a server, even when no health check read the root DSE yet (the
 // first clients after a start or a reload): a client's bind in client-bind

@@ -71,27 +71,33 @@ type fakeDS struct {
 	// carrying a proxied authorization control is a problem.
 	clientBind bool
 	users      map[string]string // DN → password of the client binds accepted besides the service account
-	gate       chan struct{}     // heldBase's searches are answered once it is closed
+	// mustChange holds the users whose password was reset: a bind that
+	// asks gets a password policy control with changeAfterReset, and the
+	// session is then limited to extended operations (password changes),
+	// as OpenLDAP's password policy does
+	mustChange map[string]bool
+	gate       chan struct{} // heldBase's searches are answered once it is closed
 	gateOnce   sync.Once
 }
 
 // fakeConn is one connection's state as the fake server sees it.
 type fakeConn struct {
-	id       int
-	nc       net.Conn
-	wmu      sync.Mutex // serialises writes (streams write from their own goroutine)
-	bound    bool
-	closed   bool
-	counter  int                    // last paged-results cookie issued
-	cursors  map[string]*fakeCursor // cookie → the paged search it continues
-	issued   []string               // cookies sent
-	received []string               // cookies received
-	bases    map[string]bool        // bases of the paged searches on this connection
-	held     map[int32]bool         // long-lived searches still open, by message ID
-	abandons []int32                // targets of the abandons received
-	boundAs  string                 // DN of the last successful bind, "" while anonymous
-	binds    []string               // DNs of the bind requests received ("sasl:" and the mechanism for SASL)
-	ops      []fakeOp               // requests received other than binds, abandons and unbinds
+	id         int
+	nc         net.Conn
+	wmu        sync.Mutex // serialises writes (streams write from their own goroutine)
+	bound      bool
+	closed     bool
+	counter    int                    // last paged-results cookie issued
+	cursors    map[string]*fakeCursor // cookie → the paged search it continues
+	issued     []string               // cookies sent
+	received   []string               // cookies received
+	bases      map[string]bool        // bases of the paged searches on this connection
+	held       map[int32]bool         // long-lived searches still open, by message ID
+	abandons   []int32                // targets of the abandons received
+	boundAs    string                 // DN of the last successful bind, "" while anonymous
+	restricted bool                   // the last bind was of a user in mustChange
+	binds      []string               // DNs of the bind requests received ("sasl:" and the mechanism for SASL)
+	ops        []fakeOp               // requests received other than binds, abandons and unbinds
 }
 
 // fakeOp is one request as a fake connection received it.
@@ -280,6 +286,10 @@ func (ds *fakeDS) answer(c *fakeConn, msg ldapwire.Message) []byte {
 		delete(c.held, target)
 		return nil
 	}
+	if c.restricted && msg.OpTag != ldapwire.OpExtendedRequest {
+		return ldapwire.AppendResult(nil, msg.ID, ldapwire.ResponseTag(msg.OpTag), ldapwire.InsufficientAccessRights,
+			"Operations are restricted to bind/unbind/abandon/StartTLS/modify password")
+	}
 	ctrl, proxied := ldapwire.FindControl(msg.Controls, ldapwire.OIDProxiedAuthzV2)
 	c.ops = append(c.ops, fakeOp{tag: msg.OpTag, base: string(msg.TargetDN()), boundAs: c.boundAs,
 		proxied: proxied, authzID: string(ctrl.Value), critical: ctrl.Critical})
@@ -298,6 +308,12 @@ func (ds *fakeDS) answer(c *fakeConn, msg ldapwire.Message) []byte {
 	case ldapwire.OpModifyRequest:
 		if string(msg.TargetDN()) == postReadBase {
 			return postReadAnswer(msg)
+		}
+	case ldapwire.OpExtendedRequest:
+		if string(msg.ExtendedOID()) == ldapwire.OIDPasswordModify && c.restricted {
+			c.restricted = false // changed: the session is free
+			delete(ds.mustChange, c.boundAs)
+			return ldapwire.AppendExtendedResult(nil, msg.ID, ldapwire.Success, "")
 		}
 	}
 	return ldapwire.AppendResult(nil, msg.ID, ldapwire.ResponseTag(msg.OpTag), ldapwire.UnwillingToPerform, "not in the fake")
@@ -321,6 +337,12 @@ func (ds *fakeDS) bind(c *fakeConn, msg ldapwire.Message) []byte {
 		return ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, ldapwire.InvalidCredentials, "")
 	}
 	c.bound, c.boundAs = true, name
+	c.restricted = ds.mustChange[name]
+	if _, asked := ldapwire.FindControl(msg.Controls, ldapwire.OIDPasswordPolicy); asked && c.restricted {
+		changeAfterReset := ldapwire.AppendElement(nil, 0x30, []byte{0x81, 1, 2})
+		return ldapwire.AppendResultControls(nil, msg.ID, ldapwire.OpBindResponse, ldapwire.Success, "",
+			ldapwire.AppendControls(ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, false, changeAfterReset)))
+	}
 	return ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, ldapwire.Success, "")
 }
 

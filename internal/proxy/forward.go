@@ -170,7 +170,7 @@ func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backe
 	if res, ok := p.knowMode(req, srv, mayWait); !ok {
 		return nil, nil, res
 	}
-	if !srv.ClientBind() && req.Msg.OpTag == ldapwire.OpExtendedRequest {
+	if !srv.ClientBind() && req.Msg.OpTag == ldapwire.OpExtendedRequest && req.pinned == nil {
 		if l, res, ok := p.selfBoundConn(req, srv, mayWait); ok {
 			if l == nil {
 				return nil, nil, res
@@ -347,6 +347,10 @@ func (p *Proxy) releaseConn(c *call, ok bool) {
 	}
 	if !ok {
 		c.conn.Close(errInterrupted)
+	}
+	if ok && c.ownBind && c.req.Leases != nil {
+		p.keepOwnBinding(c)
+		return
 	}
 	if ok && c.cleanBind && c.req.BindAs != nil {
 		c.srv.Pool().ReleaseBindAs(c.conn, c.req.BindAs.boundDN())

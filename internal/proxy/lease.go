@@ -31,6 +31,8 @@ type Leases struct {
 	// boundGone: the connection the client was bound on (client-bind
 	// mode) was lost; its operations fail until it binds again.
 	boundGone *backend.Server
+	// boundWhy, when set, explains boundGone (lostBinding).
+	boundWhy string
 	// bound is set, under mu, while the client is bound in client-bind
 	// mode (a bound lease or boundGone): every operation asks, and a
 	// session that never bound that way answers without the lock.
@@ -247,7 +249,7 @@ func (ls *Leases) Close() { ls.end(true) }
 func (ls *Leases) end(closing bool) {
 	ls.mu.Lock()
 	ls.closed = ls.closed || closing
-	ls.boundGone = nil
+	ls.boundGone, ls.boundWhy = nil, ""
 	ls.bound.Store(false)
 	var ended []*lease
 	kept := ls.held[:0]
@@ -277,7 +279,7 @@ func (ls *Leases) bindResult(l *lease, ok bool) {
 	var ended []*lease
 	if ok && !l.retired {
 		l.bound, l.sticky = true, true
-		ls.boundGone = nil
+		ls.boundGone, ls.boundWhy = nil, ""
 		ls.bound.Store(true)
 		for _, h := range ls.held {
 			if h != l && h.direct {
@@ -297,27 +299,43 @@ func (ls *Leases) bindResult(l *lease, ok bool) {
 	}
 }
 
+// lostBinding records that the connection the client is bound on could
+// not be kept on srv: its operations fail until it binds again.
+func (ls *Leases) lostBinding(srv *backend.Server, why string) {
+	ls.mu.Lock()
+	ls.boundGone, ls.boundWhy = srv, why
+	ls.bound.Store(true)
+	ls.mu.Unlock()
+}
+
 // boundLease is the live connection the client is bound on (client-bind
 // mode), or nil; gone names the server when that connection was lost.
 func (ls *Leases) boundLease() (l *lease, gone *backend.Server) {
+	l, gone, _ = ls.binding()
+	return l, gone
+}
+
+// binding is boundLease, with why the connection is gone when it could
+// not be kept ("" when it was lost).
+func (ls *Leases) binding() (l *lease, gone *backend.Server, why string) {
 	if !ls.bound.Load() {
-		return nil, nil
+		return nil, nil, ""
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if ls.boundGone != nil {
-		return nil, ls.boundGone
+		return nil, ls.boundGone, ls.boundWhy
 	}
 	for _, h := range ls.held {
 		if h.bound && !h.retired {
 			if h.conn.Err() != nil {
 				ls.boundGone = h.srv
-				return nil, h.srv
+				return nil, h.srv, ""
 			}
-			return h, nil
+			return h, nil, ""
 		}
 	}
-	return nil, nil
+	return nil, nil, ""
 }
 
 // Count is the number of leases the session holds.

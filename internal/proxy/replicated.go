@@ -41,8 +41,14 @@ func wantsPostRead(req *Request) bool {
 
 // extraControls is what call.encode appends to the request's controls.
 func (c *call) extraControls() []byte {
+	if c.req.Msg.OpTag == ldapwire.OpBindRequest {
+		if c.addsPolicyRequest() {
+			return policyRequest
+		}
+		return nil
+	}
 	var ident []byte
-	if c.req.Msg.OpTag != ldapwire.OpBindRequest && (c.lease == nil || !c.lease.direct) && carriesIdentity(c.conn.Kind()) {
+	if (c.lease == nil || !c.lease.direct) && carriesIdentity(c.conn.Kind()) {
 		ident = c.req.Identity.control
 	}
 	if !c.req.postRead || !answersCSN(c.srv.Capabilities()) {
