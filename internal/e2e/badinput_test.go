@@ -83,34 +83,45 @@ func nextDone(c *rawClient) (int32, byte, int) {
 
 // TestAbandonIsTranslated abandons a search held up by a hung server: the
 // abandon reaches slapd under the backend's message ID, and the client gets
-// nothing more for the abandoned operation while its next one works.
+// nothing more for the abandoned operation while its next one works. The
+// same for an anonymous client (unbound connections) and a bound one (the
+// connection its bind left bound).
 func TestAbandonIsTranslated(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 3})
 	a, addr := startProxy(t, cluster, "")
 	replica, server := cluster.Replicas[0], a.Servers()[0]
-	c := rawDial(t, addr)
-	c.send(baseSearch(1, slapdtest.BaseDN)) // warm the pool
-	nextDone(c)
-	before := opCount(t, replica, "abandon")
+	for _, bound := range []bool{false, true} {
+		c := rawDial(t, addr)
+		if bound {
+			c.send(ldapwire.AppendSimpleBind(nil, 1, slapdtest.UserDN(2), slapdtest.UserPassword(2)))
+			if id, _, code := nextDone(c); id != 1 || code != 0 {
+				t.Fatalf("bind: id %d code %d", id, code)
+			}
+			eventually(t, 10*time.Second, "the bind's connection kept bound", func() bool { return server.Pool().Stats().OpenBound == 1 })
+		}
+		c.send(baseSearch(2, slapdtest.BaseDN)) // warm the pool
+		nextDone(c)
+		before := opCount(t, replica, "abandon")
 
-	if err := replica.Pause(); err != nil {
-		t.Fatal(err)
+		if err := replica.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		c.send(baseSearch(5, slapdtest.BaseDN))
+		eventually(t, 10*time.Second, "search 5 forwarded", func() bool { return server.Outstanding() == 1 })
+		c.send(ldapwire.AppendAbandon(nil, 6, 5))
+		eventually(t, 10*time.Second, "search 5 abandoned", func() bool { return server.Outstanding() == 0 })
+		c.send(baseSearch(7, slapdtest.UserDN(1)))
+		if err := replica.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		id, tag, code := nextDone(c)
+		if id != 7 || tag != ldapwire.OpSearchResultDone || code != 0 {
+			t.Fatalf("bound %v: want the done of search 7, got id %d tag %x code %d", bound, id, tag, code)
+		}
+		eventually(t, 10*time.Second, "slapd counting the abandon", func() bool {
+			return opCount(t, replica, "abandon") > before
+		})
 	}
-	c.send(baseSearch(5, slapdtest.BaseDN))
-	eventually(t, 10*time.Second, "search 5 forwarded", func() bool { return server.Outstanding() == 1 })
-	c.send(ldapwire.AppendAbandon(nil, 6, 5))
-	eventually(t, 10*time.Second, "search 5 abandoned", func() bool { return server.Outstanding() == 0 })
-	c.send(baseSearch(7, slapdtest.UserDN(1)))
-	if err := replica.Resume(); err != nil {
-		t.Fatal(err)
-	}
-	id, tag, code := nextDone(c)
-	if id != 7 || tag != ldapwire.OpSearchResultDone || code != 0 {
-		t.Fatalf("want the done of search 7, got id %d tag %x code %d", id, tag, code)
-	}
-	eventually(t, 10*time.Second, "slapd counting the abandon", func() bool {
-		return opCount(t, replica, "abandon") > before
-	})
 }
 
 // TestGarbageFromBackend puts a server that answers searches with garbage
