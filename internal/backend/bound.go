@@ -71,19 +71,23 @@ func (p *Pool) reserveBound(c *Conn, dn string) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed.Load() || int(p.boundOpen.Load()) >= p.cfg.MaxBound {
-		return false
+	if p.closed.Load() || int(p.boundOpen.Load()) >= p.cfg.MaxBound || p.boundChecking[dn] {
+		return false // binds at once as one DN: one is checked at a time
 	}
 	if m := p.bound.Load(); m != nil {
 		set := (*m)[dn]
 		if len(set) >= p.cfg.MaxConns {
 			return false
 		}
-		if b, load, _ := leastLoaded(set); len(set) >= p.cfg.Conns && b != nil && load < p.cfg.GrowAt {
-			return false // as many as the operation connections, with room
+		if b, load, _ := leastLoaded(set); b != nil && load < p.cfg.GrowAt {
+			return false // the one there has room
 		}
 	}
 	p.boundOpen.Add(1)
+	if p.boundChecking == nil {
+		p.boundChecking = make(map[string]bool)
+	}
+	p.boundChecking[dn] = true
 	return true
 }
 
@@ -92,12 +96,13 @@ func (p *Pool) reserveBound(c *Conn, dn string) bool {
 // that fails the check goes back to the bind connections.
 func (p *Pool) adopt(c *Conn, dn string) {
 	if err := p.checkBound(c, dn); err != nil {
-		p.unreserveBound()
+		p.unreserveBound(dn)
 		p.ReleaseBind(c)
 		return
 	}
 	c.kind.Store(int32(BoundConn))
 	p.mu.Lock()
+	delete(p.boundChecking, dn)
 	if p.closed.Load() {
 		p.boundOpen.Add(-1)
 		p.mu.Unlock()
@@ -116,9 +121,10 @@ func (p *Pool) adopt(c *Conn, dn string) {
 	p.releaseBindSlot() // it left the bind connections
 }
 
-func (p *Pool) unreserveBound() {
+func (p *Pool) unreserveBound(dn string) {
 	p.mu.Lock()
 	p.boundOpen.Add(-1)
+	delete(p.boundChecking, dn)
 	p.mu.Unlock()
 }
 

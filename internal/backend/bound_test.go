@@ -142,3 +142,25 @@ func TestBoundConnectionsRetire(t *testing.T) {
 		})
 	}
 }
+
+// Binds as one DN at once: while the first one's connection is checked, the
+// others go back to the bind connections, so that a burst of logins of one
+// application does not take a connection each.
+func TestOneBoundConnectionCheckedAtATimePerDN(t *testing.T) {
+	f := startFake(t)
+	f.hold.Store(true) // the check waits until answerHeld
+	p, _ := testPool(t, f, PoolConfig{BindConns: 2, MaxBound: 4})
+	a, b := bindAs(t, p, "uid=a"), bindAs(t, p, "uid=a")
+	p.ReleaseBindAs(a, "uid=a")
+	p.ReleaseBindAs(b, "uid=a")
+	if got := p.IdleBindConn(); got != b {
+		t.Fatalf("IdleBindConn = %p, want the second connection %p back at once", got, b)
+	}
+	p.ReleaseBind(b)
+	waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.held) == 1 }, "the first connection's check not sent")
+	f.answerHeld()
+	waitFor(t, func() bool { return p.BoundConn("uid=a") == a }, "the first connection not kept")
+	if st := p.Stats(); st.OpenBound != 1 || st.IdleBinds != 1 {
+		t.Errorf("stats %+v: want one bound connection, one idle bind connection", st)
+	}
+}
