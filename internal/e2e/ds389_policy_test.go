@@ -15,9 +15,11 @@ import (
 // passwordMustChange: a password the Directory Manager resets must be
 // changed, 389 says so in the bind's answer (password-expired control) and
 // refuses the session everything else until then. A client sees the same
-// through ldapmux as directly: the bind's answer, the refusal, the change
-// (a modify of its own userPassword), and the reads after it on the same
-// connection.
+// through ldapmux as directly: the bind's answer, the refusal and the
+// change (a modify of its own userPassword). Whether 389 lifts the
+// restriction for the next operation on that connection varies from run to
+// run directly (a race inside 389), so reads after the change are not
+// compared.
 func TestDS389PasswordMustChange(t *testing.T) {
 	cluster := dirtest.Start389(t, 1)
 	a, addr := startProxyYAML(t, ds389YAML(cluster, dirtest.ServiceDN, dirtest.ServicePassword, false))
@@ -52,7 +54,7 @@ func TestDS389PasswordMustChange(t *testing.T) {
 		fmt.Fprintf(&b, "read: %s; ", readOutcome389(conn))
 		change := ldap.NewModifyRequest(user, nil) // 389 takes the Password Modify operation only under TLS
 		change.Replace("userPassword", []string{next})
-		fmt.Fprintf(&b, "change: %v; read after: %s", conn.Modify(change), readOutcome389(conn))
+		fmt.Fprintf(&b, "change: %v", conn.Modify(change))
 		return b.String()
 	}
 	want := session(direct, "reset.a.3", "changed.a.3")
