@@ -57,6 +57,11 @@ func TestDS389PasswordMustChange(t *testing.T) {
 		fmt.Fprintf(&b, "change: %v", conn.Modify(change))
 		return b.String()
 	}
+	// 389 applies a change of cn=config on its own time: wait until a
+	// reset password must be changed.
+	eventually(t, 20*time.Second, "passwordMustChange in effect", func() bool {
+		return strings.HasPrefix(session(direct, "reset.0.3", "changed.0.3"), "control 2.16.840.1.113730.3.4.4;")
+	})
 	want := session(direct, "reset.a.3", "changed.a.3")
 	if !strings.Contains(want, "control 2.16.840.1.113730.3.4.4") || strings.Contains(want, "read: uid=") {
 		t.Fatalf("directly, 389 did not restrict the session of a reset password: %s", want)
