@@ -16,6 +16,9 @@ const (
 	// OIDPasswordPolicy is the password policy request and response
 	// control (draft-behera-ldap-password-policy).
 	OIDPasswordPolicy = "1.3.6.1.4.1.42.2.27.8.5.1"
+	// OIDPasswordExpired is 389 Directory Server's password-expired
+	// response control: the session may only change the password.
+	OIDPasswordExpired = "2.16.840.1.113730.3.4.4"
 )
 
 // Sync request modes (RFC 4533, 2.2).
@@ -276,3 +279,53 @@ func BindAnswerSaysSomething(controls []byte) bool {
 	c, ok := FindControl(controls, OIDPasswordPolicy)
 	return !ok || PolicySaysSomething(c.Value)
 }
+
+// BindAnswerRestricts reports whether the controls of a successful bind's
+// answer say that the server restricts the session it opened: a password
+// policy error (a reset password that must be changed), a grace login (an
+// expired password), or 389 Directory Server's password-expired control.
+// A warning that the password will expire restricts nothing.
+func BindAnswerRestricts(controls []byte) bool {
+	if _, ok := FindControl(controls, OIDPasswordExpired); ok {
+		return true
+	}
+	c, ok := FindControl(controls, OIDPasswordPolicy)
+	return ok && policyRestricts(c.Value)
+}
+
+// policyRestricts reports whether a password policy response value holds
+// an error or a grace login warning; a malformed one counts as restricting.
+func policyRestricts(value []byte) bool {
+	if len(value) == 0 {
+		return false
+	}
+	seq, err := expect(value, tagSequence, "password policy response")
+	if err != nil {
+		return true
+	}
+	for rest := seq.content; len(rest) > 0; {
+		t, err := readTLV(rest)
+		if err != nil {
+			return true
+		}
+		switch t.tag {
+		case policyError:
+			return true
+		case policyWarning:
+			w, err := readTLV(t.content)
+			if err != nil || w.tag == policyGraceLogins {
+				return true
+			}
+		}
+		rest = rest[t.size:]
+	}
+	return false
+}
+
+// Tags of a password policy response value
+// (draft-behera-ldap-password-policy, 6.2).
+const (
+	policyWarning     = 0xa0 // [0] warning CHOICE
+	policyGraceLogins = 0x81 // warning [1] graceAuthNsRemaining
+	policyError       = 0x81 // [1] error ENUMERATED
+)

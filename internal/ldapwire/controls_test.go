@@ -402,3 +402,27 @@ func TestBindAnswerSaysSomething(t *testing.T) {
 		}
 	}
 }
+
+func TestBindAnswerRestricts(t *testing.T) {
+	policy := func(content []byte) []byte {
+		return AppendControls(AppendControl(nil, OIDPasswordPolicy, false, AppendElement(nil, tagSequence, content)))
+	}
+	for _, tc := range []struct {
+		name     string
+		controls []byte
+		want     bool
+	}{
+		{"none", nil, false},
+		{"empty policy response", policy(nil), false},
+		{"changeAfterReset", policy([]byte{0x81, 1, 2}), true},
+		{"grace logins left", policy(AppendElement(nil, 0xa0, []byte{0x81, 1, 3})), true},
+		{"expires in an hour", policy(AppendElement(nil, 0xa0, []byte{0x80, 2, 0x0e, 0x10})), false},
+		{"malformed", AppendControls(AppendControl(nil, OIDPasswordPolicy, false, []byte{0x30, 5, 1})), true},
+		{"389 password expired", AppendControls(AppendControl(nil, OIDPasswordExpired, false, []byte("0"))), true},
+		{"389 password expiring", AppendControls(AppendControl(nil, "2.16.840.1.113730.3.4.5", false, []byte("3600"))), false},
+	} {
+		if got := BindAnswerRestricts(tc.controls); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

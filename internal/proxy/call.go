@@ -23,11 +23,13 @@ type call struct {
 	mu        sync.Mutex // mu guards the fields below
 	finished  bool
 	delivered int
-	// cleanBind is set when a bind succeeded with no control in its
-	// answer: the connection is bound as the client, with nothing else
-	// said of its session. ownBind is set when one succeeded with a
-	// control (a password policy's warning or restriction): the session
-	// on that connection becomes the client's own (keepOwnBinding).
+	// cleanBind is set when a bind succeeded and its answer said nothing
+	// of the session: the connection is bound as the client, and nothing
+	// else. ownBind is set when one succeeded and its answer says the
+	// server restricts the session (a password that must be changed): the
+	// session on that connection becomes the client's own (keepOwnBinding).
+	// A bind whose answer only warns (an expiring password) gets neither:
+	// its client's operations carry the control as before.
 	cleanBind, ownBind bool
 }
 
@@ -149,7 +151,7 @@ func (c *call) addsPolicyRequest() bool {
 func (c *call) bindAnswer(msg ldapwire.Message, code int) ldapwire.Message {
 	ok, said := code == ldapwire.Success, ldapwire.BindAnswerSaysSomething(msg.Controls)
 	c.cleanBind = ok && !said
-	c.ownBind = ok && said && c.lease == nil && c.conn.Kind() == backend.BindConn
+	c.ownBind = ok && said && ldapwire.BindAnswerRestricts(msg.Controls) && c.lease == nil && c.conn.Kind() == backend.BindConn
 	if c.addsPolicyRequest() {
 		msg.Controls = ldapwire.WithoutControl(msg.Controls, ldapwire.OIDPasswordPolicy)
 	}

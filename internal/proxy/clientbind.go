@@ -98,9 +98,9 @@ func (p *Proxy) usePinned(req *Request, l *lease) (*lease, attemptResult) {
 	return l, attemptResult{}
 }
 
-// keepOwnBinding makes the bind connection of c, whose bind succeeded with
-// a control in its answer (a password policy's warning, or a session the
-// server restricts until the password is changed), the connection the
+// keepOwnBinding makes the bind connection of c, whose bind succeeded and
+// whose answer says the server restricts the session (a password that must
+// be changed, an expired one in its grace logins), the connection the
 // client is bound on, as in client-bind mode: its operations go there
 // without a control, and the server treats them exactly as on the
 // client's own connection. With the control instead, the server would

@@ -594,6 +594,51 @@ func TestRestrictedSessionIsTheClientsOwn(t *testing.T) {
 	}
 }
 
+// A bind whose answer only warns that the password expires soon restricts
+// nothing: the client's operations carry the control on the service
+// account's connections as before (no lease, no bound connection), and the
+// client sees the warning only when it asked for it.
+func TestExpiringPasswordIsNotPinned(t *testing.T) {
+	e := newEnv(t, 1, Config{}, backend.PoolConfig{MaxBound: 4})
+	e.ds.locked(func(ds *fakeDS) {
+		ds.users = map[string]string{aliceDN: userPassword}
+		ds.expiring = map[string]bool{aliceDN: true}
+	})
+	for _, asks := range []bool{false, true} {
+		alice := e.session(t)
+		alice.bindAs = NewSimpleBindIdentity(aliceDN)
+		o := alice.start(func(id int32) []byte {
+			var ctrls []byte
+			if asks {
+				ctrls = ldapwire.AppendControls(ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, false, nil))
+			}
+			bind, _ := ldapwire.Parse(ldapwire.AppendSimpleBind(nil, id, aliceDN, userPassword))
+			return ldapwire.AppendMessage(nil, id, bind.Op, ctrls, nil)
+		})
+		msgs := o.wait(waitLong)
+		if res, _, _ := done(t, msgs, ldapwire.OpBindResponse); res.Code != ldapwire.Success {
+			t.Fatalf("bind: result %d", res.Code)
+		}
+		if _, warned := ldapwire.FindControl(msgs[len(msgs)-1].Controls, ldapwire.OIDPasswordPolicy); warned != asks {
+			t.Errorf("asking %v: the client got the warning: %v", asks, warned)
+		}
+		alice.ident = alice.bindAs
+		alice.mustSearch("ou=alice", 1)
+	}
+	e.ds.locked(func(ds *fakeDS) {
+		for c, ops := range opsOf(ds, "ou=alice") {
+			for _, op := range ops {
+				if !op.proxied || op.boundAs != fakeBindDN {
+					t.Errorf("conn %d: %+v; want the control on a service-bound connection", c.id, op)
+				}
+			}
+		}
+	})
+	if st := e.pool.Stats(); st.OpenBound != 0 || st.Leased != 0 {
+		t.Errorf("pool %+v: want no lease and no bound connection for a warning", st)
+	}
+}
+
 // The identity mode is known before the first operation chooses how to
 // reach a server, even when no health check read the root DSE yet (the
 // first clients after a start or a reload): a client's bind in client-bind

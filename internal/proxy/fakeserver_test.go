@@ -76,6 +76,9 @@ type fakeDS struct {
 	// session is then limited to extended operations (password changes),
 	// as OpenLDAP's password policy does
 	mustChange map[string]bool
+	// expiring holds the users whose password expires soon: a bind that
+	// asks gets a password policy warning, and the session is free
+	expiring map[string]bool
 	gate       chan struct{} // heldBase's searches are answered once it is closed
 	gateOnce   sync.Once
 }
@@ -338,10 +341,17 @@ func (ds *fakeDS) bind(c *fakeConn, msg ldapwire.Message) []byte {
 	}
 	c.bound, c.boundAs = true, name
 	c.restricted = ds.mustChange[name]
-	if _, asked := ldapwire.FindControl(msg.Controls, ldapwire.OIDPasswordPolicy); asked && c.restricted {
-		changeAfterReset := ldapwire.AppendElement(nil, 0x30, []byte{0x81, 1, 2})
+	_, asked := ldapwire.FindControl(msg.Controls, ldapwire.OIDPasswordPolicy)
+	var policy []byte
+	switch {
+	case asked && c.restricted:
+		policy = ldapwire.AppendElement(nil, 0x30, []byte{0x81, 1, 2}) // changeAfterReset
+	case asked && ds.expiring[name]:
+		policy = ldapwire.AppendElement(nil, 0x30, ldapwire.AppendElement(nil, 0xa0, []byte{0x80, 2, 0x0e, 0x10})) // expires in an hour
+	}
+	if policy != nil {
 		return ldapwire.AppendResultControls(nil, msg.ID, ldapwire.OpBindResponse, ldapwire.Success, "",
-			ldapwire.AppendControls(ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, false, changeAfterReset)))
+			ldapwire.AppendControls(ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, false, policy)))
 	}
 	return ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, ldapwire.Success, "")
 }
