@@ -253,8 +253,8 @@ func AppendPagedValue(dst []byte, size int, cookie string) []byte {
 
 // PolicySaysSomething reports whether a password policy response control's
 // value (draft-behera-ldap-password-policy, 6.2) holds a warning or an
-// error; an empty response, which some servers send to every bind that
-// asked, says nothing. A malformed value counts as saying something.
+// error; an empty response (a server may send one to any bind that asked)
+// says nothing. A malformed value counts as saying something.
 func PolicySaysSomething(value []byte) bool {
 	if len(value) == 0 {
 		return false

@@ -79,8 +79,8 @@ type fakeDS struct {
 	// expiring holds the users whose password expires soon: a bind that
 	// asks gets a password policy warning, and the session is free
 	expiring map[string]bool
-	gate       chan struct{} // heldBase's searches are answered once it is closed
-	gateOnce   sync.Once
+	gate     chan struct{} // heldBase's searches are answered once it is closed
+	gateOnce sync.Once
 }
 
 // fakeConn is one connection's state as the fake server sees it.
