@@ -21,13 +21,8 @@ import (
 // run directly (a race inside 389), so reads after the change are not
 // compared.
 func TestDS389PasswordMustChange(t *testing.T) {
-	cluster := dirtest.Start389(t, 1)
-	a, addr := startProxyYAML(t, ds389YAML(cluster, dirtest.ServiceDN, dirtest.ServicePassword, false))
-	logHealthOnFailure(t, a)
+	cluster, _, addr := start389Proxied(t, 1, false)
 	direct := cluster.Instance(1).Addr
-	eventually(t, 30*time.Second, "the 389 server checked, available, in proxied-authorization mode", func() bool {
-		return all389Ready(a)
-	})
 	manager := bindAs(t, direct, dirtest.DirectoryManagerDN, dirtest.DirectoryManagerPassword)
 	mustChange := ldap.NewModifyRequest("cn=config", nil)
 	mustChange.Replace("passwordMustChange", []string{"on"})

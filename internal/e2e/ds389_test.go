@@ -37,13 +37,8 @@ func ds389YAML(c *dirtest.DS389Cluster, serviceDN, password string, backlog bool
 // TestDS389ThroughProxy compares, operation by operation, 389 Directory
 // Server reached directly and through ldapmux.
 func TestDS389ThroughProxy(t *testing.T) {
-	cluster := dirtest.Start389(t, 2)
-	a, addr := startProxyYAML(t, ds389YAML(cluster, dirtest.ServiceDN, dirtest.ServicePassword, true))
-	logHealthOnFailure(t, a)
+	cluster, a, addr := start389Proxied(t, 2, true)
 	direct := cluster.Instance(1).Addr
-	eventually(t, 30*time.Second, "both 389 servers checked, available, in proxied-authorization mode", func() bool {
-		return all389Ready(a)
-	})
 	t.Run("anonymous", func(t *testing.T) { compare389(t, direct, addr, "", "") })
 	t.Run("bound", func(t *testing.T) {
 		compare389(t, direct, addr, dirtest.UserDN(2), dirtest.UserPassword(2))
@@ -73,6 +68,20 @@ func boundKept389(t *testing.T, a *app.App) {
 			t.Errorf("server %s: %d connections leased after plain binds and searches", s.Name, st.Leased)
 		}
 	}
+}
+
+// start389Proxied starts n 389 instances and ldapmux in front of them with
+// the service account (the replication-backlog check when backlog), and
+// waits until every server is available in proxied-authorization mode.
+func start389Proxied(t *testing.T, n int, backlog bool) (*dirtest.DS389Cluster, *app.App, string) {
+	t.Helper()
+	cluster := dirtest.Start389(t, n)
+	a, addr := startProxyYAML(t, ds389YAML(cluster, dirtest.ServiceDN, dirtest.ServicePassword, backlog))
+	logHealthOnFailure(t, a)
+	eventually(t, 30*time.Second, "every 389 server checked, available, in proxied-authorization mode", func() bool {
+		return all389Ready(a)
+	})
+	return cluster, a, addr
 }
 
 // logHealthOnFailure shows every server's health and capabilities when t

@@ -251,11 +251,28 @@ func AppendPagedValue(dst []byte, size int, cookie string) []byte {
 	return AppendElement(dst, tagSequence, v)
 }
 
-// PolicySaysSomething reports whether a password policy response control's
-// value (draft-behera-ldap-password-policy, 6.2) holds a warning or an
-// error; an empty response (a server may send one to any bind that asked)
-// says nothing. A malformed value counts as saying something.
-func PolicySaysSomething(value []byte) bool {
+// BindAnswer tells what the controls of a successful bind's answer say of
+// the session it opened. said: anything at all, any control but an empty
+// password policy response (a server may send one to any bind that
+// asked). restricted: that the server restricts the session, by a password
+// policy error (a reset password that must be changed), a grace login (an
+// expired password) or 389 Directory Server's password-expired control; a
+// warning that the password will expire restricts nothing.
+func BindAnswer(controls []byte) (said, restricted bool) {
+	if len(controls) == 0 {
+		return false, false
+	}
+	_, expired := FindControl(controls, OIDPasswordExpired)
+	policy, hasPolicy := FindControl(controls, OIDPasswordPolicy)
+	restricted = expired || hasPolicy && policyRestricts(policy.Value)
+	said = WithoutControl(controls, OIDPasswordPolicy) != nil || !hasPolicy || policySaysSomething(policy.Value)
+	return said, restricted
+}
+
+// policySaysSomething reports whether a password policy response value
+// (draft-behera-ldap-password-policy, 6.2) holds a warning or an error; a
+// malformed one counts as saying something.
+func policySaysSomething(value []byte) bool {
 	if len(value) == 0 {
 		return false
 	}
@@ -264,33 +281,6 @@ func PolicySaysSomething(value []byte) bool {
 		return true
 	}
 	return len(seq.content) > 0
-}
-
-// BindAnswerSaysSomething reports whether the controls of a bind's answer
-// say anything of the session it opened: any control but an empty password
-// policy response.
-func BindAnswerSaysSomething(controls []byte) bool {
-	if len(controls) == 0 {
-		return false
-	}
-	if WithoutControl(controls, OIDPasswordPolicy) != nil {
-		return true
-	}
-	c, ok := FindControl(controls, OIDPasswordPolicy)
-	return !ok || PolicySaysSomething(c.Value)
-}
-
-// BindAnswerRestricts reports whether the controls of a successful bind's
-// answer say that the server restricts the session it opened: a password
-// policy error (a reset password that must be changed), a grace login (an
-// expired password), or 389 Directory Server's password-expired control.
-// A warning that the password will expire restricts nothing.
-func BindAnswerRestricts(controls []byte) bool {
-	if _, ok := FindControl(controls, OIDPasswordExpired); ok {
-		return true
-	}
-	c, ok := FindControl(controls, OIDPasswordPolicy)
-	return ok && policyRestricts(c.Value)
 }
 
 // policyRestricts reports whether a password policy response value holds

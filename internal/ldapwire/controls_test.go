@@ -397,7 +397,7 @@ func TestBindAnswerSaysSomething(t *testing.T) {
 		{"empty policy response and another control", AppendControls(AppendControl(nil, OIDPasswordPolicy, false, AppendElement(nil, tagSequence, nil)),
 			AppendControl(nil, "2.16.840.1.113730.3.4.4", false, []byte("0"))), true},
 	} {
-		if got := BindAnswerSaysSomething(tc.controls); got != tc.want {
+		if got, _ := BindAnswer(tc.controls); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -421,7 +421,7 @@ func TestBindAnswerRestricts(t *testing.T) {
 		{"389 password expired", AppendControls(AppendControl(nil, OIDPasswordExpired, false, []byte("0"))), true},
 		{"389 password expiring", AppendControls(AppendControl(nil, "2.16.840.1.113730.3.4.5", false, []byte("3600"))), false},
 	} {
-		if got := BindAnswerRestricts(tc.controls); got != tc.want {
+		if _, got := BindAnswer(tc.controls); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}

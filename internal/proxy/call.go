@@ -149,9 +149,10 @@ func (c *call) addsPolicyRequest() bool {
 // returns the answer without the proxy's policy control (the client gets
 // what the server would have told it). Caller holds mu.
 func (c *call) bindAnswer(msg ldapwire.Message, code int) ldapwire.Message {
-	ok, said := code == ldapwire.Success, ldapwire.BindAnswerSaysSomething(msg.Controls)
+	ok := code == ldapwire.Success
+	said, restricted := ldapwire.BindAnswer(msg.Controls)
 	c.cleanBind = ok && !said
-	c.ownBind = ok && said && ldapwire.BindAnswerRestricts(msg.Controls) && c.lease == nil && c.conn.Kind() == backend.BindConn
+	c.ownBind = ok && restricted && c.lease == nil && c.conn.Kind() == backend.BindConn
 	if c.addsPolicyRequest() {
 		msg.Controls = ldapwire.WithoutControl(msg.Controls, ldapwire.OIDPasswordPolicy)
 	}

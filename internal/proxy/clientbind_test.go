@@ -144,7 +144,7 @@ func onlyConn(t *testing.T, ds *fakeDS, base, boundAs string, count int) *fakeCo
 // boundConn is the backend connection the session's bind was performed on.
 func (s *session) boundConn() *backend.Conn {
 	s.t.Helper()
-	l, gone := s.leases.boundLease()
+	l, gone, _ := s.leases.binding()
 	if l == nil {
 		s.t.Fatalf("the session holds no bound connection (lost on %v)", gone)
 	}
@@ -217,7 +217,7 @@ func TestClientBindAnonymousSession(t *testing.T) {
 	if st := e.pool.Stats(); st.Leased != 1 || st.OpenOps != 0 {
 		t.Errorf("stats %+v: want one leased connection and no pooled one", st)
 	}
-	if l, gone := s.leases.boundLease(); l != nil || gone != nil {
+	if l, gone, _ := s.leases.binding(); l != nil || gone != nil {
 		t.Errorf("an anonymous session has a bound connection (%v, lost on %v)", l, gone)
 	}
 }

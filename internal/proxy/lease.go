@@ -308,15 +308,10 @@ func (ls *Leases) lostBinding(srv *backend.Server, why string) {
 	ls.mu.Unlock()
 }
 
-// boundLease is the live connection the client is bound on (client-bind
-// mode), or nil; gone names the server when that connection was lost.
-func (ls *Leases) boundLease() (l *lease, gone *backend.Server) {
-	l, gone, _ = ls.binding()
-	return l, gone
-}
-
-// binding is boundLease, with why the connection is gone when it could
-// not be kept ("" when it was lost).
+// binding is the live connection the client is bound on (client-bind
+// mode, or a session the server restricts), or nil; gone names the server
+// when that connection was lost, or could not be kept (why says why; ""
+// when it was lost).
 func (ls *Leases) binding() (l *lease, gone *backend.Server, why string) {
 	if !ls.bound.Load() {
 		return nil, nil, ""
