@@ -42,17 +42,16 @@ func (m *Metrics) Transition(s *backend.Server, _, to backend.Health) {
 }
 
 // Forget drops the series of a server that left the configuration.
-func (m *Metrics) Forget(server string) {
-	l := prometheus.Labels{"server": server}
-	m.runs.DeletePartialMatch(l)
-	m.durations.DeletePartialMatch(l)
-	m.transitions.DeletePartialMatch(l)
-}
+func (m *Metrics) Forget(server string) { m.forget(prometheus.Labels{"server": server}) }
 
 // ForgetCheck drops the series of one check of a server (a reload took it
 // off that server).
 func (m *Metrics) ForgetCheck(server, check string) {
-	l := prometheus.Labels{"server": server, "check": check}
+	m.forget(prometheus.Labels{"server": server, "check": check})
+}
+
+// forget drops every run, duration and transition series matching l.
+func (m *Metrics) forget(l prometheus.Labels) {
 	m.runs.DeletePartialMatch(l)
 	m.durations.DeletePartialMatch(l)
 	m.transitions.DeletePartialMatch(l)

@@ -264,52 +264,42 @@ func BindAnswer(controls []byte) (said, restricted bool) {
 	}
 	_, expired := FindControl(controls, OIDPasswordExpired)
 	policy, hasPolicy := FindControl(controls, OIDPasswordPolicy)
-	restricted = expired || hasPolicy && policyRestricts(policy.Value)
-	said = WithoutControl(controls, OIDPasswordPolicy) != nil || !hasPolicy || policySaysSomething(policy.Value)
+	policySaid, policyRestricted := policyResponse(policy.Value)
+	restricted = expired || hasPolicy && policyRestricted
+	said = WithoutControl(controls, OIDPasswordPolicy) != nil || !hasPolicy || policySaid
 	return said, restricted
 }
 
-// policySaysSomething reports whether a password policy response value
-// (draft-behera-ldap-password-policy, 6.2) holds a warning or an error; a
-// malformed one counts as saying something.
-func policySaysSomething(value []byte) bool {
+// policyResponse reads a password policy response value
+// (draft-behera-ldap-password-policy, 6.2): said when it holds a warning or
+// an error, restricted when that is an error or a grace login warning. A
+// malformed value counts as both.
+func policyResponse(value []byte) (said, restricted bool) {
 	if len(value) == 0 {
-		return false
-	}
-	seq, err := expect(value, tagSequence, "password policy response")
-	if err != nil || seq.size != len(value) {
-		return true
-	}
-	return len(seq.content) > 0
-}
-
-// policyRestricts reports whether a password policy response value holds
-// an error or a grace login warning; a malformed one counts as restricting.
-func policyRestricts(value []byte) bool {
-	if len(value) == 0 {
-		return false
+		return false, false
 	}
 	seq, err := expect(value, tagSequence, "password policy response")
 	if err != nil {
-		return true
+		return true, true
 	}
+	said = seq.size != len(value) || len(seq.content) > 0
 	for rest := seq.content; len(rest) > 0; {
 		t, err := readTLV(rest)
 		if err != nil {
-			return true
+			return true, true
 		}
 		switch t.tag {
 		case policyError:
-			return true
+			return true, true
 		case policyWarning:
 			w, err := readTLV(t.content)
 			if err != nil || w.tag == policyGraceLogins {
-				return true
+				return true, true
 			}
 		}
 		rest = rest[t.size:]
 	}
-	return false
+	return said, false
 }
 
 // Tags of a password policy response value
