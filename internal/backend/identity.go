@@ -61,9 +61,12 @@ type Capabilities struct {
 	Type         string
 	Vendor       string // vendorName and vendorVersion, when the server says
 	Mode         IdentityMode
-	ProxiedAuthz bool      // Proxied Authorization v2 in supportedControl
-	Err          error     // why the server cannot serve its identity mode
-	At           time.Time // when this was found
+	ProxiedAuthz bool // Proxied Authorization v2 in supportedControl
+	// PasswordPolicy: the password policy control is in supportedControl
+	// (OpenLDAP lists it once its ppolicy module is loaded, 389 always).
+	PasswordPolicy bool
+	Err            error     // why the server cannot serve its identity mode
+	At             time.Time // when this was found
 }
 
 // Summary is a one-line description for status and logs.
@@ -122,6 +125,7 @@ func (c *Conn) detect(r *ldapwire.Reader) *Capabilities {
 		caps.Type = set.Type
 	}
 	caps.ProxiedAuthz = slices.Contains(dse["supportedcontrol"], ldapwire.OIDProxiedAuthzV2)
+	caps.PasswordPolicy = slices.Contains(dse["supportedcontrol"], ldapwire.OIDPasswordPolicy)
 	caps.Mode = set.Mode
 	if caps.Mode == ModeAuto {
 		caps.Mode = ModeClientBind

@@ -136,9 +136,15 @@ func (c *call) interrupt() {
 var policyRequest = ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, false, nil)
 
 // addsPolicyRequest reports whether the proxy adds policyRequest to this
-// bind: one on a pool bind connection whose client did not ask for it.
+// bind: one on a pool bind connection whose client did not ask for it, to
+// a server that may have a password policy. A server that does not list
+// the control has none to report, and slapd spends 8–25 µs more on a bind
+// that carries a control it does not know (a fifth of a bind's cost).
 func (c *call) addsPolicyRequest() bool {
 	if c.lease != nil || c.conn.Kind() != backend.BindConn {
+		return false
+	}
+	if caps := c.srv.Capabilities(); caps != nil && !caps.PasswordPolicy {
 		return false
 	}
 	_, asked := ldapwire.FindControl(c.req.Msg.Controls, ldapwire.OIDPasswordPolicy)

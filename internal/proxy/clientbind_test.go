@@ -557,6 +557,7 @@ func TestRestrictedSessionIsTheClientsOwn(t *testing.T) {
 	e.ds.locked(func(ds *fakeDS) {
 		ds.users = map[string]string{aliceDN: userPassword}
 		ds.mustChange = map[string]bool{aliceDN: true}
+		ds.policy = true
 	})
 	alice := e.session(t)
 	alice.bindAs = NewSimpleBindIdentity(aliceDN)
@@ -594,6 +595,44 @@ func TestRestrictedSessionIsTheClientsOwn(t *testing.T) {
 	}
 }
 
+// The proxy asks for the password policy control on the binds it checks
+// only of a server that lists the control in its root DSE: one without a
+// password policy has nothing to report, and a bind carrying a control the
+// server does not know costs it more. A client that asks itself always
+// gets its control through.
+func TestPolicyControlOnlyWhereTheServerHasOne(t *testing.T) {
+	for _, policy := range []bool{false, true} {
+		e := newEnv(t, 1, Config{}, backend.PoolConfig{MaxBound: 4})
+		e.ds.locked(func(ds *fakeDS) {
+			ds.users = map[string]string{aliceDN: userPassword}
+			ds.policy = policy
+		})
+		for _, asks := range []bool{false, true} {
+			alice := e.session(t)
+			o := alice.start(func(id int32) []byte {
+				var ctrls []byte
+				if asks {
+					ctrls = ldapwire.AppendControls(ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, false, nil))
+				}
+				bind, _ := ldapwire.Parse(ldapwire.AppendSimpleBind(nil, id, aliceDN, userPassword))
+				return ldapwire.AppendMessage(nil, id, bind.Op, ctrls, nil)
+			})
+			if res, _, _ := done(t, o.wait(waitLong), ldapwire.OpBindResponse); res.Code != ldapwire.Success {
+				t.Fatalf("policy %v, asking %v: bind: result %d", policy, asks, res.Code)
+			}
+		}
+		want := 1 // the client's own request
+		if policy {
+			want = 2
+		}
+		e.ds.locked(func(ds *fakeDS) {
+			if ds.policyAsked != want {
+				t.Errorf("server lists the control: %v: %d binds carried it, want %d", policy, ds.policyAsked, want)
+			}
+		})
+	}
+}
+
 // A bind whose answer only warns that the password expires soon restricts
 // nothing: the client's operations carry the control on the service
 // account's connections as before (no lease, no bound connection), and the
@@ -603,6 +642,7 @@ func TestExpiringPasswordIsNotPinned(t *testing.T) {
 	e.ds.locked(func(ds *fakeDS) {
 		ds.users = map[string]string{aliceDN: userPassword}
 		ds.expiring = map[string]bool{aliceDN: true}
+		ds.policy = true
 	})
 	for _, asks := range []bool{false, true} {
 		alice := e.session(t)

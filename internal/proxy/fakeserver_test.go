@@ -79,8 +79,13 @@ type fakeDS struct {
 	// expiring holds the users whose password expires soon: a bind that
 	// asks gets a password policy warning, and the session is free
 	expiring map[string]bool
-	gate     chan struct{} // heldBase's searches are answered once it is closed
-	gateOnce sync.Once
+	// policy: the root DSE lists the password policy control, as a server
+	// with a password policy does; policyAsked counts the binds that
+	// carried it
+	policy      bool
+	policyAsked int
+	gate        chan struct{} // heldBase's searches are answered once it is closed
+	gateOnce    sync.Once
 }
 
 // fakeConn is one connection's state as the fake server sees it.
@@ -342,6 +347,9 @@ func (ds *fakeDS) bind(c *fakeConn, msg ldapwire.Message) []byte {
 	c.bound, c.boundAs = true, name
 	c.restricted = ds.mustChange[name]
 	_, asked := ldapwire.FindControl(msg.Controls, ldapwire.OIDPasswordPolicy)
+	if asked {
+		ds.policyAsked++
+	}
 	var policy []byte
 	switch {
 	case asked && c.restricted:
@@ -372,6 +380,9 @@ func (ds *fakeDS) search(c *fakeConn, msg ldapwire.Message) []byte {
 		// authorization, unless the server is in client-bind mode (then it
 		// looks like Active Directory)
 		dse := []ldapwire.Attribute{{Type: "supportedControl", Values: []string{ldapwire.OIDProxiedAuthzV2}}}
+		if ds.policy {
+			dse[0].Values = append(dse[0].Values, ldapwire.OIDPasswordPolicy)
+		}
 		if ds.clientBind {
 			dse = []ldapwire.Attribute{{Type: "forestFunctionality", Values: []string{"7"}},
 				{Type: "supportedControl", Values: []string{"1.2.840.113556.1.4.319"}}}
