@@ -609,14 +609,7 @@ func TestPolicyControlOnlyWhereTheServerHasOne(t *testing.T) {
 		})
 		for _, asks := range []bool{false, true} {
 			alice := e.session(t)
-			o := alice.start(func(id int32) []byte {
-				var ctrls []byte
-				if asks {
-					ctrls = ldapwire.AppendControls(ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, false, nil))
-				}
-				bind, _ := ldapwire.Parse(ldapwire.AppendSimpleBind(nil, id, aliceDN, userPassword))
-				return ldapwire.AppendMessage(nil, id, bind.Op, ctrls, nil)
-			})
+			o := alice.start(aliceBind(asks))
 			if res, _, _ := done(t, o.wait(waitLong), ldapwire.OpBindResponse); res.Code != ldapwire.Success {
 				t.Fatalf("policy %v, asking %v: bind: result %d", policy, asks, res.Code)
 			}
@@ -630,6 +623,19 @@ func TestPolicyControlOnlyWhereTheServerHasOne(t *testing.T) {
 				t.Errorf("server lists the control: %v: %d binds carried it, want %d", policy, ds.policyAsked, want)
 			}
 		})
+	}
+}
+
+// aliceBind encodes alice's simple bind, asking for the password policy
+// control when asks.
+func aliceBind(asks bool) func(id int32) []byte {
+	return func(id int32) []byte {
+		var ctrls []byte
+		if asks {
+			ctrls = ldapwire.AppendControls(ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, false, nil))
+		}
+		bind, _ := ldapwire.Parse(ldapwire.AppendSimpleBind(nil, id, aliceDN, userPassword))
+		return ldapwire.AppendMessage(nil, id, bind.Op, ctrls, nil)
 	}
 }
 
@@ -647,14 +653,7 @@ func TestExpiringPasswordIsNotPinned(t *testing.T) {
 	for _, asks := range []bool{false, true} {
 		alice := e.session(t)
 		alice.bindAs = NewSimpleBindIdentity(aliceDN)
-		o := alice.start(func(id int32) []byte {
-			var ctrls []byte
-			if asks {
-				ctrls = ldapwire.AppendControls(ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, false, nil))
-			}
-			bind, _ := ldapwire.Parse(ldapwire.AppendSimpleBind(nil, id, aliceDN, userPassword))
-			return ldapwire.AppendMessage(nil, id, bind.Op, ctrls, nil)
-		})
+		o := alice.start(aliceBind(asks))
 		msgs := o.wait(waitLong)
 		if res, _, _ := done(t, msgs, ldapwire.OpBindResponse); res.Code != ldapwire.Success {
 			t.Fatalf("bind: result %d", res.Code)
