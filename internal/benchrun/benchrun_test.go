@@ -146,17 +146,18 @@ func TestLayouts(t *testing.T) {
 }
 
 func TestCoresSummary(t *testing.T) {
-	direct := []*Round{round(1000, 100)}
+	withSlapd := func(r *Round, slapd time.Duration) *Round { r.usage.slapd = slapd; return r }
+	direct := []*Round{withSlapd(round(1000, 100), 250*time.Millisecond)}
 	rep := &Report{CPUs: 16, Options: Options{Rounds: 1}}
 	for _, sc := range []string{"cores1-c64", "cores2-c64"} {
 		rep.Measurements = append(rep.Measurements, aggregate(sc, target{name: "direct"}, direct, direct),
-			aggregate(sc, target{name: "ldapmux failover", proxy: &proc{}}, []*Round{round(950, 120)}, direct),
-			aggregate(sc, target{name: "haproxy (tcp)", proxy: &proc{}}, []*Round{round(990, 110)}, direct))
+			aggregate(sc, target{name: "ldapmux failover", proxy: &proc{}}, []*Round{withSlapd(round(950, 120), 285*time.Millisecond)}, direct),
+			aggregate(sc, target{name: "haproxy (tcp)", proxy: &proc{}}, []*Round{withSlapd(round(990, 110), 247500*time.Microsecond)}, direct))
 	}
 	var sb strings.Builder
 	rep.WriteTables(&sb)
-	for _, want := range []string{"| proxy cores, clients | direct ops/s | ldapmux failover | haproxy (tcp) |",
-		"| 2, 64 | 1000 | 0.95, 210.5, +20 | 0.99, 202.0, +10 |"} {
+	for _, want := range []string{"| proxy cores, clients | direct ops/s, slapd CPU µs/op | ldapmux failover | haproxy (tcp) |",
+		"| 2, 64 | 1000, 50.0 | 0.95, 210.5, +20, 60.0 | 0.99, 202.0, +10, 50.0 |"} {
 		if !strings.Contains(sb.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, sb.String())
 		}

@@ -54,7 +54,9 @@ func (r *Report) coresScenarios() []string {
 }
 
 // writeCoresSummary prints the many-core scenarios one row each: ratios to
-// direct and proxy CPU per operation of every proxy side by side.
+// direct, proxy and slapd CPU per operation of every proxy side by side
+// (with slapd alone on its CPUs, its CPU per operation is what bounds the
+// throughput).
 func (r *Report) writeCoresSummary(w io.Writer, scenarios []string) {
 	if len(scenarios) == 0 {
 		return
@@ -65,8 +67,8 @@ func (r *Report) writeCoresSummary(w io.Writer, scenarios []string) {
 			proxies = append(proxies, m.Target)
 		}
 	}
-	fmt.Fprintf(w, "\nmany-core summary: × direct [min-max], proxy CPU µs/op, p50 added µs\n\n")
-	fmt.Fprintf(w, "| proxy cores, clients | direct ops/s | %s |\n", strings.Join(proxies, " | "))
+	fmt.Fprintf(w, "\nmany-core summary: × direct [min-max], proxy CPU µs/op, p50 added µs, slapd CPU µs/op\n\n")
+	fmt.Fprintf(w, "| proxy cores, clients | direct ops/s, slapd CPU µs/op | %s |\n", strings.Join(proxies, " | "))
 	fmt.Fprintf(w, "|---|--:|%s\n", strings.Repeat("--:|", len(proxies)))
 	for _, sc := range scenarios {
 		var k, clients int
@@ -77,14 +79,14 @@ func (r *Report) writeCoresSummary(w io.Writer, scenarios []string) {
 				row[m.Target] = m
 			}
 		}
-		direct := 0.0
+		direct, slapd := 0.0, 0.0
 		if d := row["direct"]; d != nil {
-			direct = d.OpsPerSec
+			direct, slapd = d.OpsPerSec, d.SlapdCPUPerOp
 		}
-		fmt.Fprintf(w, "| %d, %d | %.0f |", k, clients, direct)
+		fmt.Fprintf(w, "| %d, %d | %.0f, %.1f |", k, clients, direct, slapd)
 		for _, p := range proxies {
 			if m := row[p]; m != nil {
-				fmt.Fprintf(w, " %s, %s, %s |", ratio(m), optional(m.ProxyCPUPerOp, "%.1f"), added(m))
+				fmt.Fprintf(w, " %s, %s, %s, %.1f |", ratio(m), optional(m.ProxyCPUPerOp, "%.1f"), added(m), m.SlapdCPUPerOp)
 			} else {
 				fmt.Fprint(w, " - |")
 			}
