@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapmux/ldapmux/internal/app"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
 
@@ -23,6 +24,7 @@ type boundIdentity struct{ name, dn, password string }
 func TestBoundConnectionsKeepEveryIdentity(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 5})
 	a, addr := startProxy(t, cluster, adminExtra)
+	wantPasswordPolicy(t, a, false)
 	pool := a.Registry().Snapshot().Servers[0].Pool()
 	direct := cluster.Replicas[0].Addr
 	identities := []boundIdentity{
@@ -95,6 +97,7 @@ func readsAsDirectly(conn *ldap.Conn, id boundIdentity, want string, rounds int)
 func TestPasswordPolicyAppliesAsDirectly(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 3, PasswordPolicy: true})
 	a, addr := startProxy(t, cluster, adminExtra)
+	wantPasswordPolicy(t, a, true)
 	pool := a.Registry().Snapshot().Servers[0].Pool()
 	direct := cluster.Replicas[0].Addr
 	user := slapdtest.UserDN(3)
@@ -158,6 +161,27 @@ func TestPasswordPolicyAppliesAsDirectly(t *testing.T) {
 	}
 	if err := readsAsDirectly(later, boundIdentity{"user 3 after the change", user, "changed.b"}, want, 3); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// wantPasswordPolicy checks what ldapmux read of every server's root DSE:
+// whether it lists the password policy control, which decides whether
+// ldapmux asks the binds it checks for it (slapd without its ppolicy module
+// does not list it; with it, and 389 Directory Server, do).
+func wantPasswordPolicy(t *testing.T, a *app.App, want bool) {
+	t.Helper()
+	eventually(t, 30*time.Second, "every server's root DSE read", func() bool {
+		for _, s := range a.Registry().Snapshot().Servers {
+			if s.Capabilities() == nil {
+				return false
+			}
+		}
+		return true
+	})
+	for _, s := range a.Registry().Snapshot().Servers {
+		if got := s.Capabilities().PasswordPolicy; got != want {
+			t.Errorf("%s: lists the password policy control: %v, want %v", s.Name, got, want)
+		}
 	}
 }
 

@@ -21,7 +21,8 @@ import (
 // run directly (a race inside 389), so reads after the change are not
 // compared.
 func TestDS389PasswordMustChange(t *testing.T) {
-	cluster, _, addr := start389Proxied(t, 1, false)
+	cluster, a, addr := start389Proxied(t, 1, false)
+	wantPasswordPolicy(t, a, true)
 	direct := cluster.Instance(1).Addr
 	manager := bindAs(t, direct, dirtest.DirectoryManagerDN, dirtest.DirectoryManagerPassword)
 	mustChange := ldap.NewModifyRequest("cn=config", nil)
