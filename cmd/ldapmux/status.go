@@ -90,12 +90,20 @@ func printStatus(w io.Writer, st *status.Status, wide bool) {
 	}
 }
 
+// yesOrDash prints a flag of the status report.
+func yesOrDash(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "-"
+}
+
 // printServers writes the server table and says whether it clipped a reason.
 func printServers(w io.Writer, st *status.Status, wide bool) (clipped bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	header := "LOCATION\tSERVER\tADDRESS\tTYPE\tIDENTITY\tSTATE\tSCORE\tOUTSTANDING\tOPS/S\tLATENCY\tCOMPLETED\tFAILED\tPOOL OP/ANON/BOUND/BIND\t"
 	if wide {
-		header += "VENDOR\t"
+		header += "VENDOR\tPASSWORD POLICY\t"
 	}
 	fmt.Fprintln(tw, header+"REASON")
 	for _, s := range st.Servers {
@@ -104,7 +112,7 @@ func printServers(w io.Writer, st *status.Status, wide bool) (clipped bool) {
 			s.Outstanding, s.OpsPerSec, millis(s.LatencyMs), s.Completed, s.Failed, s.Pool.OpenOps, s.Pool.OpenAnon, s.Pool.OpenBound, s.Pool.OpenBinds)
 		reason := s.Reason
 		if wide {
-			fmt.Fprintf(tw, "%s\t", dash(s.Vendor))
+			fmt.Fprintf(tw, "%s\t%s\t", dash(s.Vendor), yesOrDash(s.PasswordPolicy))
 		} else {
 			reason = clip(s.Reason, serverReasonWidth)
 			clipped = clipped || reason != s.Reason

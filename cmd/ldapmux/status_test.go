@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,7 @@ func TestStatusWideShowsReasonsWhole(t *testing.T) {
 	long := "replication backlog: 1234 changes behind ds1 (contextCSN 20260506060809.000000Z#000000#001#000000), for 12 minutes, over the limit of 100"
 	now := time.Now()
 	st := &status.Status{Time: now, Started: now,
-		Servers:     []status.Server{{Name: "ds2", State: "unavailable", Reason: long, Vendor: "389 Project"}},
+		Servers:     []status.Server{{Name: "ds2", State: "unavailable", Reason: long, Vendor: "389 Project", PasswordPolicy: true}},
 		Transitions: []status.Transition{{Time: now, Server: "ds2", From: "available", To: "unavailable", Check: "replication-backlog", Reason: long}},
 	}
 	admin := fakeAdmin(t, st, "")
@@ -84,6 +85,9 @@ func TestStatusWideShowsReasonsWhole(t *testing.T) {
 	out := stdout.String()
 	if strings.Count(out, long) != 2 || !strings.Contains(out, "VENDOR") || !strings.Contains(out, "389 Project") || strings.Contains(out, "clipped") {
 		t.Errorf("-wide output should hold the reason whole twice and the vendor:\n%s", out)
+	}
+	if !strings.Contains(out, "PASSWORD POLICY") || !regexp.MustCompile(`389 Project\s+yes\s`).MatchString(out) {
+		t.Errorf("-wide output should say the server has a password policy:\n%s", out)
 	}
 }
 

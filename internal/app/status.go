@@ -47,6 +47,7 @@ func (a *App) serverStatus(v backend.ServerView, latest status.Sample) status.Se
 	}
 	if caps := v.Capabilities(); caps != nil {
 		s.ServerType, s.IdentityMode, s.Vendor = caps.Type, caps.Mode.String(), caps.Vendor
+		s.PasswordPolicy = caps.PasswordPolicy
 	}
 	if p := v.Pool(); p != nil {
 		ps := p.Stats()

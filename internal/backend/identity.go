@@ -72,6 +72,9 @@ type Capabilities struct {
 // Summary is a one-line description for status and logs.
 func (c *Capabilities) Summary() string {
 	s := fmt.Sprintf("%s, identity %s", c.Type, c.Mode)
+	if c.PasswordPolicy {
+		s += ", password policy"
+	}
 	if c.Vendor != "" {
 		s += " (" + c.Vendor + ")"
 	}

@@ -63,6 +63,10 @@ type Server struct {
 	ServerType   string `json:"serverType"`
 	IdentityMode string `json:"identityMode"`
 	Vendor       string `json:"vendor"`
+	// PasswordPolicy: the root DSE lists the password policy control, so
+	// ldapmux asks the binds it checks whether the server restricts the
+	// session they open.
+	PasswordPolicy bool `json:"passwordPolicy"`
 }
 
 // Pool is a server's connection pool.
