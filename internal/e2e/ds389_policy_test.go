@@ -30,20 +30,21 @@ func TestDS389PasswordMustChange(t *testing.T) {
 	if err := manager.Modify(mustChange); err != nil {
 		t.Fatalf("turn on passwordMustChange: %v", err)
 	}
-	// resetUser resets the password of a user not used yet and reports
-	// whether 389 restricts a direct session bound with it: 389 applies a
-	// change of cn=config on its own time, and now and then leaves a reset
-	// password unrestricted even after that, so every comparison uses a user
-	// whose reset 389 is seen to enforce.
+	// resetUser resets the password of a user not used yet until 389 is seen
+	// to restrict a direct session bound with it: 389 applies a change of
+	// cn=config on its own time, and now and then leaves a reset password
+	// unrestricted even after that (for a while, for every user), so every
+	// comparison uses a user whose reset 389 is seen to enforce. The same
+	// user is reset again, with a new password, until it is: fresh users
+	// would all be spent within such a while.
 	next := 2
 	resetUser := func() (dn, password string) {
 		t.Helper()
+		next++
+		dn, attempt := dirtest.UserDN(next), 0
 		eventually(t, 30*time.Second, "a reset password that 389 restricts", func() bool {
-			next++
-			if next > dirtest.Users {
-				t.Fatalf("389 restricted none of the reset passwords of users 3 to %d", dirtest.Users)
-			}
-			dn, password = dirtest.UserDN(next), fmt.Sprintf("reset.%d", next)
+			attempt++
+			password = fmt.Sprintf("reset.%d.%d", next, attempt)
 			reset := ldap.NewModifyRequest(dn, nil)
 			reset.Replace("userPassword", []string{password})
 			if err := manager.Modify(reset); err != nil {
