@@ -19,6 +19,10 @@ type call struct {
 	lease   *lease // the client's leased connection conn belongs to, if any
 	started int64  // from Server.StartOp
 	id      int32  // the message ID on conn, set before the request is written
+	// addsPolicy: the request carries policyRequest, which the client did
+	// not ask for (decided once, before it is sent: the server's
+	// capabilities may be read again before its answer comes)
+	addsPolicy bool
 
 	mu        sync.Mutex // mu guards the fields below
 	finished  bool
@@ -159,7 +163,7 @@ func (c *call) bindAnswer(msg ldapwire.Message, code int) ldapwire.Message {
 	said, restricted := ldapwire.BindAnswer(msg.Controls)
 	c.cleanBind = ok && !said
 	c.ownBind = ok && restricted && c.lease == nil && c.conn.Kind() == backend.BindConn
-	if c.addsPolicyRequest() {
+	if c.addsPolicy {
 		msg.Controls = ldapwire.WithoutControl(msg.Controls, ldapwire.OIDPasswordPolicy)
 	}
 	return msg

@@ -42,7 +42,7 @@ func wantsPostRead(req *Request) bool {
 // extraControls is what call.encode appends to the request's controls.
 func (c *call) extraControls() []byte {
 	if c.req.Msg.OpTag == ldapwire.OpBindRequest {
-		if c.addsPolicyRequest() {
+		if c.addsPolicy {
 			return policyRequest
 		}
 		return nil

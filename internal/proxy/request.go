@@ -110,6 +110,7 @@ func (req *Request) newCall(srv *backend.Server, conn *backend.Conn, l *lease, s
 		req.call = c
 	}
 	*c = call{req: req, srv: srv, conn: conn, lease: l, started: started}
+	c.addsPolicy = c.addsPolicyRequest()
 	return c
 }
 
