@@ -104,7 +104,7 @@ service-account:
   bind-dn: {{.ServiceDN}}
   password: {{.ServicePassword}}
 pool:
-  connections-per-server: 4
+  connections-per-server: 8
   bind-connections-per-server: 2
   max-connection-age: 5m
   idle-check-interval: 10s

@@ -73,7 +73,7 @@ func TestMinimalGetsDefaults(t *testing.T) {
 			Password: "s3cr3t-value",
 		},
 		Pool: Pool{
-			ConnectionsPerServer:          4,
+			ConnectionsPerServer:          8,
 			MaxConnectionsPerServer:       64,
 			GrowAtOperationsPerConnection: 4,
 			BindConnectionsPerServer:      2,

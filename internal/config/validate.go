@@ -15,7 +15,7 @@ import (
 // Defaults, applied to zero values.
 const (
 	defaultWeight               = 1
-	defaultConnectionsPerServer = 4
+	defaultConnectionsPerServer = 8
 	defaultBindConnections      = 2
 	defaultMaxConnections       = 64
 	defaultMaxBindConnections   = 64
