@@ -71,24 +71,38 @@ func (p *Pool) reserveBound(c *Conn, dn string) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed.Load() || int(p.boundOpen.Load()) >= p.cfg.MaxBound || p.boundChecking[dn] {
-		return false // binds at once as one DN: one is checked at a time
-	}
-	if m := p.bound.Load(); m != nil {
-		set := (*m)[dn]
-		if len(set) >= p.cfg.MaxConns {
-			return false
-		}
-		if b, load, _ := leastLoaded(set); b != nil && load < p.cfg.GrowAt {
-			return false // the one there has room
-		}
+	if p.closed.Load() || int(p.boundOpen.Load()) >= p.cfg.MaxBound || !p.wantsBound(dn) {
+		return false
 	}
 	p.boundOpen.Add(1)
 	if p.boundChecking == nil {
-		p.boundChecking = make(map[string]bool)
+		p.boundChecking = make(map[string]int)
 	}
-	p.boundChecking[dn] = true
+	p.boundChecking[dn]++
 	return true
+}
+
+// wantsBound tells whether the clients bound as dn could use one more bound
+// connection: below the pool's minimum (Conns) as long as there is one per
+// bind, so that their operations in flight each have a connection, as
+// operation connections do; above it only once each carries GrowAt, one
+// checked at a time. Caller must hold mu.
+func (p *Pool) wantsBound(dn string) bool {
+	var set []*Conn
+	if m := p.bound.Load(); m != nil {
+		set = (*m)[dn]
+	}
+	checking := p.boundChecking[dn]
+	switch n := len(set) + checking; {
+	case n >= p.cfg.MaxConns:
+		return false
+	case n < p.cfg.Conns:
+		return true
+	case checking > 0:
+		return false // binds at once as one DN: one is checked at a time
+	}
+	_, load, _ := leastLoaded(set)
+	return load >= p.cfg.GrowAt
 }
 
 // adopt checks that c's session may serve every client bound as dn, then
@@ -102,7 +116,7 @@ func (p *Pool) adopt(c *Conn, dn string) {
 	}
 	c.kind.Store(int32(BoundConn))
 	p.mu.Lock()
-	delete(p.boundChecking, dn)
+	p.doneChecking(dn)
 	if p.closed.Load() {
 		p.boundOpen.Add(-1)
 		p.mu.Unlock()
@@ -124,7 +138,7 @@ func (p *Pool) adopt(c *Conn, dn string) {
 func (p *Pool) unreserveBound(dn string) {
 	p.mu.Lock()
 	p.boundOpen.Add(-1)
-	delete(p.boundChecking, dn)
+	p.doneChecking(dn)
 	p.mu.Unlock()
 }
 
@@ -205,4 +219,12 @@ func (p *Pool) takeAllBound() []*Conn {
 	var all []*Conn
 	p.setBound(func(c *Conn) bool { all = append(all, c); return false })
 	return all
+}
+
+// doneChecking ends one check of a bound connection for dn. Caller must
+// hold mu.
+func (p *Pool) doneChecking(dn string) {
+	if p.boundChecking[dn]--; p.boundChecking[dn] <= 0 {
+		delete(p.boundChecking, dn)
+	}
 }

@@ -143,13 +143,56 @@ func TestBoundConnectionsRetire(t *testing.T) {
 	}
 }
 
-// Binds as one DN at once: while the first one's connection is checked, the
-// others go back to the bind connections, so that a burst of logins of one
-// application does not take a connection each.
+// Below the pool's minimum every bind as one DN keeps its connection, all
+// checked at once, so that the operations in flight of the clients bound as
+// that DN each have a connection, as operation connections do; the bind
+// past the minimum goes back to the bind connections.
+func TestBindsAsOneDNKeepAConnectionEachUpToTheMinimum(t *testing.T) {
+	f := startFake(t)
+	f.hold.Store(true) // the checks wait until answerHeld
+	p, _ := testPool(t, f, PoolConfig{Conns: 2, BindConns: 3, MaxBound: 4})
+	a, b, c := bindAs(t, p, "uid=a"), bindAs(t, p, "uid=a"), bindAs(t, p, "uid=a")
+	p.ReleaseBindAs(a, "uid=a")
+	p.ReleaseBindAs(b, "uid=a")
+	p.ReleaseBindAs(c, "uid=a")
+	if got := p.IdleBindConn(); got != c {
+		t.Fatalf("IdleBindConn = %p, want the third connection %p back at once", got, c)
+	}
+	p.ReleaseBind(c)
+	waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.held) == 2 }, "the two checks not sent at once")
+	f.answerHeld()
+	waitFor(t, func() bool { m := p.bound.Load(); return m != nil && len((*m)["uid=a"]) == 2 }, "the two connections not kept")
+	f.hold.Store(true)
+	first, second := sendHeldBound(t, p, "uid=a"), sendHeldBound(t, p, "uid=a")
+	if first == second {
+		t.Fatalf("two operations in flight share bound connection %p while another is idle", first)
+	}
+	if st := p.Stats(); st.OpenBound != 2 || st.IdleBinds != 1 {
+		t.Errorf("stats %+v: want two bound connections, one idle bind connection", st)
+	}
+}
+
+// sendHeldBound sends a search the fake holds on the bound connection that
+// an operation of a client bound as dn would take, and returns it.
+func sendHeldBound(t *testing.T, p *Pool, dn string) *Conn {
+	t.Helper()
+	c := p.BoundConn(dn)
+	if c == nil {
+		t.Fatalf("no bound connection for %s", dn)
+	}
+	if _, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe, 0); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Binds as one DN at once, above the pool's minimum: while the first one's
+// connection is checked, the others go back to the bind connections, so
+// that a burst of logins of one application does not take a connection each.
 func TestOneBoundConnectionCheckedAtATimePerDN(t *testing.T) {
 	f := startFake(t)
 	f.hold.Store(true) // the check waits until answerHeld
-	p, _ := testPool(t, f, PoolConfig{BindConns: 2, MaxBound: 4})
+	p, _ := testPool(t, f, PoolConfig{Conns: 1, BindConns: 2, MaxBound: 4})
 	a, b := bindAs(t, p, "uid=a"), bindAs(t, p, "uid=a")
 	p.ReleaseBindAs(a, "uid=a")
 	p.ReleaseBindAs(b, "uid=a")

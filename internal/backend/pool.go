@@ -143,9 +143,9 @@ type Pool struct {
 	// by every operation of a bound client.
 	bound     atomic.Pointer[map[string][]*Conn]
 	boundOpen atomic.Int32 // bound connections kept or being checked; written under mu
-	// boundChecking holds the DNs whose next bound connection is being
-	// checked; guarded by mu.
-	boundChecking map[string]bool
+	// boundChecking counts, by DN, the bound connections being checked;
+	// guarded by mu.
+	boundChecking map[string]int
 
 	leaseSlots    chan struct{}      // a token per leased connection
 	leased        map[*Conn]struct{} // guarded by mu
