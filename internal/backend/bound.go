@@ -49,9 +49,9 @@ func (p *Pool) BoundConn(dn string) *Conn {
 
 // ReleaseBindAs returns a bind connection on which a client's simple bind
 // as dn just succeeded, with no control in its answer. When the clients
-// bound as dn have no bound connection with room, it is checked and kept
-// as one, on a goroutine of its own; otherwise it goes back to the bind
-// connections (ReleaseBind).
+// bound as dn could use one more bound connection (wantsBound), it is
+// checked and kept as one, on a goroutine of its own; otherwise it goes
+// back to the bind connections (ReleaseBind).
 func (p *Pool) ReleaseBindAs(c *Conn, dn string) {
 	if dn == "" || !p.reserveBound(c, dn) {
 		p.ReleaseBind(c)
