@@ -55,6 +55,9 @@ func TestBoundConnectionsKeepEveryIdentity(t *testing.T) {
 			}
 		}
 	}
+	// Each bind as a DN keeps its connection while the DN has fewer than
+	// connections-per-server: the 3 bound identities have more than one each.
+	eventually(t, 10*time.Second, "several bound connections per bound identity", func() bool { return pool.Stats().OpenBound >= 6 })
 	wg.Wait()
 	close(errs)
 	for err := range errs {
