@@ -145,7 +145,7 @@ var policyRequest = ldapwire.AppendControl(nil, ldapwire.OIDPasswordPolicy, fals
 // the control has none to report, and slapd spends 8–25 µs more on a bind
 // that carries a control it does not know (a fifth of a bind's cost).
 func (c *call) addsPolicyRequest() bool {
-	if c.lease != nil || c.conn.Kind() != backend.BindConn {
+	if c.req.Msg.OpTag != ldapwire.OpBindRequest || c.lease != nil || c.conn.Kind() != backend.BindConn {
 		return false
 	}
 	if caps := c.srv.Capabilities(); caps != nil && !caps.PasswordPolicy {
