@@ -17,10 +17,11 @@ test: deps-test vet
 deps:
 	@./scripts/install-deps.sh
 
-## deps-test: deps, plus chromium for the status page's browser test, 389 DS
-## and Samba for the tests against other directories, and the release tools
+## deps-test: deps, plus python-ldap (a client the tests drive), chromium for
+## the status page's browser test, 389 DS and Samba for the tests against other
+## directories, and the release tools
 deps-test:
-	@./scripts/install-deps.sh --with-browser --with-directories --with-release
+	@./scripts/install-deps.sh --with-clients --with-browser --with-directories --with-release
 	@./scripts/tools.sh >/dev/null
 
 ## build: build the ldapmux binary into ./bin

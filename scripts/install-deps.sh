@@ -2,20 +2,23 @@
 # Installs what ldapmux's demo and tests need from Debian's packages, when missing:
 # slapd (OpenLDAP server, without a system instance), ldap-utils (its clients) and
 # libsasl2-modules (SASL mechanisms);
+# with --with-clients also python3-ldap, a client the end-to-end tests drive;
 # with --with-browser also chromium, for the status page's browser test;
 # with --with-directories also 389 Directory Server and a Samba AD DC (with their
 # tools), for the tests against other directories (internal/dirtest).
 set -euo pipefail
 
+with_clients=no
 with_browser=no
 with_directories=no
 with_release=no
 for arg in "$@"; do
   case "$arg" in
+    --with-clients) with_clients=yes ;;
     --with-browser) with_browser=yes ;;
     --with-directories) with_directories=yes ;;
     --with-release) with_release=yes ;;
-    *) echo "usage: $0 [--with-browser] [--with-directories] [--with-release]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--with-clients] [--with-browser] [--with-directories] [--with-release]" >&2; exit 2 ;;
   esac
 done
 
@@ -28,6 +31,9 @@ need() {
 command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 # SASL mechanisms (PLAIN, SCRAM, DIGEST-MD5, CRAM-MD5) for slapd and the clients
 need libsasl2-modules
+if [ "$with_clients" = yes ]; then
+  need python3-ldap # for Debian's /usr/bin/python3
+fi
 if [ "$with_browser" = yes ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fi

@@ -1,5 +1,6 @@
 // Package e2e tests ldapmux end to end: real slapd replicas behind a real
-// proxy, driven by go-ldap and by OpenLDAP's command-line clients.
+// proxy, driven by go-ldap, by OpenLDAP's command-line clients and by
+// python-ldap.
 package e2e
 
 import (

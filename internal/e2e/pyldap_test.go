@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/slapdtest"
+)
+
+// pythonWithLDAP returns a Python interpreter that has python-ldap
+// (Debian's python3-ldap, installed by `make test`).
+func pythonWithLDAP(t *testing.T) string {
+	t.Helper()
+	candidates := []string{"/usr/bin/python3"}
+	if p, err := exec.LookPath("python3"); err == nil {
+		candidates = append(candidates, p)
+	}
+	for _, p := range candidates {
+		if exec.Command(p, "-c", "import ldap").Run() == nil {
+			return p
+		}
+	}
+	t.Fatalf("no python3 with python-ldap (Debian package python3-ldap): run `make test`, which installs it")
+	return ""
+}
+
+// pyClient runs testdata/pyldap_client.py against uri and returns its
+// transcript: one [step, answer] pair per request.
+func pyClient(python, uri string, args ...string) ([][2]any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, append([]string{"testdata/pyldap_client.py", uri}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("python-ldap client %v against %s: %v\n%s", args, uri, err, stderr.Bytes())
+	}
+	var steps [][2]any
+	if err := json.Unmarshal(out, &steps); err != nil {
+		return nil, fmt.Errorf("python-ldap client %v: transcript: %v\n%s", args, err, out)
+	}
+	return steps, nil
+}
+
+// sameTranscript fails at the first step whose answer through ldapmux
+// differs from the direct one.
+func sameTranscript(t *testing.T, who string, direct, proxied [][2]any) {
+	t.Helper()
+	for i := range max(len(direct), len(proxied)) {
+		if i >= len(direct) || i >= len(proxied) {
+			t.Fatalf("%s: %d steps directly, %d through ldapmux", who, len(direct), len(proxied))
+		}
+		if !reflect.DeepEqual(direct[i], proxied[i]) {
+			d, _ := json.Marshal(direct[i])
+			p, _ := json.Marshal(proxied[i])
+			t.Fatalf("%s: step %d differs\ndirect:  %s\nldapmux: %s", who, i, d, p)
+		}
+	}
+}
+
+// TestPythonLDAPClients runs python-ldap clients, written as applications
+// write them (synchronous calls, requests sent behind a bind without
+// waiting, paging, sorting, post-read control, password modify), directly
+// against the replica that failover uses and through ldapmux, and compares
+// every answer; then many readers through ldapmux at once, each bound as
+// its own user, each compared with what that user reads directly.
+func TestPythonLDAPClients(t *testing.T) {
+	python := pythonWithLDAP(t)
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 40})
+	_, addr := startProxy(t, cluster, "")
+	direct, proxied := "ldap://"+cluster.Replica(1).Addr, "ldap://"+addr
+
+	writer := []string{"writer", slapdtest.WriterDN, slapdtest.WriterPassword, slapdtest.ScratchDN,
+		slapdtest.UserDN(40), slapdtest.UserPassword(40)}
+	want, err := pyClient(python, direct, writer...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pyClient(python, proxied, writer...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTranscript(t, "writer", want, got)
+
+	const readers = 12
+	reader := func(n int) []string {
+		return []string{"reader", slapdtest.UserDN(n), slapdtest.UserPassword(n), slapdtest.PeopleDN}
+	}
+	wants := runReaders(t, python, direct, readers, reader)
+	gots := runReaders(t, python, proxied, readers, reader)
+	for n := 1; n <= readers; n++ {
+		sameTranscript(t, fmt.Sprintf("reader %d", n), wants[n], gots[n])
+	}
+}
+
+// runReaders runs n reader clients against uri at the same time and
+// returns their transcripts by user number.
+func runReaders(t *testing.T, python, uri string, n int, args func(int) []string) map[int][][2]any {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		out   = make(map[int][][2]any)
+		first error
+	)
+	for i := 1; i <= n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			steps, err := pyClient(python, uri, args(i)...)
+			mu.Lock()
+			defer mu.Unlock()
+			out[i] = steps
+			if err != nil && first == nil {
+				first = err
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		t.Fatal(first)
+	}
+	return out
+}
