@@ -51,7 +51,7 @@ bench-go:
 ## internal/ldapwire/testdata/fuzz)
 FUZZTIME ?= 60s
 fuzz:
-	@for t in FuzzReader FuzzReaderSizes FuzzParseBind FuzzTargetDN FuzzExtendedOID FuzzAbandonTarget FuzzEachControl FuzzParseResult FuzzValidateRequest FuzzControlValues; do \
+	@for t in FuzzReader FuzzReaderSizes FuzzParseBind FuzzTargetDN FuzzExtendedOID FuzzAbandonTarget FuzzCancelTarget FuzzEachControl FuzzParseResult FuzzValidateRequest FuzzControlValues; do \
 		$(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./internal/ldapwire/ || exit 1; done
 	$(GO) test -run='^$$' -fuzz='^FuzzProxyHeader$$' -fuzztime=$(FUZZTIME) ./internal/frontend/
 

@@ -316,12 +316,12 @@ func (ds *fakeDS) answer(c *fakeConn, msg ldapwire.Message) []byte {
 	return ldapwire.AppendResult(nil, msg.ID, ldapwire.ResponseTag(msg.OpTag), ldapwire.UnwillingToPerform, "not in the fake")
 }
 
-// fakeRootDSE lists, besides what ldapmux passes through, Cancel and the
-// proxied authorization control, which ldapmux refuses from clients.
+// fakeRootDSE lists, besides what ldapmux passes through, Start Transaction
+// and the proxied authorization control, which ldapmux refuses from clients.
 var fakeRootDSE = []ldapwire.Attribute{
 	{Type: "objectClass", Values: []string{"top"}},
 	{Type: "supportedControl", Values: []string{ldapwire.OIDProxiedAuthzV2, ldapwire.OIDPagedResults}},
-	{Type: "supportedExtension", Values: []string{ldapwire.OIDCancel, ldapwire.OIDWhoAmI, ldapwire.OIDPasswordModify}},
+	{Type: "supportedExtension", Values: []string{ldapwire.OIDStartTxn, ldapwire.OIDWhoAmI, ldapwire.OIDPasswordModify}},
 }
 
 // search answers the root DSE with fakeRootDSE, a paged search with one

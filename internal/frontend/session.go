@@ -32,10 +32,11 @@ type Session struct {
 	cancel context.CancelFunc
 	frame  []byte // read loop only: the request being handled
 
-	mu       sync.Mutex // mu guards ops, bindDone and bindReq
+	mu       sync.Mutex // mu guards ops, cancels, bindDone and bindReq
 	ops      map[int32]*proxy.Request
-	bindDone chan struct{}  // closed when the bind in progress ends; nil when none
-	bindReq  *proxy.Request // the forwarded bind in progress; nil when none
+	cancels  map[*proxy.Request]int32 // operations being canceled: the Cancel's message ID
+	bindDone chan struct{}            // closed when the bind in progress ends; nil when none
+	bindReq  *proxy.Request           // the forwarded bind in progress; nil when none
 
 	sasl   proxy.SASLExchange // a SASL bind between two rounds
 	leases proxy.Leases       // server connections leased to this client (paging, VLV, long-lived searches)
@@ -268,6 +269,9 @@ func (s *Session) extended(msg ldapwire.Message) {
 	case ldapwire.OIDStartTLS:
 		s.startTLS(msg)
 		return
+	case ldapwire.OIDCancel:
+		s.cancelOperation(msg)
+		return
 	case ldapwire.OIDWhoAmI:
 		if msg.Controls == nil {
 			s.whoAmI(msg)
@@ -355,16 +359,20 @@ var requestPool = sync.Pool{New: func() any { return new(proxy.Request) }}
 func (s *Session) Ended(req *proxy.Request) {
 	var bindDone chan struct{}
 	s.mu.Lock()
-	mine := s.ops[req.Msg.ID] == req // false once abandoned
+	mine := s.ops[req.Msg.ID] == req // false once abandoned or canceled
 	if mine {
 		delete(s.ops, req.Msg.ID)
 	}
+	cancelID, canceled := s.takeCancel(req)
 	if req.Msg.OpTag == ldapwire.OpBindRequest && req == s.bindReq { // not a superseded bind's
 		bindDone, s.bindDone, s.bindReq = s.bindDone, nil, nil
 	}
 	s.mu.Unlock()
 	if bindDone != nil {
 		close(bindDone)
+	}
+	if canceled {
+		s.cancelEnded(req, cancelID)
 	}
 	s.touch()
 	s.srv.inflight.Add(-1)

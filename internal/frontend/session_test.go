@@ -302,7 +302,7 @@ func TestLeaseFollowsSession(t *testing.T) {
 }
 
 // The root DSE a client reads through ldapmux does not advertise what
-// ldapmux refuses: the Cancel extended operation and the proxied
+// ldapmux refuses: the Start Transaction extended operation and the proxied
 // authorization control.
 func TestRootDSEFiltered(t *testing.T) {
 	e := newEnv(t, proxy.Config{}, Limits{}, 0)

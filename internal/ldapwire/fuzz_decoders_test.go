@@ -115,6 +115,27 @@ func FuzzAbandonTarget(f *testing.F) {
 	})
 }
 
+func FuzzCancelTarget(f *testing.F) {
+	addSeeds(f)
+	f.Add(cancelRequest(7, appendCancelValue(nil, 5)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, ok := parsed(data)
+		if !ok {
+			m = Message{OpTag: OpExtendedRequest, Body: data}
+		}
+		id, err := m.CancelTarget()
+		if err == nil && (id < 0 || id > MaxMessageID) {
+			t.Fatalf("cancel target %d out of range", id)
+		}
+		if err == nil {
+			again, _ := Parse(cancelRequest(1, appendCancelValue(nil, id)))
+			if got, err := again.CancelTarget(); err != nil || got != id {
+				t.Fatalf("cancel of %d re-encoded as %d (%v)", id, got, err)
+			}
+		}
+	})
+}
+
 func FuzzEachControl(f *testing.F) {
 	fuzzPart(f, checkControls, func(m Message) []byte { return m.Controls })
 }

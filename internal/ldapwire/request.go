@@ -96,6 +96,41 @@ func (m Message) AbandonTarget() (int32, error) {
 	return int32(v), nil
 }
 
+// ExtendedValue returns the requestValue of an ExtendedRequest and
+// whether it has one.
+func (m Message) ExtendedValue() ([]byte, bool) {
+	name, err := expect(m.Body, 0x80, "extended requestName")
+	if m.OpTag != OpExtendedRequest || err != nil || name.size == len(m.Body) {
+		return nil, false
+	}
+	v, err := expect(m.Body[name.size:], 0x81, "extended requestValue")
+	if err != nil {
+		return nil, false
+	}
+	return v.content, true
+}
+
+// CancelTarget returns the message ID a Cancel request (RFC 3909) names.
+func (m Message) CancelTarget() (int32, error) {
+	value, ok := m.ExtendedValue()
+	if !ok {
+		return 0, malformed("cancel: no request value")
+	}
+	seq, err := expect(value, tagSequence, "cancel request value")
+	if err != nil {
+		return 0, err
+	}
+	id, err := expect(seq.content, tagInteger, "cancelID")
+	if err != nil {
+		return 0, err
+	}
+	v, err := parseInt(id.content)
+	if err != nil || v < 0 || v > MaxMessageID || id.size != len(seq.content) || seq.size != len(value) {
+		return 0, malformed("cancel: bad cancelID")
+	}
+	return int32(v), nil
+}
+
 // Control is one decoded request or response control; slices alias the message.
 type Control struct {
 	OID      []byte

@@ -20,6 +20,10 @@ const (
 	Unavailable                  = 52
 	UnwillingToPerform           = 53
 	Other                        = 80
+	Canceled                     = 118 // RFC 3909
+	NoSuchOperation              = 119
+	TooLate                      = 120
+	CannotCancel                 = 121
 	AuthorizationDenied          = 123
 )
 

@@ -97,6 +97,16 @@ func (p *Proxy) Abandon(req *Request) {
 	}
 }
 
+// Cancel stops req as Abandon does, but the client hears of it (RFC 3909):
+// unless the server's final response came first, req is answered with
+// canceled. Sink.Ended follows either way.
+func (p *Proxy) Cancel(req *Request) {
+	req.mu.Lock()
+	req.canceled = true
+	req.mu.Unlock()
+	p.Abandon(req)
+}
+
 // advance tries the remaining candidates until one takes the request. On
 // the caller's goroutine (mayWait false) it only uses open connections and
 // hands over to a goroutine as soon as it would have to wait.
@@ -400,6 +410,9 @@ func (p *Proxy) giveUp(req *Request) {
 
 // complete reports the operation's outcome and hands req back to its sink.
 func (p *Proxy) complete(req *Request) {
+	if req.out.Code < 0 && req.wasCanceled() {
+		req.out.Code = p.fail(req, ldapwire.Canceled, "")
+	}
 	req.out.Elapsed = time.Since(req.start)
 	if p.observer != nil {
 		p.observer.Forwarded(req, req.out)

@@ -335,7 +335,7 @@ func TestRootDSEFiltered(t *testing.T) {
 	e.ds.locked(func(ds *fakeDS) {
 		ds.rootDSE = []ldapwire.Attribute{
 			{Type: "namingContexts", Values: []string{"dc=example,dc=com"}},
-			{Type: "supportedExtension", Values: []string{ldapwire.OIDCancel, ldapwire.OIDWhoAmI}},
+			{Type: "supportedExtension", Values: []string{ldapwire.OIDStartTxn, ldapwire.OIDCancel, ldapwire.OIDWhoAmI}},
 			{Type: "supportedControl", Values: []string{ldapwire.OIDProxiedAuthzV2, ldapwire.OIDPagedResults}},
 			{Type: "supportedLDAPVersion", Values: []string{"3"}},
 		}
@@ -352,7 +352,7 @@ func TestRootDSEFiltered(t *testing.T) {
 	}
 	want := map[string][]string{
 		"namingContexts":       {"dc=example,dc=com"},
-		"supportedExtension":   {ldapwire.OIDWhoAmI},
+		"supportedExtension":   {ldapwire.OIDCancel, ldapwire.OIDWhoAmI},
 		"supportedControl":     {ldapwire.OIDPagedResults},
 		"supportedLDAPVersion": {"3"},
 	}

@@ -72,6 +72,7 @@ type flight struct {
 
 	mu         sync.Mutex // mu guards the fields below
 	abandoned  bool
+	canceled   bool               // abandoned by a Cancel: the client is answered canceled
 	cur        *call              // the attempt in flight
 	cancelDial context.CancelFunc // stops waiting for a connection
 }
@@ -121,6 +122,16 @@ func (req *Request) spoil() { req.call = nil }
 // note records why a server did not take the operation.
 func (req *Request) note(srv *backend.Server, err error) {
 	req.errs = append(req.errs, fmt.Sprintf("%s: %v", srv.Name, err))
+}
+
+// ResultCode is the result code the client was sent for the operation, -1
+// when none (an abandoned operation); valid in Sink.Ended.
+func (req *Request) ResultCode() int { return req.out.Code }
+
+func (req *Request) wasCanceled() bool {
+	req.mu.Lock()
+	defer req.mu.Unlock()
+	return req.canceled
 }
 
 func (req *Request) isAbandoned() bool {

@@ -191,10 +191,10 @@ func rootDSEFilter(attr, value []byte) bool {
 // Extended operations and controls that act on the connection they arrive
 // on rather than on one operation, which ldapmux refuses (unwillingToPerform)
 // and removes from the root DSE; and the proxied authorization controls,
-// which only ldapmux itself may send.
+// which only ldapmux itself may send. Cancel, which names a message ID of
+// the connection, is answered by ldapmux itself (frontend).
 var (
 	RefusedExtensions = map[string]string{
-		ldapwire.OIDCancel:   "Cancel (use Abandon)",
 		ldapwire.OIDStartTxn: "Start Transaction",
 		ldapwire.OIDEndTxn:   "End Transaction",
 		ldapwire.OIDTurn:     "Turn",
