@@ -180,19 +180,11 @@ type PasswordModify struct {
 // without a value is an empty PasswordModify.
 func ParsePasswordModify(body []byte) (PasswordModify, error) {
 	var pm PasswordModify
-	name, err := expect(body, 0x80, "extended requestName")
-	if err != nil {
+	value, present, err := extendedValue(body)
+	if err != nil || !present {
 		return pm, err
 	}
-	rest := body[name.size:]
-	if len(rest) == 0 {
-		return pm, nil
-	}
-	value, err := expect(rest, 0x81, "extended requestValue")
-	if err != nil {
-		return pm, err
-	}
-	seq, err := expect(value.content, tagSequence, "PasswdModifyRequestValue")
+	seq, err := expect(value, tagSequence, "PasswdModifyRequestValue")
 	if err != nil {
 		return pm, err
 	}

@@ -97,17 +97,27 @@ func (m Message) AbandonTarget() (int32, error) {
 }
 
 // ExtendedValue returns the requestValue of an ExtendedRequest and
-// whether it has one.
+// whether it has a well-formed one.
 func (m Message) ExtendedValue() ([]byte, bool) {
-	name, err := expect(m.Body, 0x80, "extended requestName")
-	if m.OpTag != OpExtendedRequest || err != nil || name.size == len(m.Body) {
+	if m.OpTag != OpExtendedRequest {
 		return nil, false
 	}
-	v, err := expect(m.Body[name.size:], 0x81, "extended requestValue")
+	value, present, err := extendedValue(m.Body)
+	return value, present && err == nil
+}
+
+// extendedValue finds the requestValue in an ExtendedRequest body: present
+// is false when the request has none.
+func extendedValue(body []byte) (value []byte, present bool, err error) {
+	name, err := expect(body, 0x80, "extended requestName")
+	if err != nil || name.size == len(body) {
+		return nil, false, err
+	}
+	v, err := expect(body[name.size:], 0x81, "extended requestValue")
 	if err != nil {
-		return nil, false
+		return nil, false, err
 	}
-	return v.content, true
+	return v.content, true, nil
 }
 
 // CancelTarget returns the message ID a Cancel request (RFC 3909) names.
