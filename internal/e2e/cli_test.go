@@ -68,6 +68,13 @@ func TestOpenLDAPClients(t *testing.T) {
 		t.Fatalf("deleted entry still found:\n%s", out)
 	}
 
+	// transactions are refused: ldapmodify says so and applies the changes one by one
+	inTxn := "cn=cli-txn," + slapdtest.ScratchDN
+	out = ldapTool(t, "dn: "+inTxn+"\nchangetype: add\nobjectClass: organizationalRole\ncn: cli-txn\n",
+		"ldapmodify", append(writer, "-E", "txn=commit")...)
+	expect(out, "ldap_txn_start_s: Server is unwilling to perform (53)")
+	expect(ldapTool(t, "", "ldapsearch", append(writer, "-b", inTxn, "-s", "base", "creatorsName")...), "creatorsName: "+slapdtest.WriterDN)
+
 	ldapTool(t, "", "ldappasswd", "-x", "-H", uri, "-D", slapdtest.UserDN(3), "-w", slapdtest.UserPassword(3), "-s", "changed-by-ldappasswd")
 	expect(ldapTool(t, "", "ldapwhoami", "-x", "-H", uri, "-D", slapdtest.UserDN(3), "-w", "changed-by-ldappasswd"), "dn:"+slapdtest.UserDN(3))
 }
