@@ -2,7 +2,7 @@
 # Installs what ldapmux's demo and tests need from Debian's packages, when missing:
 # slapd (OpenLDAP server, without a system instance), ldap-utils (its clients) and
 # libsasl2-modules (SASL mechanisms);
-# with --with-clients also python3-ldap, a client the end-to-end tests drive;
+# with --with-clients also python3-ldap and a JDK (JNDI), clients the end-to-end tests drive;
 # with --with-browser also chromium, for the status page's browser test;
 # with --with-directories also 389 Directory Server and a Samba AD DC (with their
 # tools), for the tests against other directories (internal/dirtest).
@@ -33,6 +33,7 @@ command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 need libsasl2-modules
 if [ "$with_clients" = yes ]; then
   need python3-ldap # for Debian's /usr/bin/python3
+  command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless) # JNDI, Java's LDAP client
 fi
 if [ "$with_browser" = yes ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
