@@ -2,7 +2,8 @@
 # Installs what ldapmux's demo and tests need from Debian's packages, when missing:
 # slapd (OpenLDAP server, without a system instance), ldap-utils (its clients) and
 # libsasl2-modules (SASL mechanisms);
-# with --with-clients also python3-ldap and a JDK (JNDI), clients the end-to-end tests drive;
+# with --with-clients also python3-ldap, a JDK (JNDI), nslcd with its NSS and PAM modules
+# and pamtester, clients the end-to-end tests drive;
 # with --with-browser also chromium, for the status page's browser test;
 # with --with-directories also 389 Directory Server and a Samba AD DC (with their
 # tools), for the tests against other directories (internal/dirtest).
@@ -34,6 +35,9 @@ need libsasl2-modules
 if [ "$with_clients" = yes ]; then
   need python3-ldap # for Debian's /usr/bin/python3
   command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless) # JNDI, Java's LDAP client
+  for p in nslcd libnss-ldapd libpam-ldapd pamtester; do # a Linux host's NSS and PAM over LDAP
+    need "$p"
+  done
 fi
 if [ "$with_browser" = yes ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
@@ -54,5 +58,16 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "Installing ${missing[*]} ..."
 echo "slapd slapd/no_configuration boolean true" | $sudo debconf-set-selections
+# nslcd is for the tests, which run their own in a mount namespace: the
+# machine's name services stay as they are (no "ldap" in nsswitch.conf)
+printf '%s\n' "libnss-ldapd libnss-ldapd/nsswitch multiselect" \
+  "nslcd nslcd/ldap-uris string ldap://127.0.0.1/" | $sudo debconf-set-selections
 $sudo apt-get update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+if [[ " ${missing[*]} " == *" libpam-ldapd "* ]]; then
+  # nor do its logins: no pam_ldap in the machine's PAM stack, no nslcd service
+  $sudo pam-auth-update --package --remove ldap
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now nslcd >/dev/null 2>&1 || true
+  fi
+fi
