@@ -2,8 +2,8 @@
 # Installs what ldapmux's demo and tests need from Debian's packages, when missing:
 # slapd (OpenLDAP server, without a system instance), ldap-utils (its clients) and
 # libsasl2-modules (SASL mechanisms);
-# with --with-clients also python3-ldap, a JDK (JNDI), nslcd with its NSS and PAM modules
-# and pamtester, clients the end-to-end tests drive;
+# with --with-clients also python3-ldap, a JDK (JNDI), nslcd and SSSD with their NSS and
+# PAM modules, and pamtester: clients the end-to-end tests drive;
 # with --with-browser also chromium, for the status page's browser test;
 # with --with-directories also 389 Directory Server and a Samba AD DC (with their
 # tools), for the tests against other directories (internal/dirtest).
@@ -35,7 +35,8 @@ need libsasl2-modules
 if [ "$with_clients" = yes ]; then
   need python3-ldap # for Debian's /usr/bin/python3
   command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless) # JNDI, Java's LDAP client
-  for p in nslcd libnss-ldapd libpam-ldapd pamtester; do # a Linux host's NSS and PAM over LDAP
+  # a Linux host's NSS and PAM over LDAP, by nslcd and by SSSD
+  for p in nslcd libnss-ldapd libpam-ldapd pamtester sssd-ldap libnss-sss libpam-sss; do
     need "$p"
   done
 fi
@@ -58,16 +59,26 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "Installing ${missing[*]} ..."
 echo "slapd slapd/no_configuration boolean true" | $sudo debconf-set-selections
-# nslcd is for the tests, which run their own in a mount namespace: the
-# machine's name services stay as they are (no "ldap" in nsswitch.conf)
+# no "ldap" in nsswitch.conf
 printf '%s\n' "libnss-ldapd libnss-ldapd/nsswitch multiselect" \
   "nslcd nslcd/ldap-uris string ldap://127.0.0.1/" | $sudo debconf-set-selections
+# nslcd and SSSD are for the tests, which run their own in a mount namespace:
+# the machine's name services (libnss-sss adds itself to nsswitch.conf) and
+# logins (libpam-ldapd and libpam-sss add themselves to the PAM stack) stay
+# as they were
+kept=$(mktemp -d)
+cp -p /etc/nsswitch.conf /etc/pam.d/common-* "$kept"/
 $sudo apt-get update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-if [[ " ${missing[*]} " == *" libpam-ldapd "* ]]; then
-  # nor do its logins: no pam_ldap in the machine's PAM stack, no nslcd service
-  $sudo pam-auth-update --package --remove ldap
-  if [ -d /run/systemd/system ]; then
-    $sudo systemctl disable --now nslcd >/dev/null 2>&1 || true
-  fi
+if [[ " ${missing[*]} " =~ " "(libnss-sss|libpam-ldapd|libpam-sss)" " ]]; then
+  $sudo cp -p "$kept"/nsswitch.conf /etc/
+  $sudo cp -p "$kept"/common-* /etc/pam.d/
+fi
+rm -rf "$kept"
+if [ -d /run/systemd/system ]; then
+  for service in nslcd sssd; do
+    if [[ " ${missing[*]} " == *" $service"* ]]; then
+      $sudo systemctl disable --now "$service" >/dev/null 2>&1 || true
+    fi
+  done
 fi

@@ -1,6 +1,6 @@
 // Package e2e tests ldapmux end to end: real slapd replicas behind a real
 // proxy, driven by go-ldap, by OpenLDAP's command-line clients, by
-// python-ldap, by Java's JNDI and by nslcd (NSS and PAM).
+// python-ldap, by Java's JNDI and by nslcd and SSSD (NSS and PAM).
 package e2e
 
 import (

@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ldapmux/ldapmux/internal/slapdtest"
+)
+
+// sssdSession runs SSSD with an LDAP domain in a mount namespace of its own,
+// where /etc/sssd, /var/lib/sss (its cache, sockets and memory cache), its
+// logs, /etc/nsswitch.conf (local files, then SSSD), /etc/pam.d and /run are
+// the test's, then looks users and groups up through NSS and logs them in
+// through PAM, as an enrolled Linux host does. It prints every command and
+// what it answered.
+const sssdSession = `set -eu
+dir=$1
+mount -t tmpfs tmpfs /etc/sssd
+install -m 0600 "$dir/sssd.conf" /etc/sssd/sssd.conf
+mount --bind "$dir/nsswitch.conf" /etc/nsswitch.conf
+mount -t tmpfs tmpfs /etc/pam.d
+cp "$dir/ldapmux-test" /etc/pam.d/ldapmux-test
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /var/lib/sss
+mkdir -p /var/lib/sss/db /var/lib/sss/pipes/private /var/lib/sss/mc /var/lib/sss/pubconf /var/lib/sss/gpo_cache
+chmod 0700 /var/lib/sss/pipes/private
+mount -t tmpfs tmpfs /var/log/sssd
+sssd -i --logger=stderr -d 2 2>"$dir/sssd.log" &
+sssd=$!
+trap 'kill $sssd 2>/dev/null; wait $sssd 2>/dev/null || true' EXIT
+for _ in $(seq 1 400); do [ -S /var/lib/sss/pipes/nss ] && [ -S /var/lib/sss/pipes/pam ] && break; sleep 0.05; done
+[ -S /var/lib/sss/pipes/nss ] || { echo "sssd did not start"; exit 1; }
+run() {
+	echo "\$ $*"
+	set +e
+	out=$("$@" 2>&1)
+	rc=$?
+	set -e
+	printf '%s\n' "$out" | sort
+	echo "exit $rc"
+}
+login() { # user password
+	echo "\$ pamtester ldapmux-test $1 authenticate acct_mgmt"
+	set +e
+	out=$(printf '%s\n' "$2" | pamtester ldapmux-test "$1" authenticate acct_mgmt 2>&1)
+	rc=$?
+	set -e
+	printf '%s\n' "$out"
+	echo "exit $rc"
+}
+run getent passwd px1
+run getent passwd 20003
+run getent passwd nobody-here
+run getent group px-staff
+run getent group 20010
+run getent initgroups px2
+run id px1
+run id px5
+login px1 secret-1
+login px2 wrong-password
+login nobody-here secret-1
+login px5 secret-5
+`
+
+// sortGroupMembers sorts the members of each group line (name:password:
+// gid:members) of out: SSSD lists them in the order of its cache.
+func sortGroupMembers(out string) string {
+	lines := strings.Split(out, "\n")
+	for i, line := range lines {
+		f := strings.Split(line, ":")
+		if len(f) != 4 || strings.HasPrefix(line, "$") {
+			continue
+		}
+		members := strings.Split(f[3], ",")
+		slices.Sort(members)
+		f[3] = strings.Join(members, ",")
+		lines[i] = strings.Join(f, ":")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// runSSSD runs sssdSession with SSSD's LDAP domain pointed at addr.
+func runSSSD(t *testing.T, addr string) string {
+	t.Helper()
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`[sssd]
+services = nss, pam
+domains = ldap
+
+[nss]
+
+[pam]
+
+[domain/ldap]
+id_provider = ldap
+auth_provider = ldap
+ldap_uri = ldap://%s
+ldap_search_base = %s
+ldap_default_bind_dn = %s
+ldap_default_authtok = %s
+ldap_schema = rfc2307
+ldap_page_size = 2
+ldap_auth_disable_tls_never_use_in_production = true
+ldap_network_timeout = 10
+ldap_search_timeout = 20
+cache_credentials = false
+`, addr, slapdtest.ScratchDN, slapdtest.AppDN, slapdtest.AppPassword)
+	files := map[string]string{
+		"sssd.conf":     conf,
+		"nsswitch.conf": "passwd: files sss\ngroup: files sss\nshadow: files sss\n",
+		"ldapmux-test":  "auth required pam_sss.so\naccount required pam_sss.so\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c", sssdSession, "sh", dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "sssd.log"))
+		t.Fatalf("SSSD session against %s: %v\n%s\nSSSD's log:\n%s", addr, err, out, log)
+	}
+	return string(out)
+}
+
+// TestSSSDThroughProxy serves a Linux host's users, groups and logins from
+// the directory with SSSD (its LDAP provider bound as an application
+// account, paging two entries at a time; NSS and PAM through libnss-sss and
+// libpam-sss), once straight from slapd and once through ldapmux, and
+// compares every lookup and login.
+func TestSSSDThroughProxy(t *testing.T) {
+	for _, tool := range []string{"sssd", "pamtester", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not installed (packages sssd-ldap, libnss-sss, libpam-sss, pamtester): run `make test`, which installs them", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("SSSD runs in a mount namespace of its own, which takes root")
+	}
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 3})
+	_, addr := startProxy(t, cluster, "")
+	direct := cluster.Replica(1).Addr
+	posixEntries(t, direct)
+
+	want := sortGroupMembers(runSSSD(t, direct))
+	got := sortGroupMembers(runSSSD(t, addr))
+	if got != want {
+		t.Fatalf("through ldapmux:\n%s\ndirectly:\n%s", got, want)
+	}
+	for _, seen := range []string{"px1:*:20001:20000:POSIX user px1:/home/px1:/bin/sh", "px-ops:*:20010:px2,px5",
+		"successfully authenticated", "Authentication failure"} {
+		if !strings.Contains(want, seen) {
+			t.Fatalf("the session did not exercise %q:\n%s", seen, want)
+		}
+	}
+}
