@@ -86,8 +86,9 @@ func sortGroupMembers(out string) string {
 	return strings.Join(lines, "\n")
 }
 
-// runSSSD runs sssdSession with SSSD's LDAP domain pointed at addr.
-func runSSSD(t *testing.T, addr string) string {
+// runSSSD runs sssdSession with SSSD's LDAP domain pointed at addr; tls is
+// how it secures the connection (sssd.conf lines).
+func runSSSD(t *testing.T, addr, tls string) string {
 	t.Helper()
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`[sssd]
@@ -107,11 +108,10 @@ ldap_default_bind_dn = %s
 ldap_default_authtok = %s
 ldap_schema = rfc2307
 ldap_page_size = 2
-ldap_auth_disable_tls_never_use_in_production = true
 ldap_network_timeout = 10
 ldap_search_timeout = 20
 cache_credentials = false
-`, addr, slapdtest.ScratchDN, slapdtest.AppDN, slapdtest.AppPassword)
+%s`, addr, slapdtest.ScratchDN, slapdtest.AppDN, slapdtest.AppPassword, tls)
 	files := map[string]string{
 		"sssd.conf":     conf,
 		"nsswitch.conf": "passwd: files sss\ngroup: files sss\nshadow: files sss\n",
@@ -137,7 +137,9 @@ cache_credentials = false
 // the directory with SSSD (its LDAP provider bound as an application
 // account, paging two entries at a time; NSS and PAM through libnss-sss and
 // libpam-sss), once straight from slapd and once through ldapmux, and
-// compares every lookup and login.
+// compares every lookup and login: over plain LDAP, and as SSSD is deployed,
+// with StartTLS and the server's certificate checked, to a proxy that takes
+// passwords only over TLS.
 func TestSSSDThroughProxy(t *testing.T) {
 	for _, tool := range []string{"sssd", "pamtester", "unshare"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -147,13 +149,28 @@ func TestSSSDThroughProxy(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("SSSD runs in a mount namespace of its own, which takes root")
 	}
-	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 3})
-	_, addr := startProxy(t, cluster, "")
-	direct := cluster.Replica(1).Addr
-	posixEntries(t, direct)
+	t.Run("plain", func(t *testing.T) {
+		cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 3})
+		_, addr := startProxy(t, cluster, "")
+		sameSSSD(t, cluster.Replica(1).Addr, addr, "ldap_auth_disable_tls_never_use_in_production = true\n")
+	})
+	t.Run("StartTLS", func(t *testing.T) {
+		ca := newTestCA(t, "directory")
+		cluster := tlsCluster(t, ca, slapdtest.Options{Replicas: 2, Users: 3})
+		cert := ca.server("proxy", "127.0.0.1", "localhost")
+		a, _, _ := startLoggedProxy(t, listenTLS(cert, "")+tlsServers(cluster, false, "")+"require-secure-bind: true\n")
+		sameSSSD(t, cluster.Replica(1).Addr, a.Addrs()[0],
+			"ldap_id_use_start_tls = true\nldap_tls_reqcert = demand\nldap_tls_cacert = "+ca.File+"\n")
+	})
+}
 
-	want := sortGroupMembers(runSSSD(t, direct))
-	got := sortGroupMembers(runSSSD(t, addr))
+// sameSSSD adds the POSIX entries on direct, runs the SSSD session against
+// direct and against proxied, and compares them.
+func sameSSSD(t *testing.T, direct, proxied, tls string) {
+	t.Helper()
+	posixEntries(t, direct)
+	want := sortGroupMembers(runSSSD(t, direct, tls))
+	got := sortGroupMembers(runSSSD(t, proxied, tls))
 	if got != want {
 		t.Fatalf("through ldapmux:\n%s\ndirectly:\n%s", got, want)
 	}
