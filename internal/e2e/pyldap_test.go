@@ -34,18 +34,24 @@ func pythonWithLDAP(t *testing.T) string {
 // pyClient runs testdata/pyldap_client.py against uri and returns its
 // transcript: one [step, answer] pair per request.
 func pyClient(python, uri string, args ...string) ([][2]any, error) {
+	return scriptTranscript("python-ldap client", python, "testdata/pyldap_client.py", uri, args...)
+}
+
+// scriptTranscript runs a client script with interpreter against uri and
+// decodes the JSON transcript it prints: one [step, answer] pair per request.
+func scriptTranscript(what, interpreter, script, uri string, args ...string) ([][2]any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, python, append([]string{"testdata/pyldap_client.py", uri}, args...)...)
+	cmd := exec.CommandContext(ctx, interpreter, append([]string{script, uri}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("python-ldap client %v against %s: %v\n%s", args, uri, err, stderr.Bytes())
+		return nil, fmt.Errorf("%s %v against %s: %v\n%s", what, args, uri, err, stderr.Bytes())
 	}
 	var steps [][2]any
 	if err := json.Unmarshal(out, &steps); err != nil {
-		return nil, fmt.Errorf("python-ldap client %v: transcript: %v\n%s", args, err, out)
+		return nil, fmt.Errorf("%s %v: transcript: %v\n%s", what, args, err, out)
 	}
 	return steps, nil
 }
@@ -94,8 +100,9 @@ func TestPythonLDAPClients(t *testing.T) {
 	reader := func(n int) []string {
 		return []string{"reader", slapdtest.UserDN(n), slapdtest.UserPassword(n), slapdtest.PeopleDN}
 	}
-	wants := runReaders(t, python, direct, readers, reader)
-	gots := runReaders(t, python, proxied, readers, reader)
+	client := func(uri string, args ...string) ([][2]any, error) { return pyClient(python, uri, args...) }
+	wants := runReaders(t, client, direct, readers, reader)
+	gots := runReaders(t, client, proxied, readers, reader)
 	for n := 1; n <= readers; n++ {
 		sameTranscript(t, fmt.Sprintf("reader %d", n), wants[n], gots[n])
 	}
@@ -103,7 +110,7 @@ func TestPythonLDAPClients(t *testing.T) {
 
 // runReaders runs n reader clients against uri at the same time and
 // returns their transcripts by user number.
-func runReaders(t *testing.T, python, uri string, n int, args func(int) []string) map[int][][2]any {
+func runReaders(t *testing.T, client func(uri string, args ...string) ([][2]any, error), uri string, n int, args func(int) []string) map[int][][2]any {
 	t.Helper()
 	var (
 		mu    sync.Mutex
@@ -115,7 +122,7 @@ func runReaders(t *testing.T, python, uri string, n int, args func(int) []string
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			steps, err := pyClient(python, uri, args(i)...)
+			steps, err := client(uri, args(i)...)
 			mu.Lock()
 			defer mu.Unlock()
 			out[i] = steps
