@@ -286,12 +286,13 @@ func (s *Session) extended(msg ldapwire.Message) {
 }
 
 // whoAmI answers "Who am I?" (RFC 4532) from the identity ldapmux tracks
-// for the client: a server would answer with the identity of the
-// connection (389 Directory Server ignores proxied authorization there,
-// Active Directory's answer names the bound user only on its own
-// connection), which through shared connections is not the client's.
+// for the client, as the servers write it (proxy.WhoAmI): a server would
+// answer with the identity of the connection (389 Directory Server ignores
+// proxied authorization there, Active Directory's answer names the bound
+// user only on its own connection), which through shared connections is
+// not the client's.
 func (s *Session) whoAmI(msg ldapwire.Message) {
-	s.Send(ldapwire.AppendExtendedResult(nil, msg.ID, ldapwire.Success, s.ident.Load().AuthzID))
+	s.Send(ldapwire.AppendExtendedResult(nil, msg.ID, ldapwire.Success, s.srv.proxy.WhoAmI(s.ident.Load())))
 	s.observeLocal(msg, ldapwire.Success)
 }
 

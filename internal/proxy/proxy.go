@@ -173,3 +173,25 @@ func isRead(req *Request) bool {
 	}
 	return false
 }
+
+// WhoAmI is the answer to "Who am I?" for a client of identity id, which
+// ldapmux gives itself (the servers would name the connection, not the
+// client), written as the servers write it: 389 Directory Server puts a
+// space after "dn:" ("dn: uid=..."), and its clients may count on it. The
+// first server whose type is known, in the configured order, decides.
+func (p *Proxy) WhoAmI(id *Identity) string {
+	authzID := id.AuthzID
+	dn, isDN := strings.CutPrefix(authzID, "dn:")
+	if !isDN {
+		return authzID
+	}
+	for _, s := range p.registry.Snapshot().Servers {
+		if caps := s.Server.Capabilities(); caps != nil {
+			if caps.Type == backend.Type389DS {
+				return "dn: " + dn
+			}
+			return authzID
+		}
+	}
+	return authzID
+}

@@ -239,7 +239,11 @@ func (p *Proxy) whoAmI(req *Request, conn *backend.Conn) (*Identity, error) {
 
 // IdentityFromAuthzID is the identity of an authorization ID as RFC 4513
 // writes it: "dn:" and a DN, "u:" and a user name, or empty (anonymous).
+// 389 Directory Server's "Who am I?" puts a space after "dn:".
 func IdentityFromAuthzID(authz string) (*Identity, error) {
+	if dn, ok := strings.CutPrefix(authz, "dn:"); ok {
+		authz = "dn:" + strings.TrimLeft(dn, " ")
+	}
 	switch {
 	case authz == "" || authz == "dn:":
 		return Anonymous, nil

@@ -14,6 +14,8 @@ func TestIdentityFromAuthzID(t *testing.T) {
 		{authz: "", dn: "", id: ""},
 		{authz: "dn:", dn: "", id: ""},
 		{authz: "dn:uid=a,dc=example,dc=com", dn: "uid=a,dc=example,dc=com", id: "dn:uid=a,dc=example,dc=com"},
+		{authz: "dn: uid=a,dc=example,dc=com", dn: "uid=a,dc=example,dc=com", id: "dn:uid=a,dc=example,dc=com"}, // 389's "Who am I?"
+		{authz: "dn: ", dn: "", id: ""},
 		{authz: "u:alice", dn: "", id: "u:alice"},
 		{authz: "u:", bad: true},
 		{authz: "uid=a,dc=example,dc=com", bad: true},
