@@ -273,8 +273,7 @@ func (s *Session) extended(msg ldapwire.Message) {
 		s.cancelOperation(msg)
 		return
 	case ldapwire.OIDWhoAmI:
-		if msg.Controls == nil {
-			s.whoAmI(msg)
+		if msg.Controls == nil && s.whoAmI(msg) {
 			return
 		}
 	case ldapwire.OIDPasswordModify:
@@ -288,12 +287,17 @@ func (s *Session) extended(msg ldapwire.Message) {
 // whoAmI answers "Who am I?" (RFC 4532) from the identity ldapmux tracks
 // for the client, as the servers write it (proxy.WhoAmI): a server would
 // answer with the identity of the connection (389 Directory Server ignores
-// proxied authorization there, Active Directory's answer names the bound
-// user only on its own connection), which through shared connections is
-// not the client's.
-func (s *Session) whoAmI(msg ldapwire.Message) {
-	s.Send(ldapwire.AppendExtendedResult(nil, msg.ID, ldapwire.Success, s.srv.proxy.WhoAmI(s.ident.Load())))
+// proxied authorization there), which through shared connections is not
+// the client's. It reports false, answering nothing, when the client's
+// operations go on a connection of its own, where the server answers.
+func (s *Session) whoAmI(msg ldapwire.Message) bool {
+	answer, forward := s.srv.proxy.WhoAmI(s.ident.Load(), &s.leases)
+	if forward {
+		return false
+	}
+	s.Send(ldapwire.AppendExtendedResult(nil, msg.ID, ldapwire.Success, answer))
 	s.observeLocal(msg, ldapwire.Success)
+	return true
 }
 
 // start registers the operation and hands it to the proxy; prepare, when

@@ -175,23 +175,32 @@ func isRead(req *Request) bool {
 }
 
 // WhoAmI is the answer to "Who am I?" for a client of identity id, which
-// ldapmux gives itself (the servers would name the connection, not the
-// client), written as the servers write it: 389 Directory Server puts a
-// space after "dn:" ("dn: uid=..."), and its clients may count on it. The
-// first server whose type is known, in the configured order, decides.
-func (p *Proxy) WhoAmI(id *Identity) string {
-	authzID := id.AuthzID
-	dn, isDN := strings.CutPrefix(authzID, "dn:")
-	if !isDN {
-		return authzID
+// ldapmux gives itself on shared connections (the servers would name the
+// connection, not the client), written as the servers write it: 389
+// Directory Server puts a space after "dn:" ("dn: uid=..."), and its
+// clients may count on it. The first server whose type is known, in the
+// configured order, decides. forward is true instead when the client's
+// operations go on a connection of its own (client-bind mode, a session
+// the server restricts), whose server answers as it would directly.
+func (p *Proxy) WhoAmI(id *Identity, ls *Leases) (answer string, forward bool) {
+	caps := p.knownCapabilities()
+	if ls != nil && ls.bound.Load() || caps != nil && caps.Err == nil && caps.Mode == backend.ModeClientBind {
+		return "", true
 	}
+	dn, isDN := strings.CutPrefix(id.AuthzID, "dn:")
+	if isDN && caps != nil && caps.Type == backend.Type389DS {
+		return "dn: " + dn, false
+	}
+	return id.AuthzID, false
+}
+
+// knownCapabilities are those of the first server, in the configured
+// order, whose capabilities are known; nil when none are.
+func (p *Proxy) knownCapabilities() *backend.Capabilities {
 	for _, s := range p.registry.Snapshot().Servers {
 		if caps := s.Server.Capabilities(); caps != nil {
-			if caps.Type == backend.Type389DS {
-				return "dn: " + dn
-			}
-			return authzID
+			return caps
 		}
 	}
-	return authzID
+	return nil
 }
