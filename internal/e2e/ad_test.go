@@ -56,12 +56,12 @@ func TestADThroughProxy(t *testing.T) {
 		}
 	})
 	t.Run("paged", func(t *testing.T) { comparePagedAD(t, ad, addr) })
-	t.Run("python-ldap and Net::LDAP readers", func(t *testing.T) { compareReadersAD(t, ad, addr) })
+	t.Run("python-ldap, Net::LDAP and JNDI readers", func(t *testing.T) { compareReadersAD(t, ad, addr) })
 }
 
-// compareReadersAD runs the python-ldap and Net::LDAP readers as each AD
-// user at once, on the DC directly and through ldapmux, and compares what
-// every user saw.
+// compareReadersAD runs the python-ldap, Net::LDAP and JNDI readers as
+// each AD user at once, on the DC directly and through ldapmux, and
+// compares what every user saw.
 func compareReadersAD(t *testing.T, ad *dirtest.AD, proxied string) {
 	python, perl := pythonWithLDAP(t), perlWithNetLDAP(t)
 	users := ad.Users()
@@ -79,6 +79,21 @@ func compareReadersAD(t *testing.T, ad *dirtest.AD, proxied string) {
 		for n, user := range users {
 			sameTranscript(t, name+" reader "+user, wants[n+1], gots[n+1])
 		}
+	}
+
+	args := []string{"readers", "CN=Users," + ad.BaseDN, "CN=System," + ad.BaseDN}
+	for _, user := range users {
+		args = append(args, ad.UserDN(user), ad.UserPassword(user))
+	}
+	var wants, gots map[string][][2]any
+	if err := jndiClient(javaForJNDI(t), "ldap://"+ad.Addr, &wants, args...); err != nil {
+		t.Fatal(err)
+	}
+	if err := jndiClient(javaForJNDI(t), "ldap://"+proxied, &gots, args...); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range users {
+		sameTranscript(t, "JNDI reader "+user, wants[ad.UserDN(user)], gots[ad.UserDN(user)])
 	}
 }
 
