@@ -749,3 +749,39 @@ func TestAnonymousOverflowGoesOnTheServiceConnections(t *testing.T) {
 		}
 	}
 }
+
+// "Who am I?" is answered by ldapmux for clients on shared connections,
+// written as the servers write it (389 Directory Server: "dn: " and the
+// DN), and left to the server for a client on a connection of its own.
+func TestWhoAmIAnswer(t *testing.T) {
+	alice := NewSimpleBindIdentity(aliceDN)
+	for _, tc := range []struct {
+		name, vendor, want string
+	}{
+		{"OpenLDAP", "", "dn:" + aliceDN},
+		{"389 Directory Server", "389 Project", "dn: " + aliceDN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, 0, Config{}, backend.PoolConfig{})
+			e.ds.locked(func(ds *fakeDS) { ds.vendor = tc.vendor })
+			if _, err := e.pool.Detect(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got, forward := e.p.WhoAmI(alice, new(Leases)); got != tc.want || forward {
+				t.Errorf("got %q, forward %v; want %q answered by ldapmux", got, forward, tc.want)
+			}
+			if got, forward := e.p.WhoAmI(Anonymous, new(Leases)); got != "" || forward {
+				t.Errorf("anonymous: got %q, forward %v", got, forward)
+			}
+		})
+	}
+	t.Run("client-bind mode", func(t *testing.T) {
+		e, s := aliceSession(t, 1, 0)
+		if _, forward := e.p.WhoAmI(alice, &s.leases); !forward {
+			t.Error("answered by ldapmux for a client bound on its own connection")
+		}
+		if _, forward := e.p.WhoAmI(Anonymous, new(Leases)); !forward {
+			t.Error("answered by ldapmux for an anonymous client of a server in client-bind mode")
+		}
+	})
+}

@@ -70,6 +70,7 @@ type fakeDS struct {
 	// mode: searches on unbound connections are fine, and a search
 	// carrying a proxied authorization control is a problem.
 	clientBind bool
+	vendor     string            // vendorName in the root DSE read at connect
 	users      map[string]string // DN → password of the client binds accepted besides the service account
 	// mustChange holds the users whose password was reset: a bind that
 	// asks gets a password policy control with changeAfterReset, and the
@@ -386,6 +387,9 @@ func (ds *fakeDS) search(c *fakeConn, msg ldapwire.Message) []byte {
 		if ds.clientBind {
 			dse = []ldapwire.Attribute{{Type: "forestFunctionality", Values: []string{"7"}},
 				{Type: "supportedControl", Values: []string{"1.2.840.113556.1.4.319"}}}
+		}
+		if ds.vendor != "" {
+			dse = append(dse, ldapwire.Attribute{Type: "vendorName", Values: []string{ds.vendor}})
 		}
 		out := ldapwire.AppendSearchEntry(nil, msg.ID, "", dse, false)
 		return ldapwire.AppendResult(out, msg.ID, ldapwire.OpSearchResultDone, ldapwire.Success, "")
