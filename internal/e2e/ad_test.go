@@ -63,38 +63,12 @@ func TestADThroughProxy(t *testing.T) {
 // each AD user at once, on the DC directly and through ldapmux, and
 // compares what every user saw.
 func compareReadersAD(t *testing.T, ad *dirtest.AD, proxied string) {
-	python, perl := pythonWithLDAP(t), perlWithNetLDAP(t)
-	users := ad.Users()
-	reader := func(n int) []string {
-		return []string{"reader", ad.UserDN(users[n-1]), ad.UserPassword(users[n-1]), "CN=Users," + ad.BaseDN}
+	var users [][2]string
+	for _, user := range ad.Users() {
+		users = append(users, [2]string{ad.UserDN(user), ad.UserPassword(user)})
 	}
-	for name, client := range map[string]func(uri string, args ...string) ([][2]any, error){
-		"python-ldap": func(uri string, args ...string) ([][2]any, error) { return pyClient(python, uri, args...) },
-		"Net::LDAP": func(uri string, args ...string) ([][2]any, error) {
-			return scriptTranscript("Net::LDAP client", perl, "testdata/netldap_client.pl", uri, args...)
-		},
-	} {
-		wants := runReaders(t, client, "ldap://"+ad.Addr, len(users), reader)
-		gots := runReaders(t, client, "ldap://"+proxied, len(users), reader)
-		for n, user := range users {
-			sameTranscript(t, name+" reader "+user, wants[n+1], gots[n+1])
-		}
-	}
-
-	args := []string{"readers", "CN=Users," + ad.BaseDN, "CN=System," + ad.BaseDN}
-	for _, user := range users {
-		args = append(args, ad.UserDN(user), ad.UserPassword(user))
-	}
-	var wants, gots map[string][][2]any
-	if err := jndiClient(javaForJNDI(t), "ldap://"+ad.Addr, &wants, args...); err != nil {
-		t.Fatal(err)
-	}
-	if err := jndiClient(javaForJNDI(t), "ldap://"+proxied, &gots, args...); err != nil {
-		t.Fatal(err)
-	}
-	for _, user := range users {
-		sameTranscript(t, "JNDI reader "+user, wants[ad.UserDN(user)], gots[ad.UserDN(user)])
-	}
+	compareReaders(t, readerRun{direct: "ldap://" + ad.Addr, proxied: "ldap://" + proxied,
+		people: "CN=Users," + ad.BaseDN, restricted: "CN=System," + ad.BaseDN, users: users})
 }
 
 // compareAD runs the same searches as name (anonymous when empty) on the

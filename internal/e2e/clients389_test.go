@@ -37,39 +37,12 @@ func behindBindAsBound(t *testing.T, who, user string, steps [][2]any) {
 // and compares every answer but that of requests sent behind a bind
 // (behindABind).
 func TestClientsOn389(t *testing.T) {
-	python, perl, java := pythonWithLDAP(t), perlWithNetLDAP(t), javaForJNDI(t)
 	cluster, _, addr := start389Proxied(t, 1, false)
-	direct, proxied := cluster.Instances[0].URL, "ldap://"+addr
-	const readers = 6
-	reader := func(n int) []string {
-		return []string{"reader", dirtest.UserDN(n), dirtest.UserPassword(n), dirtest.PeopleDN}
+	var users [][2]string
+	for n := 1; n <= 6; n++ {
+		users = append(users, [2]string{dirtest.UserDN(n), dirtest.UserPassword(n)})
 	}
-	for name, client := range map[string]func(uri string, args ...string) ([][2]any, error){
-		"python-ldap": func(uri string, args ...string) ([][2]any, error) { return pyClient(python, uri, args...) },
-		"Net::LDAP": func(uri string, args ...string) ([][2]any, error) {
-			return scriptTranscript("Net::LDAP client", perl, "testdata/netldap_client.pl", uri, args...)
-		},
-	} {
-		wants := runReaders(t, client, direct, readers, reader)
-		gots := runReaders(t, client, proxied, readers, reader)
-		for n := 1; n <= readers; n++ {
-			sameTranscript(t, fmt.Sprintf("%s reader %d", name, n), wants[n], gots[n], behindABind...)
-			behindBindAsBound(t, fmt.Sprintf("%s reader %d", name, n), dirtest.UserDN(n), gots[n])
-		}
-	}
-
-	args := []string{"readers", dirtest.PeopleDN, dirtest.ServicesDN}
-	for n := 1; n <= readers; n++ {
-		args = append(args, dirtest.UserDN(n), dirtest.UserPassword(n))
-	}
-	var wants, gots map[string][][2]any
-	if err := jndiClient(java, direct, &wants, args...); err != nil {
-		t.Fatal(err)
-	}
-	if err := jndiClient(java, proxied, &gots, args...); err != nil {
-		t.Fatal(err)
-	}
-	for n := 1; n <= readers; n++ {
-		sameTranscript(t, "JNDI reader "+dirtest.UserDN(n), wants[dirtest.UserDN(n)], gots[dirtest.UserDN(n)])
-	}
+	compareReaders(t, readerRun{direct: cluster.Instances[0].URL, proxied: "ldap://" + addr,
+		people: dirtest.PeopleDN, restricted: dirtest.ServicesDN, users: users,
+		except: behindABind, check: behindBindAsBound})
 }
