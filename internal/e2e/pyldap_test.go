@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,4 +141,32 @@ func runReaders(t *testing.T, client func(uri string, args ...string) ([][2]any,
 		t.Fatal(first)
 	}
 	return out
+}
+
+// TestPythonSyncreplConsumers runs python-ldap's syncrepl consumer (RFC 4533
+// refreshAndPersist, as caches and directory tools use it), four at once as
+// different users, each on entries of its own: the refresh, then an add, a
+// modify and a delete made while the search stays open. Every consumer must
+// be sent, in order, what the same consumer is sent straight from slapd,
+// and its connection must go on serving once it abandons the search.
+func TestPythonSyncreplConsumers(t *testing.T) {
+	python := pythonWithLDAP(t)
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 8})
+	_, addr := startProxy(t, cluster, "")
+	client := func(uri string, args ...string) ([][2]any, error) { return pyClient(python, uri, args...) }
+	consumer := func(prefix string) func(int) []string {
+		return func(n int) []string {
+			return []string{"sync", slapdtest.UserDN(n), slapdtest.UserPassword(n), slapdtest.ScratchDN,
+				slapdtest.WriterDN, slapdtest.WriterPassword, fmt.Sprintf("%s%d", prefix, n)}
+		}
+	}
+	const consumers = 4
+	wants := runReaders(t, client, "ldap://"+cluster.Replica(1).Addr, consumers, consumer("direct"))
+	gots := runReaders(t, client, "ldap://"+addr, consumers, consumer("proxied"))
+	for n := 1; n <= consumers; n++ {
+		sameTranscript(t, fmt.Sprintf("consumer %d", n), wants[n], gots[n])
+		if !strings.Contains(fmt.Sprint(gots[n]), "description:[after]") {
+			t.Errorf("consumer %d was not sent the change made while its search was open: %v", n, gots[n])
+		}
+	}
 }

@@ -12,12 +12,18 @@ Scenarios:
                                      adds, modifies (with a post-read
                                      control), renames, deletes; refused
                                      writes; the password modify operation
+  sync USER_DN PASSWORD SCRATCH_DN WRITER_DN WRITER_PASSWORD TAG
+                                     a syncrepl consumer: refresh, then the
+                                     changes the writer makes while its
+                                     search stays open
 """
 
 import json
 import sys
+import time
 
 import ldap
+import ldap.syncrepl
 from ldap.controls import SimplePagedResultsControl
 from ldap.controls.readentry import PostReadControl
 from ldap.controls.sss import SSSRequestControl
@@ -195,9 +201,87 @@ def writer(uri, writer_dn, password, scratch, user, user_password):
     return t.steps
 
 
+class Consumer(ldap.ldapobject.SimpleLDAPObject, ldap.syncrepl.SyncreplConsumer):
+    """A syncrepl consumer (RFC 4533) as caches and directory tools write one:
+    it keeps what it was sent, by entryUUID, and the events in order."""
+
+    def __init__(self, uri, tag):
+        super().__init__(uri)
+        self.tag, self.events, self.dns, self.cookie = tag, [], {}, None
+        self.refreshed = False
+
+    def named(self, dn):
+        return dn.replace(self.tag, "TAG")
+
+    def syncrepl_get_cookie(self):
+        return self.cookie
+
+    def syncrepl_set_cookie(self, cookie):
+        self.cookie = cookie
+
+    def syncrepl_entry(self, dn, attrs, uuid):
+        self.dns[uuid] = dn
+        self.events.append(["entry", self.named(dn), {k.lower(): sorted(self.named(text(v)) for v in vs)
+                                                     for k, vs in attrs.items() if k.lower() in ("cn", "description")}])
+
+    def syncrepl_delete(self, uuids):
+        for uuid in uuids:
+            self.events.append(["delete", self.named(self.dns.get(uuid, "unknown"))])
+
+    def syncrepl_present(self, uuids, refreshDeletes=False):
+        if uuids is None:
+            self.events.append(["present", "all" if not refreshDeletes else "all deleted"])
+
+    def syncrepl_refreshdone(self):
+        self.refreshed = True
+        self.events.append(["refresh done"])
+
+
+def sync(uri, user, password, scratch, writer_dn, writer_password, tag):
+    """Entries written, then a refreshAndPersist search that stays open while
+    they change: what the consumer is sent, in order."""
+    t = Transcript()
+    writer_conn = connect(uri)
+    writer_conn.simple_bind_s(writer_dn, writer_password)
+
+    def role(n):
+        return "cn=sync-%s-%d,%s" % (tag, n, scratch)
+
+    for n in (1, 2):
+        writer_conn.add_s(role(n), [("objectClass", [b"organizationalRole"]), ("cn", [("sync-%s-%d" % (tag, n)).encode()]),
+                                    ("description", [b"before"])])
+    consumer = Consumer(uri, tag)
+    consumer.protocol_version = ldap.VERSION3
+    consumer.timeout = TIMEOUT
+    consumer.simple_bind_s(user, password)
+    msgid = consumer.syncrepl_search(scratch, ldap.SCOPE_ONELEVEL, mode="refreshAndPersist",
+                                     filterstr="(cn=sync-%s-*)" % tag, attrlist=["cn", "description"])
+
+    def poll_until(done):
+        deadline = time.monotonic() + TIMEOUT
+        while not done() and time.monotonic() < deadline:
+            consumer.syncrepl_poll(msgid=msgid, timeout=1)
+        return done()
+
+    t.steps.append(["refreshed", poll_until(lambda: consumer.refreshed)])
+    seen = len(consumer.events)
+    writer_conn.add_s(role(3), [("objectClass", [b"organizationalRole"]), ("cn", [("sync-%s-3" % tag).encode()])])
+    writer_conn.modify_s(role(1), [(ldap.MOD_REPLACE, "description", [b"after"])])
+    writer_conn.delete_s(role(2))
+    t.steps.append(["changes sent", poll_until(lambda: len(consumer.events) >= seen + 3)])
+    consumer.abandon(msgid)
+    t.run("after the search", lambda: consumer.whoami_s().replace(tag, "TAG"))
+    t.steps.append(["events", consumer.events])
+    consumer.unbind_s()
+    for n in (1, 3):
+        writer_conn.delete_s(role(n))
+    writer_conn.unbind_s()
+    return t.steps
+
+
 def main():
     uri, scenario, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    steps = {"reader": reader, "writer": writer}[scenario](uri, *args)
+    steps = {"reader": reader, "writer": writer, "sync": sync}[scenario](uri, *args)
     json.dump(steps, sys.stdout, indent=1, sort_keys=True)
 
 
