@@ -1,14 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -16,15 +10,13 @@ import (
 )
 
 // nslcdSession runs nslcd (the daemon behind Debian's libnss-ldapd and
-// libpam-ldapd) against an LDAP server in a mount namespace of its own, where
-// /etc/nslcd.conf, /etc/nsswitch.conf (users and groups from the local files,
-// then LDAP),
-// /etc/pam.d and /run are the test's, then looks users and groups up through
-// NSS (getent, id) and logs them in through PAM (pamtester), as a Linux host
-// does. It prints every command and what it answered.
-const nslcdSession = `set -eu
-dir=$1
-mount --bind "$dir/nslcd.conf" /etc/nslcd.conf
+// libpam-ldapd) against an LDAP server in a mount namespace of its own,
+// where /etc/nslcd.conf, /etc/nsswitch.conf (users and groups from the
+// local files, then LDAP), /etc/pam.d and /run are the test's, then looks
+// users and groups up through NSS (getent, id) and logs them in through PAM
+// (pamtester), as a Linux host does. It prints every command and what it
+// answered (runHostSession).
+const nslcdSession = `mount --bind "$dir/nslcd.conf" /etc/nslcd.conf
 mount --bind "$dir/nsswitch.conf" /etc/nsswitch.conf
 mount -t tmpfs tmpfs /etc/pam.d
 cp "$dir/ldapmux-test" /etc/pam.d/ldapmux-test
@@ -36,24 +28,6 @@ nslcd=$!
 trap 'kill $nslcd 2>/dev/null; wait $nslcd 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do [ -S /run/nslcd/socket ] && break; sleep 0.05; done
 [ -S /run/nslcd/socket ] || { echo "nslcd did not start"; cat "$dir/nslcd.log"; exit 1; }
-run() {
-	echo "\$ $*"
-	set +e
-	out=$("$@" 2>&1)
-	rc=$?
-	set -e
-	printf '%s\n' "$out" | sort
-	echo "exit $rc"
-}
-login() { # user password
-	echo "\$ pamtester ldapmux-test $1 authenticate acct_mgmt"
-	set +e
-	out=$(printf '%s\n' "$2" | pamtester ldapmux-test "$1" authenticate acct_mgmt 2>&1)
-	rc=$?
-	set -e
-	printf '%s\n' "$out"
-	echo "exit $rc"
-}
 run getent passwd
 run getent group
 run getent passwd px1
@@ -63,11 +37,7 @@ run getent group px-staff
 run getent initgroups px2
 run id px1
 run getent shadow px4
-login px1 secret-1
-login px2 wrong-password
-login nobody-here secret-1
-login px5 secret-5
-`
+` + hostLogins
 
 // posixEntries adds, as the writer, the POSIX users and groups nslcd serves.
 func posixEntries(t *testing.T, addr string) {
@@ -102,7 +72,6 @@ func posixEntries(t *testing.T, addr string) {
 // runNslcd runs nslcdSession with nslcd pointed at addr.
 func runNslcd(t *testing.T, addr string) string {
 	t.Helper()
-	dir := t.TempDir()
 	conf := fmt.Sprintf(`uid nslcd
 gid nslcd
 uri ldap://%s/
@@ -114,25 +83,11 @@ bind_timelimit 10
 timelimit 20
 reconnect_retrytime 1
 `, addr, slapdtest.ScratchDN, slapdtest.AppDN, slapdtest.AppPassword)
-	files := map[string]string{
+	return runHostSession(t, "nslcd session against "+addr, nslcdSession, map[string]string{
 		"nslcd.conf":    conf,
 		"nsswitch.conf": "passwd: files ldap\ngroup: files ldap\nshadow: files ldap\n",
 		"ldapmux-test":  "auth required pam_ldap.so\naccount required pam_ldap.so\n",
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c", nslcdSession, "sh", dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "nslcd.log"))
-		t.Fatalf("nslcd session against %s: %v\n%s\nnslcd's log:\n%s", addr, err, out, log)
-	}
-	return string(out)
+	}, "nslcd.log")
 }
 
 // TestNslcdThroughProxy serves a Linux host's users, groups and logins
@@ -141,28 +96,11 @@ reconnect_retrytime 1
 // at a time), once straight from slapd and once through ldapmux, and
 // compares every lookup and login.
 func TestNslcdThroughProxy(t *testing.T) {
-	for _, tool := range []string{"nslcd", "pamtester", "unshare"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (packages nslcd, libnss-ldapd, libpam-ldapd, pamtester): run `make test`, which installs them", tool)
-		}
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("nslcd runs in a mount namespace of its own, which takes root")
-	}
+	hostTools(t, "nslcd, libnss-ldapd, libpam-ldapd", "nslcd")
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 3})
 	_, addr := startProxy(t, cluster, "")
 	direct := cluster.Replica(1).Addr
 	posixEntries(t, direct)
-
 	want := runNslcd(t, direct)
-	got := runNslcd(t, addr)
-	if got != want {
-		t.Fatalf("through ldapmux:\n%s\ndirectly:\n%s", got, want)
-	}
-	for _, seen := range []string{"px1:*:20001:20000:POSIX user px1:/home/px1:/bin/sh", "px-ops:*:20010:px2,px5",
-		"successfully authenticated", "Authentication failure"} {
-		if !strings.Contains(want, seen) {
-			t.Fatalf("the session did not exercise %q:\n%s", seen, want)
-		}
-	}
+	sameHostSession(t, want, runNslcd(t, addr))
 }

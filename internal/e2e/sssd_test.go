@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
@@ -20,9 +15,7 @@ import (
 // the test's, then looks users and groups up through NSS and logs them in
 // through PAM, as an enrolled Linux host does. It prints every command and
 // what it answered.
-const sssdSession = `set -eu
-dir=$1
-mount -t tmpfs tmpfs /etc/sssd
+const sssdSession = `mount -t tmpfs tmpfs /etc/sssd
 install -m 0600 "$dir/sssd.conf" /etc/sssd/sssd.conf
 mount --bind "$dir/nsswitch.conf" /etc/nsswitch.conf
 mount -t tmpfs tmpfs /etc/pam.d
@@ -37,24 +30,6 @@ sssd=$!
 trap 'kill $sssd 2>/dev/null; wait $sssd 2>/dev/null || true' EXIT
 for _ in $(seq 1 400); do [ -S /var/lib/sss/pipes/nss ] && [ -S /var/lib/sss/pipes/pam ] && break; sleep 0.05; done
 [ -S /var/lib/sss/pipes/nss ] || { echo "sssd did not start"; exit 1; }
-run() {
-	echo "\$ $*"
-	set +e
-	out=$("$@" 2>&1)
-	rc=$?
-	set -e
-	printf '%s\n' "$out" | sort
-	echo "exit $rc"
-}
-login() { # user password
-	echo "\$ pamtester ldapmux-test $1 authenticate acct_mgmt"
-	set +e
-	out=$(printf '%s\n' "$2" | pamtester ldapmux-test "$1" authenticate acct_mgmt 2>&1)
-	rc=$?
-	set -e
-	printf '%s\n' "$out"
-	echo "exit $rc"
-}
 run getent passwd px1
 run getent passwd 20003
 run getent passwd nobody-here
@@ -63,11 +38,7 @@ run getent group 20010
 run getent initgroups px2
 run id px1
 run id px5
-login px1 secret-1
-login px2 wrong-password
-login nobody-here secret-1
-login px5 secret-5
-`
+` + hostLogins
 
 // sortGroupMembers sorts the members of each group line (name:password:
 // gid:members) of out: SSSD lists them in the order of its cache.
@@ -90,7 +61,6 @@ func sortGroupMembers(out string) string {
 // how it secures the connection (sssd.conf lines).
 func runSSSD(t *testing.T, addr, tls string) string {
 	t.Helper()
-	dir := t.TempDir()
 	conf := fmt.Sprintf(`[sssd]
 services = nss, pam
 domains = ldap
@@ -112,25 +82,11 @@ ldap_network_timeout = 10
 ldap_search_timeout = 20
 cache_credentials = false
 %s`, addr, slapdtest.ScratchDN, slapdtest.AppDN, slapdtest.AppPassword, tls)
-	files := map[string]string{
+	return runHostSession(t, "SSSD session against "+addr, sssdSession, map[string]string{
 		"sssd.conf":     conf,
 		"nsswitch.conf": "passwd: files sss\ngroup: files sss\nshadow: files sss\n",
 		"ldapmux-test":  "auth required pam_sss.so\naccount required pam_sss.so\n",
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c", sssdSession, "sh", dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "sssd.log"))
-		t.Fatalf("SSSD session against %s: %v\n%s\nSSSD's log:\n%s", addr, err, out, log)
-	}
-	return string(out)
+	}, "sssd.log")
 }
 
 // TestSSSDThroughProxy serves a Linux host's users, groups and logins from
@@ -141,14 +97,7 @@ cache_credentials = false
 // with StartTLS and the server's certificate checked, to a proxy that takes
 // passwords only over TLS.
 func TestSSSDThroughProxy(t *testing.T) {
-	for _, tool := range []string{"sssd", "pamtester", "unshare"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (packages sssd-ldap, libnss-sss, libpam-sss, pamtester): run `make test`, which installs them", tool)
-		}
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("SSSD runs in a mount namespace of its own, which takes root")
-	}
+	hostTools(t, "sssd-ldap, libnss-sss, libpam-sss", "sssd")
 	t.Run("plain", func(t *testing.T) {
 		cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 3})
 		_, addr := startProxy(t, cluster, "")
@@ -170,14 +119,5 @@ func sameSSSD(t *testing.T, direct, proxied, tls string) {
 	t.Helper()
 	posixEntries(t, direct)
 	want := sortGroupMembers(runSSSD(t, direct, tls))
-	got := sortGroupMembers(runSSSD(t, proxied, tls))
-	if got != want {
-		t.Fatalf("through ldapmux:\n%s\ndirectly:\n%s", got, want)
-	}
-	for _, seen := range []string{"px1:*:20001:20000:POSIX user px1:/home/px1:/bin/sh", "px-ops:*:20010:px2,px5",
-		"successfully authenticated", "Authentication failure"} {
-		if !strings.Contains(want, seen) {
-			t.Fatalf("the session did not exercise %q:\n%s", seen, want)
-		}
-	}
+	sameHostSession(t, want, sortGroupMembers(runSSSD(t, proxied, tls)))
 }
