@@ -85,17 +85,25 @@ func sameTranscript(t *testing.T, who string, direct, proxied [][2]any, except .
 // its own user, each compared with what that user reads directly.
 func TestPythonLDAPClients(t *testing.T) {
 	python := pythonWithLDAP(t)
+	sameWriterAndReaders(t, func(uri string, args ...string) ([][2]any, error) { return pyClient(python, uri, args...) })
+}
+
+// sameWriterAndReaders runs a client script's writer scenario against the
+// replica that failover uses and through ldapmux, then 12 readers at once
+// each way, each bound as its own user, and compares every transcript.
+func sameWriterAndReaders(t *testing.T, client func(uri string, args ...string) ([][2]any, error)) {
+	t.Helper()
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 40})
 	_, addr := startProxy(t, cluster, "")
 	direct, proxied := "ldap://"+cluster.Replica(1).Addr, "ldap://"+addr
 
 	writer := []string{"writer", slapdtest.WriterDN, slapdtest.WriterPassword, slapdtest.ScratchDN,
 		slapdtest.UserDN(40), slapdtest.UserPassword(40)}
-	want, err := pyClient(python, direct, writer...)
+	want, err := client(direct, writer...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := pyClient(python, proxied, writer...)
+	got, err := client(proxied, writer...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +113,6 @@ func TestPythonLDAPClients(t *testing.T) {
 	reader := func(n int) []string {
 		return []string{"reader", slapdtest.UserDN(n), slapdtest.UserPassword(n), slapdtest.PeopleDN}
 	}
-	client := func(uri string, args ...string) ([][2]any, error) { return pyClient(python, uri, args...) }
 	wants := runReaders(t, client, direct, readers, reader)
 	gots := runReaders(t, client, proxied, readers, reader)
 	for n := 1; n <= readers; n++ {

@@ -25,9 +25,7 @@ func compareReaders(t *testing.T, r readerRun) {
 	reader := func(n int) []string { return []string{"reader", r.users[n-1][0], r.users[n-1][1], r.people} }
 	for name, client := range map[string]func(uri string, args ...string) ([][2]any, error){
 		"python-ldap": func(uri string, args ...string) ([][2]any, error) { return pyClient(python, uri, args...) },
-		"Net::LDAP": func(uri string, args ...string) ([][2]any, error) {
-			return scriptTranscript("Net::LDAP client", perl, "testdata/netldap_client.pl", uri, args...)
-		},
+		"Net::LDAP":   func(uri string, args ...string) ([][2]any, error) { return netLDAPClient(perl, uri, args...) },
 	} {
 		wants := runReaders(t, client, r.direct, len(r.users), reader)
 		gots := runReaders(t, client, r.proxied, len(r.users), reader)
