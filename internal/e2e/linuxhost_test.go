@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,12 +59,26 @@ func hostTools(t *testing.T, packages string, tools ...string) {
 	}
 }
 
-// runHostSession writes files into a new directory and runs session (after
+// hostDaemon is what a host session's daemon is given: its configuration,
+// the NSS and PAM modules that reach it, and where it logs.
+type hostDaemon struct {
+	confFile, conf string // written as confFile in the session's directory
+	nss, pam       string // the nsswitch.conf source after "files", the PAM module
+	log            string // the file in the session's directory it logs to
+}
+
+// runHostSession writes d's configuration, an nsswitch.conf and the PAM
+// service ldapmux-test into a new directory and runs session (after
 // hostShell) in a mount namespace of its own with that directory as $1; on
-// failure it shows the daemon's log, the file named log there.
-func runHostSession(t *testing.T, what, session string, files map[string]string, log string) string {
+// failure it shows the daemon's log.
+func runHostSession(t *testing.T, what, session string, d hostDaemon) string {
 	t.Helper()
 	dir := t.TempDir()
+	files := map[string]string{
+		d.confFile:      d.conf,
+		"nsswitch.conf": fmt.Sprintf("passwd: files %[1]s\ngroup: files %[1]s\nshadow: files %[1]s\n", d.nss),
+		"ldapmux-test":  fmt.Sprintf("auth required %[1]s\naccount required %[1]s\n", d.pam),
+	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -74,7 +89,7 @@ func runHostSession(t *testing.T, what, session string, files map[string]string,
 	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c", hostShell+session, "sh", dir)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		logged, _ := os.ReadFile(filepath.Join(dir, log))
+		logged, _ := os.ReadFile(filepath.Join(dir, d.log))
 		t.Fatalf("%s: %v\n%s\nits log:\n%s", what, err, out, logged)
 	}
 	return string(out)

@@ -83,11 +83,8 @@ bind_timelimit 10
 timelimit 20
 reconnect_retrytime 1
 `, addr, slapdtest.ScratchDN, slapdtest.AppDN, slapdtest.AppPassword)
-	return runHostSession(t, "nslcd session against "+addr, nslcdSession, map[string]string{
-		"nslcd.conf":    conf,
-		"nsswitch.conf": "passwd: files ldap\ngroup: files ldap\nshadow: files ldap\n",
-		"ldapmux-test":  "auth required pam_ldap.so\naccount required pam_ldap.so\n",
-	}, "nslcd.log")
+	return runHostSession(t, "nslcd session against "+addr, nslcdSession,
+		hostDaemon{confFile: "nslcd.conf", conf: conf, nss: "ldap", pam: "pam_ldap.so", log: "nslcd.log"})
 }
 
 // TestNslcdThroughProxy serves a Linux host's users, groups and logins

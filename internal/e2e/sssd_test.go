@@ -82,11 +82,8 @@ ldap_network_timeout = 10
 ldap_search_timeout = 20
 cache_credentials = false
 %s`, addr, slapdtest.ScratchDN, slapdtest.AppDN, slapdtest.AppPassword, tls)
-	return runHostSession(t, "SSSD session against "+addr, sssdSession, map[string]string{
-		"sssd.conf":     conf,
-		"nsswitch.conf": "passwd: files sss\ngroup: files sss\nshadow: files sss\n",
-		"ldapmux-test":  "auth required pam_sss.so\naccount required pam_sss.so\n",
-	}, "sssd.log")
+	return runHostSession(t, "SSSD session against "+addr, sssdSession,
+		hostDaemon{confFile: "sssd.conf", conf: conf, nss: "sss", pam: "pam_sss.so", log: "sssd.log"})
 }
 
 // TestSSSDThroughProxy serves a Linux host's users, groups and logins from
