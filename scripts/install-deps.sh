@@ -2,7 +2,7 @@
 # Installs what ldapmux's demo and tests need from Debian's packages, when missing:
 # slapd (OpenLDAP server, without a system instance), ldap-utils (its clients) and
 # libsasl2-modules (SASL mechanisms);
-# with --with-clients also python3-ldap, a JDK (JNDI), Net::LDAP, nslcd and SSSD with their
+# with --with-clients also python3-ldap, python3-ldap3, a JDK (JNDI), Net::LDAP, nslcd and SSSD with their
 # NSS and PAM modules, and pamtester: clients the end-to-end tests drive;
 # with --with-browser also chromium, for the status page's browser test;
 # with --with-directories also 389 Directory Server and a Samba AD DC (with their
@@ -34,6 +34,7 @@ command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 need libsasl2-modules
 if [ "$with_clients" = yes ]; then
   need python3-ldap # for Debian's /usr/bin/python3
+  need python3-ldap3 # the pure-Python client
   command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless) # JNDI, Java's LDAP client
   need libnet-ldap-perl # Perl's Net::LDAP
   # a Linux host's NSS and PAM over LDAP, by nslcd and by SSSD

@@ -1,7 +1,7 @@
 // Package e2e tests ldapmux end to end: real slapd replicas behind a real
 // proxy, driven by go-ldap, by OpenLDAP's command-line clients, by
-// python-ldap, by Java's JNDI, by Perl's Net::LDAP and by nslcd and SSSD
-// (NSS and PAM).
+// python-ldap and ldap3, by Java's JNDI, by Perl's Net::LDAP and by nslcd
+// and SSSD (NSS and PAM).
 package e2e
 
 import (

@@ -20,16 +20,23 @@ import (
 // (Debian's python3-ldap, installed by `make test`).
 func pythonWithLDAP(t *testing.T) string {
 	t.Helper()
+	return pythonWith(t, "ldap", "python-ldap (Debian package python3-ldap)")
+}
+
+// pythonWith returns a Python interpreter that can import module, Debian's
+// own first.
+func pythonWith(t *testing.T, module, what string) string {
+	t.Helper()
 	candidates := []string{"/usr/bin/python3"}
 	if p, err := exec.LookPath("python3"); err == nil {
 		candidates = append(candidates, p)
 	}
 	for _, p := range candidates {
-		if exec.Command(p, "-c", "import ldap").Run() == nil {
+		if exec.Command(p, "-c", "import "+module).Run() == nil {
 			return p
 		}
 	}
-	t.Fatalf("no python3 with python-ldap (Debian package python3-ldap): run `make test`, which installs it")
+	t.Fatalf("no python3 with %s: run `make test`, which installs it", what)
 	return ""
 }
 

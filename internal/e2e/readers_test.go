@@ -16,16 +16,17 @@ type readerRun struct {
 	check func(t *testing.T, who, user string, steps [][2]any)
 }
 
-// compareReaders runs the python-ldap, Net::LDAP and JNDI readers as every
+// compareReaders runs the python-ldap, Net::LDAP, ldap3 and JNDI readers as every
 // user at once, straight to the directory and through ldapmux, and compares
 // what each user saw.
 func compareReaders(t *testing.T, r readerRun) {
 	t.Helper()
-	python, perl, java := pythonWithLDAP(t), perlWithNetLDAP(t), javaForJNDI(t)
+	python, python3, perl, java := pythonWithLDAP(t), pythonWithLDAP3(t), perlWithNetLDAP(t), javaForJNDI(t)
 	reader := func(n int) []string { return []string{"reader", r.users[n-1][0], r.users[n-1][1], r.people} }
 	for name, client := range map[string]func(uri string, args ...string) ([][2]any, error){
 		"python-ldap": func(uri string, args ...string) ([][2]any, error) { return pyClient(python, uri, args...) },
 		"Net::LDAP":   func(uri string, args ...string) ([][2]any, error) { return netLDAPClient(perl, uri, args...) },
+		"ldap3":       func(uri string, args ...string) ([][2]any, error) { return ldap3Client(python3, uri, args...) },
 	} {
 		wants := runReaders(t, client, r.direct, len(r.users), reader)
 		gots := runReaders(t, client, r.proxied, len(r.users), reader)
