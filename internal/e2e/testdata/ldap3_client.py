@@ -19,6 +19,8 @@ import sys
 import ldap3
 from ldap3.core.exceptions import LDAPException
 
+from transcript import Transcript
+
 TIMEOUT = 20
 
 
@@ -47,16 +49,8 @@ def entries(conn):
     return out
 
 
-class Transcript:
-    def __init__(self):
-        self.steps = []
-
-    def run(self, name, fn):
-        try:
-            value = fn()
-        except LDAPException as e:
-            value = {"exception": type(e).__name__}
-        self.steps.append([name, value])
+def transcript():
+    return Transcript(LDAPException, lambda e: {"exception": type(e).__name__})
 
 
 def search(conn, base, scope, filt, attrs, **kw):
@@ -65,7 +59,7 @@ def search(conn, base, scope, filt, attrs, **kw):
 
 
 def reader(uri, user, password, people):
-    t = Transcript()
+    t = transcript()
     anon = connect(uri)
     t.run("anonymous bind", lambda: anon.bind())
     t.run("anonymous who am I", lambda: anon.extend.standard.who_am_i())
@@ -110,7 +104,7 @@ def reader(uri, user, password, people):
 
 
 def writer(uri, writer_dn, password, scratch, user, user_password):
-    t = Transcript()
+    t = transcript()
     conn = connect(uri, writer_dn, password)
     conn.bind()
     dn = "cn=ldap3-entry," + scratch

@@ -28,6 +28,8 @@ from ldap.controls import SimplePagedResultsControl
 from ldap.controls.readentry import PostReadControl
 from ldap.controls.sss import SSSRequestControl
 
+from transcript import Transcript
+
 TIMEOUT = 20
 
 
@@ -58,17 +60,8 @@ def error(e):
     }
 
 
-class Transcript:
-    def __init__(self):
-        self.steps = []
-
-    def run(self, name, fn):
-        try:
-            value = fn()
-        except ldap.LDAPError as e:
-            value = error(e)
-        self.steps.append([name, value])
-        return value
+def transcript():
+    return Transcript(ldap.LDAPError, error)
 
 
 def connect(uri):
@@ -110,7 +103,7 @@ def partial(conn, base, filt, attrs, sizelimit):
 
 
 def reader(uri, user, password, people):
-    t = Transcript()
+    t = transcript()
     conn = connect(uri)
     t.run("anonymous whoami", conn.whoami_s)
     t.run("anonymous search", lambda: entries(conn.search_s(
@@ -160,7 +153,7 @@ def reader(uri, user, password, people):
 
 
 def writer(uri, writer_dn, password, scratch, user, user_password):
-    t = Transcript()
+    t = transcript()
     conn = connect(uri)
     conn.simple_bind_s(writer_dn, password)
     dn = "cn=pyldap-entry," + scratch
@@ -240,7 +233,7 @@ class Consumer(ldap.ldapobject.SimpleLDAPObject, ldap.syncrepl.SyncreplConsumer)
 def sync(uri, user, password, scratch, writer_dn, writer_password, tag):
     """Entries written, then a refreshAndPersist search that stays open while
     they change: what the consumer is sent, in order."""
-    t = Transcript()
+    t = transcript()
     writer_conn = connect(uri)
     writer_conn.simple_bind_s(writer_dn, writer_password)
 
