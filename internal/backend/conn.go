@@ -47,6 +47,9 @@ type pendingOp struct {
 	deadline int64         // nanotime; 0 when the operation has no timeout
 	timeout  time.Duration // silence allowed between responses
 	limit    int64         // nanotime cap on the whole operation; 0 when none
+	// movable: the operation may go to another server while the server
+	// has sent nothing for it (Timing.Movable); answered: it has.
+	movable, answered bool
 }
 
 // Timing bounds one operation sent with SendTimed.
@@ -62,6 +65,11 @@ type Timing struct {
 	Silence time.Duration
 	// Total, when not 0, caps the whole operation however busy the server.
 	Total time.Duration
+	// Movable marks an operation that may be sent to another server as
+	// long as this one has sent nothing for it (a read): a server found
+	// not answering gives it up at once (Server.GiveUpInFlight) rather than
+	// at its timeout.
+	Movable bool
 }
 
 // ErrTimeLimit is wrapped by the error Lost receives when an operation
@@ -284,7 +292,7 @@ func (c *Conn) register(h Handler, now int64, t Timing) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
-	op := pendingOp{h: h, timeout: t.Silence}
+	op := pendingOp{h: h, timeout: t.Silence, movable: t.Movable}
 	if t.Total > 0 {
 		op.limit = now + int64(t.Total)
 	}
@@ -571,8 +579,11 @@ func (c *Conn) dispatch(frame []byte) (Flusher, error) {
 	var ok bool
 	if final {
 		op, ok = c.take(msg.ID)
-	} else if op, ok = c.pending[msg.ID]; ok && op.timeout > 0 {
-		op.deadline = op.nextDeadline(nanotime()) // the timeout measures silence
+	} else if op, ok = c.pending[msg.ID]; ok && (op.timeout > 0 || op.movable && !op.answered) {
+		if op.timeout > 0 {
+			op.deadline = op.nextDeadline(nanotime()) // the timeout measures silence
+		}
+		op.answered = true
 		c.pending[msg.ID] = op
 	}
 	c.mu.Unlock()

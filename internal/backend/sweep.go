@@ -130,13 +130,18 @@ func fire(expired []expiredOp) {
 	}
 }
 
-// fire releases the operation on its server and tells its handler. A bind
-// cannot be abandoned: its connection is closed.
+// fire ends an operation that timed out.
 func (e expiredOp) fire() {
 	err := fmt.Errorf("%w: no answer within %s", ErrTimeout, e.op.timeout)
 	if e.op.limit != 0 && e.op.deadline >= e.op.limit {
 		err = ErrTimeLimit
 	}
+	e.end(err)
+}
+
+// end releases the operation on its server and tells its handler. A bind
+// cannot be abandoned: its connection is closed.
+func (e expiredOp) end(err error) {
 	if e.conn.Kind() == BindConn {
 		e.conn.Close(err)
 	} else {

@@ -186,6 +186,77 @@ func TestFailoverOnHungPrimary(t *testing.T) {
 	assertTrafficReturns(t, load, primary, secondary)
 }
 
+// TestHungServerLeftAtItsHealthCheck stops (SIGSTOP) the primary with an
+// operation timeout far away (60s): once its health check gets no answer
+// (1s), the reads waiting on it move to the secondary and its long-lived
+// search ends with unavailable (52), while a write sent to it keeps
+// waiting and gets the server's own answer after SIGCONT.
+func TestHungServerLeftAtItsHealthCheck(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2})
+	primary, secondary := cluster.Replicas[0], cluster.Replicas[1]
+	_, addr := startProxy(t, cluster, "health-check-frequency: 200ms\nhealth-check-timeout: 1s\n"+
+		"pool:\n  connect-timeout: 1s\n  operation-timeout: 60s\n")
+	writer := bindAs(t, addr, slapdtest.WriterDN, slapdtest.WriterPassword)
+	sync := startSync(t, berDial(t, addr), userIdentity(1))
+	eventually(t, 20*time.Second, "the sync search's refresh", func() bool { entries, _ := sync.state(); return len(entries) > 0 })
+	load := startReadLoad(t, addr, 8)
+	load.waitOps(t, 200)
+
+	if err := primary.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { primary.Resume() })
+	pausedAt := time.Now()
+	written := make(chan error, 1)
+	go func() { written <- writer.Add(scratchEntry("during-hang")) }() // the primary still looks healthy
+
+	before := opCount(t, secondary, "search")
+	load.waitOps(t, 300)
+	if got := opCount(t, secondary, "search") - before; got < 300 {
+		t.Fatalf("secondary served %d searches while the primary hung, want >= 300", got)
+	}
+	eventually(t, 20*time.Second, "the end of the sync search on the hung server", func() bool { _, ended := sync.state(); return ended != "" })
+	_, ended := sync.state()
+	t.Logf("hung primary, operation-timeout 60s: reads moved within %s (longest read), sync search ended %s later: %s",
+		load.longest(), time.Since(pausedAt).Round(time.Millisecond), ended)
+	if !strings.Contains(ended, "result 52") || !strings.Contains(ended, "stopped answering") {
+		t.Fatalf("the sync search ended with %s, want unavailable (52) saying the server stopped answering", ended)
+	}
+	if errs := load.errors(1); len(errs) > 0 {
+		t.Fatalf("%d reads failed while the primary hung, first: %v", len(errs), errs[0])
+	}
+	if longest := load.longest(); longest > 15*time.Second {
+		t.Fatalf("a read took %s: it must leave the hung server at its health check, not at the operation timeout", longest)
+	}
+	select {
+	case err := <-written:
+		t.Fatalf("the write sent to the hung primary was answered before it resumed: %v", err)
+	default:
+	}
+
+	if err := primary.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatalf("the write held by the resumed primary: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the write was never answered after the primary resumed")
+	}
+	assertTrafficReturns(t, load, primary, secondary)
+}
+
+// scratchEntry is an add request for an entry named cn below the scratch
+// container.
+func scratchEntry(cn string) *ldap.AddRequest {
+	add := ldap.NewAddRequest("cn="+cn+","+slapdtest.ScratchDN, nil)
+	add.Attribute("objectClass", []string{"organizationalRole"})
+	add.Attribute("cn", []string{cn})
+	return add
+}
+
 func restart(t *testing.T, r *slapdtest.Replica) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -139,8 +139,21 @@ func (c *Checker) CheckNow(ctx context.Context, i int) Result {
 	r, check, ok := c.runChecks(ctx, i)
 	if ok {
 		c.publishRun(i, gen, r, check)
+		if r.State == backend.Unavailable && t.wasSilent() {
+			c.giveUpInFlight(t, r.Reason)
+		}
 	}
 	return r
+}
+
+// giveUpInFlight takes the operations that can leave server t off it once
+// a run found it not answering: reads with no response yet go to the next
+// server, long-lived searches end, instead of waiting for their timeout
+// (or for ever). Writes keep waiting: the server may still apply them.
+func (c *Checker) giveUpInFlight(t *Target, reason string) {
+	if n := t.Server.GiveUpInFlight(reason); n > 0 {
+		c.log.Warn("operations taken off a server that does not answer", "server", t.Server.Name, "operations", n, "reason", reason)
+	}
 }
 
 // applyFailures tells the checks of server i about passive failures

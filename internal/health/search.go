@@ -78,9 +78,7 @@ func (s *Search) Run(ctx context.Context, t *Target) Result {
 	elapsed := t.Now().Sub(start)
 	entries, truncated, err := searchOutcome(res, err)
 	if err != nil {
-		if !isResultError(err) {
-			t.Reset()
-		}
+		t.requestFailed(ctx, err)
 		s.rt.demote()
 		return Result{State: backend.Unavailable, Score: 1, Reason: fmt.Sprintf("search %s: %v", s.describe(), err)}
 	}

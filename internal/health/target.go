@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -53,6 +56,9 @@ type Target struct {
 	mu      sync.Mutex // mu guards the fields below
 	conn    Client
 	dialErr error // this run's failed dial, returned without dialing again
+	// silent is set when a check of this run got no answer from the
+	// server: it timed out, or no connection could be made.
+	silent bool
 }
 
 // NewTarget prepares the check target of a server.
@@ -93,6 +99,7 @@ func (t *Target) Conn(ctx context.Context) (Client, error) {
 	conn, err := t.Open(ctx)
 	if err != nil {
 		t.dialErr = connectError{err}
+		t.silent = t.silent || unanswered(ctx, err)
 		return nil, t.dialErr
 	}
 	t.conn = conn
@@ -137,11 +144,53 @@ func remaining(ctx context.Context) time.Duration {
 	return defaultTimeout
 }
 
-// beginRun forgets the previous run's dial error.
+// beginRun forgets the previous run's dial error and silence.
 func (t *Target) beginRun() {
 	t.mu.Lock()
 	t.dialErr = nil
+	t.silent = false
 	t.mu.Unlock()
+}
+
+// wasSilent reports whether a check of the run got no answer.
+func (t *Target) wasSilent() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.silent
+}
+
+// requestFailed handles a check's request that failed with err. An error
+// other than the server's result drops the connection, which may hold a
+// late answer; one that ran out of time also marks the run silent.
+func (t *Target) requestFailed(ctx context.Context, err error) {
+	if isResultError(err) {
+		return
+	}
+	t.Reset()
+	if unanswered(ctx, err) {
+		t.mu.Lock()
+		t.silent = true
+		t.mu.Unlock()
+	}
+}
+
+// unanswered reports whether err means the server gave no answer at all:
+// the check ran out of time, or the connection was refused or the host
+// unreachable. A connection closed or reset is not counted: the server (or
+// something in between) acted, and operations on its other connections
+// learn of that on their own.
+func unanswered(ctx context.Context, err error) bool {
+	var ne net.Error
+	var lerr *ldap.Error
+	switch {
+	case err == nil, errors.As(err, &lerr) && lerr.ResultCode < ldap.ErrorNetwork:
+		return false
+	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return true
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return true
+	}
+	return strings.Contains(err.Error(), "timed out") // go-ldap's request timeout has no error value of its own
 }
 
 // Reset drops the check connection after an error.
@@ -165,8 +214,8 @@ func (t *Target) search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Sea
 		return nil, err
 	}
 	res, err := conn.Search(req)
-	if err != nil && !isResultError(err) {
-		t.Reset()
+	if err != nil {
+		t.requestFailed(ctx, err)
 	}
 	return res, err
 }

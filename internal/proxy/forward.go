@@ -421,11 +421,12 @@ func (p *Proxy) complete(req *Request) {
 }
 
 // heldAgainstServer reports whether a failed attempt counts as a failure of
-// its server: neither the end of a long-lived search that was running
-// nor a search reaching the configured time limit does.
+// its server: neither the end of a long-lived search that was running, nor
+// a search reaching the configured time limit, nor an operation its health
+// check took off the server (already unavailable) does.
 func heldAgainstServer(req *Request, r attemptResult) bool {
 	switch {
-	case errors.Is(r.err, backend.ErrTimeLimit):
+	case errors.Is(r.err, backend.ErrTimeLimit), errors.Is(r.err, backend.ErrUnresponsive):
 		return false
 	case req.state == longLived && r.delivered > 0:
 		return false
@@ -443,6 +444,8 @@ func failureReply(srv *backend.Server, r attemptResult) (int, string) {
 		return ldapwire.TimeLimitExceeded, fmt.Sprintf("no final answer from server %s within the operation timeout; the operation was abandoned after %d %s", srv.Name, r.delivered, partialResults)
 	case r.status == timedOut:
 		return ldapwire.TimeLimitExceeded, fmt.Sprintf("no answer from server %s within the operation timeout; the operation was abandoned", srv.Name)
+	case errors.Is(r.err, backend.ErrUnresponsive):
+		return ldapwire.Unavailable, fmt.Sprintf("%v; the operation was abandoned on server %s after %d responses", r.err, srv.Name, r.delivered)
 	case r.delivered > 0:
 		return ldapwire.Unavailable, fmt.Sprintf("connection to server %s lost after %d %s", srv.Name, r.delivered, partialResults)
 	}

@@ -22,13 +22,15 @@ func (p *Proxy) timeoutFor(req *Request) time.Duration {
 
 // timingFor bounds an attempt of req: the operation timeout measures the
 // server's silence, a search may also be capped as a whole, and a
-// long-lived search has no bound.
+// long-lived search has no bound. A read may leave a server found not
+// answering before its timeout (backend.Server.GiveUpInFlight).
 func (p *Proxy) timingFor(req *Request) backend.Timing {
+	read := isRead(req)
 	switch {
 	case req.state == longLived:
-		return backend.Timing{}
+		return backend.Timing{Movable: read}
 	case req.Msg.OpTag == ldapwire.OpSearchRequest:
-		return backend.Timing{Silence: p.conf().OperationTimeout, Total: p.conf().SearchTimeLimit}
+		return backend.Timing{Silence: p.conf().OperationTimeout, Total: p.conf().SearchTimeLimit, Movable: read}
 	}
-	return backend.Timing{Silence: p.timeoutFor(req)}
+	return backend.Timing{Silence: p.timeoutFor(req), Movable: read}
 }
