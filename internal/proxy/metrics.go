@@ -47,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		operations: counter("ldapmux_operations_total", "Client operations by type and the result code the client got (including those ldapmux answered itself).", "operation", "result"),
 		forwarded:  counter("ldapmux_server_operations_forwarded_total", "Operations sent to a server (every attempt), by type.", "server", "operation"),
 		completed:  counter("ldapmux_server_operations_completed_total", "Operations a server answered, by type and result code.", "server", "operation", "result"),
-		failed:     counter("ldapmux_server_operations_failed_total", "Attempts that failed on a server (not sent, connection lost, timed out), by type.", "server", "operation"),
+		failed:     counter("ldapmux_server_operations_failed_total", "Attempts that failed on a server (not sent, connection lost, timed out, taken off a server that stopped answering), by type.", "server", "operation"),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ldapmux_server_response_time_seconds", Buckets: LatencyBuckets,
 			Help: "Time from the client's request to the final response of the server that answered, retries included.",
