@@ -61,6 +61,11 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 		c.finished = true
 		msg = c.req.proxy.matchResponse(c, msg)
 		code = resultCode(msg)
+		if c.delivered == 0 && c.req.proxy.passesOn(c.req, code) {
+			c.mu.Unlock()
+			c.req.proxy.attemptEnded(c, attemptResult{status: declined, code: code, err: declinedError(msg, code)})
+			return nil
+		}
 		if c.req.recordsWrite {
 			msg = c.req.proxy.recordWrite(c, msg, code)
 		}

@@ -21,6 +21,7 @@ const (
 	lost                    // the connection failed after the request was sent
 	timedOut                // no final response within the operation timeout
 	full                    // the server is at its operation limit: not sent
+	declined                // the server answered a read busy or unavailable, before any other response
 )
 
 // attemptResult is the end of one attempt.
@@ -34,7 +35,7 @@ type attemptResult struct {
 // retryable reports whether another server may be tried after r.
 func (r attemptResult) retryable(req *Request) bool {
 	switch r.status {
-	case notSent:
+	case notSent, declined:
 		return true
 	case lost, timedOut:
 		return r.delivered == 0 && isRead(req) && !errors.Is(r.err, backend.ErrTimeLimit)
@@ -302,6 +303,27 @@ func dialResult(req *Request, err error) attemptResult {
 	return connError(err)
 }
 
+// passesOn reports whether a read answered with code before any other
+// response goes to the next server instead of to the client: busy (51) and
+// unavailable (52) say that the server did not run it (RFC 4511, A.2), and
+// another replica may. A write is never sent twice, a page of a paged or
+// VLV search cannot leave the server that holds its cursor, and the last
+// candidate's answer reaches the client as it is.
+func (p *Proxy) passesOn(req *Request, code int) bool {
+	if code != ldapwire.Busy && code != ldapwire.Unavailable {
+		return false
+	}
+	return isRead(req) && req.pinned == nil &&
+		req.next+1 < len(req.cands) && req.out.Attempts+1 < p.conf().MaxAttempts
+}
+
+// declinedError describes a server's refusal of a read for the client's
+// final answer, should no other server take it.
+func declinedError(msg ldapwire.Message, code int) error {
+	res, _ := ldapwire.ParseResult(msg.Body)
+	return fmt.Errorf("answered %s (%d): %s", ldapwire.ResultName(code), code, res.Diagnostic)
+}
+
 // connError classifies an error from the pool.
 func connError(err error) attemptResult {
 	switch {
@@ -321,7 +343,7 @@ func (p *Proxy) attemptEnded(c *call, res attemptResult) {
 	if res.status != answered && c.lease != nil && req.cursor != "" {
 		req.Leases.moveCursor(c.lease, req.cursor, "") // the server may have ended it
 	}
-	p.releaseConn(c, res.status == answered)
+	p.releaseConn(c, res.status == answered || res.status == declined)
 	c.srv.EndOp(c.started)
 	req.mu.Lock()
 	req.cur = nil
@@ -377,7 +399,9 @@ func (p *Proxy) afterFailure(req *Request, srv *backend.Server, res attemptResul
 		req.note(srv, res.err)
 		return true
 	}
-	req.allFull = false
+	if res.status != declined || res.code != ldapwire.Busy {
+		req.allFull = false
+	}
 	if heldAgainstServer(req, res) {
 		p.health.OperationFailed(srv, res.err)
 	}
@@ -426,6 +450,8 @@ func (p *Proxy) complete(req *Request) {
 // check took off the server (already unavailable) does.
 func heldAgainstServer(req *Request, r attemptResult) bool {
 	switch {
+	case r.status == declined: // an answer: the server works, and its health check says how well
+		return false
 	case errors.Is(r.err, backend.ErrTimeLimit), errors.Is(r.err, backend.ErrUnresponsive):
 		return false
 	case req.state == longLived && r.delivered > 0:

@@ -100,6 +100,9 @@ moduleload sssvlv
 {{- if .PasswordPolicy}}
 moduleload ppolicy
 {{- end}}
+{{- if .Retcode}}
+moduleload retcode
+{{- end}}
 
 serverID {{.ID}}
 authz-policy to
@@ -162,6 +165,13 @@ sssvlv-max 64
 overlay ppolicy
 ppolicy_default "{{.Policy}}"
 {{- end}}
+{{- if .Retcode}}
+overlay retcode
+retcode-parent "{{.RetcodeParent}}"
+{{- range .Retcode}}
+retcode-item {{.}}
+{{- end}}
+{{- end}}
 
 database monitor
 access to *
@@ -186,6 +196,8 @@ type confData struct {
 	Require                     string
 	PasswordPolicy              bool
 	Policy                      string
+	Retcode                     []string // retcode-item lines; none: no retcode overlay
+	RetcodeParent               string
 	Base, Admin, AdminPassword  string
 	Service, Writer             string
 	Scratch, Restricted, People string
@@ -210,6 +222,7 @@ func renderConfig(r *Replica, all []*Replica, o Options) ([]byte, error) {
 		ID: r.ID, MaxIncomingAuth: MaxIncomingAuth, Dir: r.Dir, DBDir: r.dbDir(),
 		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: o.Threads, Require: o.Require,
 		PasswordPolicy: o.PasswordPolicy, Policy: PolicyDN,
+		Retcode: o.Retcode[r.ID], RetcodeParent: o.RetcodeParent,
 		Base: BaseDN, Admin: AdminDN, AdminPassword: AdminPassword,
 		Service: ServiceDN, Writer: WriterDN,
 		Scratch: ScratchDN, Restricted: RestrictedDN, People: PeopleDN, TLS: r.tls,

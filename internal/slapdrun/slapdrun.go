@@ -168,6 +168,13 @@ type Options struct {
 	// others through a Relay delaying each direction by this much
 	// (relay.go; Cluster.Relays holds or releases them).
 	ReplicationDelay time.Duration
+	// Retcode makes replicas answer some operations with a fixed result
+	// code, as a server in trouble does (slapo-retcode): by replica ID,
+	// the retcode-item lines of the overlay (`"cn=busy" 0x33 op=search`),
+	// whose pseudo-entries sit below RetcodeParent, which must be set with
+	// it. The other replicas serve those DNs from their data as usual.
+	Retcode       map[int][]string
+	RetcodeParent string
 	// Logf, if set, receives progress and diagnostic messages. It is only
 	// called synchronously from the functions of this package.
 	Logf func(format string, args ...any)
@@ -196,6 +203,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if strings.Trim(o.Require, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ") != "" {
 		return o, fmt.Errorf("slapdrun: Require %q: only words (none, bind, LDAPv3, authc, SASL, strong)", o.Require)
+	}
+	if len(o.Retcode) > 0 && o.RetcodeParent == "" {
+		return o, fmt.Errorf("slapdrun: Retcode needs RetcodeParent")
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}

@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapmux/ldapmux/internal/backend"
+	"github.com/ldapmux/ldapmux/internal/slapdtest"
+)
+
+// troubleParent holds entries that every replica has and that the first
+// replica's slapo-retcode answers for instead, as a server in trouble does.
+const troubleParent = "ou=trouble,dc=example,dc=com"
+
+const troubleLDIF = `
+dn: ou=trouble,dc=example,dc=com
+objectClass: organizationalUnit
+ou: trouble
+
+dn: cn=busy,ou=trouble,dc=example,dc=com
+objectClass: organizationalRole
+cn: busy
+description: served by a replica that is not busy
+
+dn: cn=offline,ou=trouble,dc=example,dc=com
+objectClass: organizationalRole
+cn: offline
+description: served by a replica that is online
+`
+
+// TestBusyOrUnavailableReadsMoveOn: a replica that answers a read busy (51)
+// or unavailable (52) did not run it, so ldapmux sends it to the next one
+// and the client gets that replica's answer, exactly as straight from it;
+// in front of that replica alone, and for a write, the client gets the
+// replica's own answer, exactly as straight from it. The replica stays
+// available: it answers.
+func TestBusyOrUnavailableReadsMoveOn(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 3, ExtraLDIF: troubleLDIF,
+		RetcodeParent: troubleParent, Retcode: map[int][]string{1: {
+			`"cn=busy" 0x33 op=search,compare,modify text="too busy here"`,
+			`"cn=offline" 0x34 op=search,compare text="offline here"`,
+		}}})
+	troubled, healthy := cluster.Replicas[0], cluster.Replicas[1]
+	a, addr := startProxy(t, cluster, "") // failover: the troubled replica first
+	_, aloneAddr := startProxyYAML(t, fmt.Sprintf("listen:\n  - address: 127.0.0.1:0\nservers:\n  - name: ds1\n    address: %s\n"+
+		"service-account:\n  bind-dn: %s\n  password: %s\n", troubled.Addr, slapdtest.ServiceDN, slapdtest.ServicePassword))
+
+	for _, cn := range []string{"busy", "offline"} {
+		dn := "cn=" + cn + "," + troubleParent
+		refusal := baseOutcome(t, troubled.Addr, dn)
+		if !strings.HasPrefix(refusal, "result 5") {
+			t.Fatalf("straight to the troubled replica, %s: %s; want busy or unavailable (is slapo-retcode loaded?)", dn, refusal)
+		}
+		got, want := baseOutcome(t, addr, dn), baseOutcome(t, healthy.Addr, dn)
+		if got != want {
+			t.Errorf("%s through ldapmux: %s; straight to the other replica: %s", dn, got, want)
+		}
+		t.Logf("%s: straight to the troubled replica %s; through ldapmux %s", dn, refusal, got)
+		if got := baseOutcome(t, aloneAddr, dn); got != refusal {
+			t.Errorf("%s through ldapmux in front of the troubled replica alone: %s; straight to it: %s", dn, got, refusal)
+		}
+		compare := func(at string) string {
+			matched, err := dial(t, at).Compare(dn, "cn", cn)
+			if err != nil {
+				return resultText(err)
+			}
+			return fmt.Sprint("compared: ", matched)
+		}
+		if got, want := compare(addr), compare(healthy.Addr); got != want || compare(troubled.Addr) != refusal {
+			t.Errorf("compare on %s through ldapmux: %s; straight to the other replica: %s, to the troubled one: %s", dn, got, want, compare(troubled.Addr))
+		}
+	}
+
+	write := func(at string) string {
+		mod := ldap.NewModifyRequest("cn=busy,"+troubleParent, nil)
+		mod.Replace("description", []string{"changed"})
+		return resultText(bindAs(t, at, slapdtest.WriterDN, slapdtest.WriterPassword).Modify(mod))
+	}
+	if got, want := write(addr), write(troubled.Addr); got != want || !strings.HasPrefix(want, "result 51") {
+		t.Errorf("a write through ldapmux: %s; straight to the troubled replica: %s (want busy, never sent twice)", got, want)
+	}
+	if h := a.Registry().Snapshot().Servers[0].Health; h.State != backend.Available {
+		t.Errorf("the troubled replica is %s (%s): it answers, it is not down", h.State, h.Reason)
+	}
+}
+
+// baseOutcome is a base search of dn at addr, as text: its entry or its
+// result.
+func baseOutcome(t *testing.T, addr, dn string) string {
+	t.Helper()
+	res, err := dial(t, addr).Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"cn", "description"}, nil))
+	if err != nil {
+		return resultText(err)
+	}
+	var b strings.Builder
+	for _, e := range res.Entries {
+		fmt.Fprintf(&b, "entry %s cn=%q description=%q; ", e.DN, e.GetAttributeValues("cn"), e.GetAttributeValues("description"))
+	}
+	return b.String()
+}
+
+// resultText is an operation's outcome as text: its result code and
+// diagnostic, or "success".
+func resultText(err error) string {
+	var lerr *ldap.Error
+	switch {
+	case err == nil:
+		return "success"
+	case errors.As(err, &lerr):
+		return fmt.Sprintf("result %d: %s", lerr.ResultCode, lerr.Err)
+	}
+	return "error: " + err.Error()
+}
