@@ -46,6 +46,13 @@ func (r *healthRelay) OperationFailed(s *backend.Server, err error) {
 	}
 }
 
+// OperationDeclined implements proxy.HealthReporter.
+func (r *healthRelay) OperationDeclined(s *backend.Server, reason string) {
+	if slices.Contains(r.a.Servers(), s) {
+		r.checker.Load().OperationDeclined(s, reason)
+	}
+}
+
 // startChecker runs c until the next reload or shutdown.
 func (a *App) startChecker(c *health.Checker) {
 	ctx, cancel := context.WithCancel(a.rl.ctx)

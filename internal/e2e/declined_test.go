@@ -35,9 +35,9 @@ description: served by a replica that is online
 // TestBusyOrUnavailableReadsMoveOn: a replica that answers a read busy (51)
 // or unavailable (52) did not run it, so ldapmux sends it to the next one
 // and the client gets that replica's answer, exactly as straight from it;
-// in front of that replica alone, and for a write, the client gets the
-// replica's own answer, exactly as straight from it. The replica stays
-// available: it answers.
+// in front of that replica alone the client gets the replica's own answer,
+// exactly as straight from it, and a write too. The replica becomes
+// degraded, so that writes go to the other one meanwhile.
 func TestBusyOrUnavailableReadsMoveOn(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2, Users: 3, ExtraLDIF: troubleLDIF,
 		RetcodeParent: troubleParent, Retcode: map[int][]string{1: {
@@ -45,7 +45,9 @@ func TestBusyOrUnavailableReadsMoveOn(t *testing.T) {
 			`"cn=offline" 0x34 op=search,compare text="offline here"`,
 		}}})
 	troubled, healthy := cluster.Replicas[0], cluster.Replicas[1]
-	a, addr := startProxy(t, cluster, "") // failover: the troubled replica first
+	// A proxy per read: the first decline makes the replica degraded, and
+	// the next reads go straight to the other one.
+	fresh := func() string { _, addr := startProxy(t, cluster, ""); return addr } // failover: the troubled replica first
 	_, aloneAddr := startProxyYAML(t, fmt.Sprintf("listen:\n  - address: 127.0.0.1:0\nservers:\n  - name: ds1\n    address: %s\n"+
 		"service-account:\n  bind-dn: %s\n  password: %s\n", troubled.Addr, slapdtest.ServiceDN, slapdtest.ServicePassword))
 
@@ -55,7 +57,7 @@ func TestBusyOrUnavailableReadsMoveOn(t *testing.T) {
 		if !strings.HasPrefix(refusal, "result 5") {
 			t.Fatalf("straight to the troubled replica, %s: %s; want busy or unavailable (is slapo-retcode loaded?)", dn, refusal)
 		}
-		got, want := baseOutcome(t, addr, dn), baseOutcome(t, healthy.Addr, dn)
+		got, want := baseOutcome(t, fresh(), dn), baseOutcome(t, healthy.Addr, dn)
 		if got != want {
 			t.Errorf("%s through ldapmux: %s; straight to the other replica: %s", dn, got, want)
 		}
@@ -70,21 +72,28 @@ func TestBusyOrUnavailableReadsMoveOn(t *testing.T) {
 			}
 			return fmt.Sprint("compared: ", matched)
 		}
-		if got, want := compare(addr), compare(healthy.Addr); got != want || compare(troubled.Addr) != refusal {
+		if got, want := compare(fresh()), compare(healthy.Addr); got != want || compare(troubled.Addr) != refusal {
 			t.Errorf("compare on %s through ldapmux: %s; straight to the other replica: %s, to the troubled one: %s", dn, got, want, compare(troubled.Addr))
 		}
 	}
 
+	a, addr := startProxy(t, cluster, "")
+	if got, want := baseOutcome(t, addr, "cn=busy,"+troubleParent), baseOutcome(t, healthy.Addr, "cn=busy,"+troubleParent); got != want {
+		t.Fatalf("through ldapmux: %s; straight to the other replica: %s", got, want)
+	}
+	if h := a.Registry().Snapshot().Servers[0].Health; h.State != backend.Degraded || h.Check != "declined" {
+		t.Errorf("the troubled replica is %s by %q (%s); want degraded by its declined operations", h.State, h.Check, h.Reason)
+	}
 	write := func(at string) string {
 		mod := ldap.NewModifyRequest("cn=busy,"+troubleParent, nil)
 		mod.Replace("description", []string{"changed"})
 		return resultText(bindAs(t, at, slapdtest.WriterDN, slapdtest.WriterPassword).Modify(mod))
 	}
-	if got, want := write(addr), write(troubled.Addr); got != want || !strings.HasPrefix(want, "result 51") {
-		t.Errorf("a write through ldapmux: %s; straight to the troubled replica: %s (want busy, never sent twice)", got, want)
+	if got, want := write(addr), write(healthy.Addr); got != want {
+		t.Errorf("a write through ldapmux once the troubled replica is degraded: %s; straight to the other replica: %s", got, want)
 	}
-	if h := a.Registry().Snapshot().Servers[0].Health; h.State != backend.Available {
-		t.Errorf("the troubled replica is %s (%s): it answers, it is not down", h.State, h.Reason)
+	if got, want := write(aloneAddr), write(troubled.Addr); got != want || !strings.HasPrefix(want, "result 51") {
+		t.Errorf("a write through ldapmux in front of the troubled replica alone: %s; straight to it: %s (want busy, never sent twice)", got, want)
 	}
 }
 

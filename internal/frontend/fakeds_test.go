@@ -461,6 +461,8 @@ type noHealth struct{}
 
 func (noHealth) OperationFailed(*backend.Server, error) {}
 
+func (noHealth) OperationDeclined(*backend.Server, string) {}
+
 // client is a raw LDAP client of the frontend.
 type client struct {
 	t    *testing.T

@@ -194,13 +194,54 @@ func (c *Checker) runChecks(ctx context.Context, i int) (r Result, check string,
 }
 
 // publishRun publishes a run's result unless a passive failure came in
-// since the run began.
+// since the run began. A server that declined an operation within
+// DeclineHold stays degraded at best.
 func (c *Checker) publishRun(i int, gen int64, r Result, check string) {
 	t := c.targets[i]
 	t.pubMu.Lock()
 	defer t.pubMu.Unlock()
-	if t.failures.Load() == gen {
-		c.publish(i, r, check)
+	if t.failures.Load() != gen {
+		return
+	}
+	if d, ok := c.declined(t); ok && d.State > r.State {
+		r, check = d, declinedCheck
+	}
+	c.publish(i, r, check)
+}
+
+// DeclineHold is how long a server that answered an operation busy or
+// unavailable stays degraded after the last such answer: used only when
+// no available server is left, it gets operations again once that long
+// has passed without one.
+const DeclineHold = 10 * time.Second
+
+// declinedCheck names the passive decline signal in states and metrics.
+const declinedCheck = "declined"
+
+// declined is the degraded result of a server that declined an operation
+// within DeclineHold. Caller holds t.pubMu.
+func (c *Checker) declined(t *Target) (Result, bool) {
+	at := t.declinedAt.Load()
+	if at == 0 || c.cfg.Now().Sub(time.Unix(0, at)) >= DeclineHold {
+		return Result{}, false
+	}
+	return Result{State: backend.Degraded, Score: fixedScore(backend.Degraded), Reason: *t.declineReason.Load()}, true
+}
+
+// OperationDeclined marks an available server degraded at once after it
+// answered an operation busy (51) or unavailable (52): it works, but said
+// it would not do what it was asked. It stays degraded for DeclineHold
+// after its last such answer, whatever its checks say.
+func (c *Checker) OperationDeclined(s *backend.Server, reason string) {
+	t := c.targets[s.Index]
+	reason = "declined an operation: " + reason
+	t.pubMu.Lock()
+	defer t.pubMu.Unlock()
+	t.declineReason.Store(&reason)
+	t.declinedAt.Store(c.cfg.Now().UnixNano())
+	if c.reg.Snapshot().Servers[s.Index].Health.State == backend.Available {
+		d, _ := c.declined(t)
+		c.publish(s.Index, d, declinedCheck)
 	}
 }
 

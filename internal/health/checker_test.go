@@ -180,6 +180,43 @@ func TestPassiveFailureAndHysteresis(t *testing.T) {
 	}
 }
 
+// TestDeclinedOperationDegrades: a server that answers an operation busy or
+// unavailable is degraded at once, stays so at its checks for DeclineHold
+// after its last such answer, then comes back; one already unavailable
+// stays unavailable.
+func TestDeclinedOperationDegrades(t *testing.T) {
+	r := newRig(t, []Check{DefaultCheck()})
+	srv := r.reg.Snapshot().Servers[0].Server
+	if h := r.check(t, 0); h.State != A {
+		t.Fatalf("before: %+v", h)
+	}
+	r.checker.OperationDeclined(srv, "answered busy (51): too busy")
+	if h := r.reg.Snapshot().Servers[0].Health; h.State != D || h.Check != "declined" || !strings.Contains(h.Reason, "too busy") {
+		t.Fatalf("after a declined operation: %+v", h)
+	}
+	r.clock.Advance(DeclineHold - time.Second)
+	if h := r.check(t, 0); h.State != D {
+		t.Fatalf("a check within the hold: %+v, want degraded", h)
+	}
+	r.checker.OperationDeclined(srv, "answered unavailable (52): offline") // the hold starts again
+	r.clock.Advance(DeclineHold - time.Second)
+	if h := r.check(t, 0); h.State != D || !strings.Contains(h.Reason, "offline") {
+		t.Fatalf("a check within the hold of the second decline: %+v, want degraded", h)
+	}
+	r.clock.Advance(time.Second)
+	if h := r.check(t, 0); h.State != A {
+		t.Fatalf("a check after the hold: %+v, want available", h)
+	}
+	r.dirs[0].setDown(true)
+	if h := r.check(t, 0); h.State != U {
+		t.Fatalf("down: %+v", h)
+	}
+	r.checker.OperationDeclined(srv, "answered busy (51)")
+	if h := r.reg.Snapshot().Servers[0].Health; h.State != U {
+		t.Fatalf("a decline made an unavailable server %s", h.State)
+	}
+}
+
 // TestFailureDuringRunWins: a run that began before an operation failed
 // does not overwrite the failure; the run the failure triggered decides.
 func TestFailureDuringRunWins(t *testing.T) {

@@ -29,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"server", "check"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ldapmux_health_state_transitions_total",
-			Help: "Server state changes by server, the check that decided them (operation: a failed operation; reload: a configuration change) and the new state.",
+			Help: "Server state changes by server, the check that decided them (operation: a failed operation; declined: an operation answered busy or unavailable; reload: a configuration change) and the new state.",
 		}, []string{"server", "check", "to"}),
 	}
 	reg.MustRegister(m.runs, m.durations, m.transitions)

@@ -47,6 +47,12 @@ type Target struct {
 	runs     atomic.Int64
 	overlaps atomic.Int64
 
+	// declinedAt is when the server last declined an operation (unix
+	// nanoseconds of the checker's clock, 0 for never), declineReason
+	// how; both are written under pubMu.
+	declinedAt    atomic.Int64
+	declineReason atomic.Pointer[string]
+
 	// failures counts passive failures; seenFailures is how many the
 	// checks have been told about (used by the run in progress only).
 	failures     atomic.Int64

@@ -56,14 +56,19 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 		return nil
 	}
 	code := -1
+	var declines error // the server answered busy or unavailable
 	switch {
 	case final:
 		c.finished = true
 		msg = c.req.proxy.matchResponse(c, msg)
 		code = resultCode(msg)
-		if c.delivered == 0 && c.req.proxy.passesOn(c.req, code) {
+		if code == ldapwire.Busy || code == ldapwire.Unavailable {
+			declines = declinedError(msg, code)
+		}
+		if declines != nil && c.delivered == 0 && c.req.proxy.passesOn(c.req) {
 			c.mu.Unlock()
-			c.req.proxy.attemptEnded(c, attemptResult{status: declined, code: code, err: declinedError(msg, code)})
+			c.req.proxy.health.OperationDeclined(c.srv, declines.Error())
+			c.req.proxy.attemptEnded(c, attemptResult{status: declined, code: code, err: declines})
 			return nil
 		}
 		if c.req.recordsWrite {
@@ -93,6 +98,9 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 	c.delivered++
 	delivered := c.delivered
 	c.mu.Unlock()
+	if declines != nil {
+		c.req.proxy.health.OperationDeclined(c.srv, declines.Error())
+	}
 	if final {
 		c.req.proxy.attemptEnded(c, attemptResult{status: answered, code: code, delivered: delivered})
 	}

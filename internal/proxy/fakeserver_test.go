@@ -619,6 +619,12 @@ func (h *healthLog) OperationFailed(s *backend.Server, err error) {
 	h.failed = append(h.failed, fmt.Sprintf("%s: %v", s.Name, err))
 }
 
+func (h *healthLog) OperationDeclined(s *backend.Server, reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failed = append(h.failed, fmt.Sprintf("%s declined: %s", s.Name, reason))
+}
+
 func (h *healthLog) reports() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()

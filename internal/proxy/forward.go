@@ -303,16 +303,13 @@ func dialResult(req *Request, err error) attemptResult {
 	return connError(err)
 }
 
-// passesOn reports whether a read answered with code before any other
-// response goes to the next server instead of to the client: busy (51) and
-// unavailable (52) say that the server did not run it (RFC 4511, A.2), and
-// another replica may. A write is never sent twice, a page of a paged or
-// VLV search cannot leave the server that holds its cursor, and the last
-// candidate's answer reaches the client as it is.
-func (p *Proxy) passesOn(req *Request, code int) bool {
-	if code != ldapwire.Busy && code != ldapwire.Unavailable {
-		return false
-	}
+// passesOn reports whether a read that a server answered busy (51) or
+// unavailable (52), before any other response, goes to the next server
+// instead of to the client: the server did not run it (RFC 4511, A.2),
+// and another replica may. A write is never sent twice, a page of a paged
+// or VLV search cannot leave the server that holds its cursor, and the
+// last candidate's answer reaches the client as it is.
+func (p *Proxy) passesOn(req *Request) bool {
 	return isRead(req) && req.pinned == nil &&
 		req.next+1 < len(req.cands) && req.out.Attempts+1 < p.conf().MaxAttempts
 }
@@ -402,7 +399,7 @@ func (p *Proxy) afterFailure(req *Request, srv *backend.Server, res attemptResul
 	if res.status != declined || res.code != ldapwire.Busy {
 		req.allFull = false
 	}
-	if heldAgainstServer(req, res) {
+	if res.status != declined && heldAgainstServer(req, res) { // a decline was reported with its answer
 		p.health.OperationFailed(srv, res.err)
 	}
 	req.out.Failed = append(req.out.Failed, srv.Name)
@@ -450,8 +447,6 @@ func (p *Proxy) complete(req *Request) {
 // check took off the server (already unavailable) does.
 func heldAgainstServer(req *Request, r attemptResult) bool {
 	switch {
-	case r.status == declined: // an answer: the server works, and its health check says how well
-		return false
 	case errors.Is(r.err, backend.ErrTimeLimit), errors.Is(r.err, backend.ErrUnresponsive):
 		return false
 	case req.state == longLived && r.delivered > 0:

@@ -86,6 +86,9 @@ type Sink interface {
 // HealthReporter hears about failed operations (passive health).
 type HealthReporter interface {
 	OperationFailed(s *backend.Server, err error)
+	// OperationDeclined: the server answered an operation busy or
+	// unavailable; reason says how.
+	OperationDeclined(s *backend.Server, reason string)
 }
 
 // Outcome describes how an operation ended, for logs and metrics.
