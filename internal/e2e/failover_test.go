@@ -186,16 +186,16 @@ func TestFailoverOnHungPrimary(t *testing.T) {
 	assertTrafficReturns(t, load, primary, secondary)
 }
 
-// TestHungServerLeftAtItsHealthCheck stops (SIGSTOP) the primary with an
-// operation timeout far away (60s): once its health check gets no answer
-// (1s), the reads waiting on it move to the secondary and its long-lived
-// search ends with unavailable (52), while a write sent to it keeps
+// TestHungServerLeftAtItsHealthCheck stops (SIGSTOP) the primary with the
+// operation and bind timeouts far away (60s): once its health check gets no answer
+// (1s), the reads and the bind waiting on it move to the secondary and its
+// long-lived search ends with unavailable (52), while a write sent to it keeps
 // waiting and gets the server's own answer after SIGCONT.
 func TestHungServerLeftAtItsHealthCheck(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 2})
 	primary, secondary := cluster.Replicas[0], cluster.Replicas[1]
 	_, addr := startProxy(t, cluster, "health-check-frequency: 200ms\nhealth-check-timeout: 1s\n"+
-		"pool:\n  connect-timeout: 1s\n  operation-timeout: 60s\n")
+		"pool:\n  connect-timeout: 1s\n  operation-timeout: 60s\nlimits:\n  bind-timeout: 60s\n")
 	writer := bindAs(t, addr, slapdtest.WriterDN, slapdtest.WriterPassword)
 	sync := startSync(t, berDial(t, addr), userIdentity(1))
 	eventually(t, 20*time.Second, "the sync search's refresh", func() bool { entries, _ := sync.state(); return len(entries) > 0 })
@@ -207,8 +207,10 @@ func TestHungServerLeftAtItsHealthCheck(t *testing.T) {
 	}
 	t.Cleanup(func() { primary.Resume() })
 	pausedAt := time.Now()
-	written := make(chan error, 1)
+	written, bound := make(chan error, 1), make(chan error, 1)
 	go func() { written <- writer.Add(scratchEntry("during-hang")) }() // the primary still looks healthy
+	login := dial(t, addr)
+	go func() { bound <- login.Bind(slapdtest.UserDN(2), slapdtest.UserPassword(2)) }()
 
 	before := opCount(t, secondary, "search")
 	load.waitOps(t, 300)
@@ -227,6 +229,14 @@ func TestHungServerLeftAtItsHealthCheck(t *testing.T) {
 	}
 	if longest := load.longest(); longest > 15*time.Second {
 		t.Fatalf("a read took %s: it must leave the hung server at its health check, not at the operation timeout", longest)
+	}
+	select {
+	case err := <-bound:
+		if err != nil {
+			t.Fatalf("a bind sent while the primary hung: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a bind sent while the primary hung was never answered: it must leave the hung server at its health check")
 	}
 	select {
 	case err := <-written:
