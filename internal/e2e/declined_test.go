@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
@@ -77,6 +78,8 @@ func TestBusyOrUnavailableReadsMoveOn(t *testing.T) {
 		}
 	}
 
+	concurrentReads(t, fresh(), healthy.Addr)
+
 	a, addr := startProxy(t, cluster, "")
 	if got, want := baseOutcome(t, addr, "cn=busy,"+troubleParent), baseOutcome(t, healthy.Addr, "cn=busy,"+troubleParent); got != want {
 		t.Fatalf("through ldapmux: %s; straight to the other replica: %s", got, want)
@@ -97,11 +100,50 @@ func TestBusyOrUnavailableReadsMoveOn(t *testing.T) {
 	}
 }
 
+// concurrentReads has 8 clients at once, anonymous and bound as users, read
+// the entries the troubled replica declines through ldapmux: each gets
+// what the same client gets straight from the healthy replica.
+func concurrentReads(t *testing.T, proxied, healthy string) {
+	t.Helper()
+	const clients = 8
+	var wg sync.WaitGroup
+	errs := make(chan string, clients*2)
+	for i := range clients {
+		via, direct := dial(t, proxied), dial(t, healthy) // dialed here: a failure ends the test on its goroutine
+		wg.Go(func() {
+			if i%2 == 1 {
+				for _, c := range []*ldap.Conn{via, direct} {
+					if err := c.Bind(slapdtest.UserDN(i%3+1), slapdtest.UserPassword(i%3+1)); err != nil {
+						errs <- fmt.Sprintf("client %d: bind: %v", i, err)
+						return
+					}
+				}
+			}
+			for _, cn := range []string{"busy", "offline"} {
+				dn := "cn=" + cn + "," + troubleParent
+				if got, want := searchText(via, dn), searchText(direct, dn); got != want {
+					errs <- fmt.Sprintf("client %d, %s: through ldapmux %s; straight to the healthy replica %s", i, dn, got, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
 // baseOutcome is a base search of dn at addr, as text: its entry or its
 // result.
 func baseOutcome(t *testing.T, addr, dn string) string {
 	t.Helper()
-	res, err := dial(t, addr).Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+	return searchText(dial(t, addr), dn)
+}
+
+// searchText is a base search of dn on conn, as text.
+func searchText(conn *ldap.Conn, dn string) string {
+	res, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{"cn", "description"}, nil))
 	if err != nil {
 		return resultText(err)
