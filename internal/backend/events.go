@@ -47,6 +47,8 @@ type eventReader struct {
 
 // startReading has the connection's responses read by an event loop when
 // one is running and the connection is plain TCP, by a goroutine otherwise.
+// It registers from the dialing goroutine, before any request is sent:
+// nothing can have arrived that the first report would miss (reregister).
 func (c *Conn) startReading(r *ldapwire.Reader, stream *connStream) {
 	if g := c.server.Loops; g != nil && stream.sock != nil {
 		e := &eventReader{c: c, r: r, stream: stream, loop: g.Pick()}
@@ -145,6 +147,18 @@ func unexpectedEOF(err error, r *ldapwire.Reader) error {
 func (e *eventReader) readUntilCaughtUp() {
 	e.c.readBlocking(e.r, &e.dirty, func() bool {
 		partial, _ := e.r.Incomplete()
-		return !partial && e.register()
+		return !partial && e.loop.Post(e.reregister)
 	})
+}
+
+// reregister gives the connection back to the loop, on the loop's
+// goroutine. Registered from any other goroutine, a response already
+// waiting would be reported before reg is stored; Readable would take that
+// report for one from before the goroutine took over and drop it, and,
+// edge-triggered, the socket would never be reported again: the response
+// would wait for the operation timeout.
+func (e *eventReader) reregister() {
+	if !e.register() {
+		go e.c.readBlocking(e.r, &e.dirty, nil) // the loop is closing: a goroutine reads on
+	}
 }

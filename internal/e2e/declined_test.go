@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -166,4 +167,50 @@ func resultText(err error) string {
 		return fmt.Sprintf("result %d: %s", lerr.ResultCode, lerr.Err)
 	}
 	return "error: " + err.Error()
+}
+
+// TestReadThatBringsServersDownTriesTwo: a read on which every replica drops
+// its connection (slapo-retcode disconnects, as a server that crashes on a
+// request does) is tried on two servers, not on every replica: the client
+// gets unavailable (52) saying why, the third replica keeps serving, and
+// the two are back at their health checks.
+func TestReadThatBringsServersDownTriesTwo(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 3, Users: 3, ExtraLDIF: troubleLDIF + `
+dn: cn=deadly,ou=trouble,dc=example,dc=com
+objectClass: organizationalRole
+cn: deadly
+`, RetcodeParent: troubleParent, Retcode: map[int][]string{
+		1: {`"cn=deadly" 0x34 op=search flags=pre-disconnect`},
+		2: {`"cn=deadly" 0x34 op=search flags=pre-disconnect`},
+		3: {`"cn=deadly" 0x34 op=search flags=pre-disconnect`},
+	}})
+	a, addr := startProxy(t, cluster, "health-check-frequency: 200ms\n")
+	deadly := "cn=deadly," + troubleParent
+	if got := baseOutcome(t, cluster.Replicas[0].Addr, deadly); !strings.HasPrefix(got, "error: ") && !strings.Contains(got, "result 200") {
+		t.Fatalf("straight to slapd: %s; want the connection dropped (is slapo-retcode loaded?)", got)
+	}
+	got := baseOutcome(t, addr, deadly)
+	if !strings.HasPrefix(got, "result 52") || !strings.Contains(got, "in case the request itself brings servers down") {
+		t.Fatalf("through ldapmux: %s; want unavailable (52) saying why no third server was tried", got)
+	}
+	var tried []string
+	for _, s := range a.Status().Servers {
+		if s.Failed > 0 {
+			tried = append(tried, s.Name)
+		}
+	}
+	if len(tried) != 2 {
+		t.Fatalf("servers the read failed on: %v; want two", tried)
+	}
+	if got, want := baseOutcome(t, addr, "cn=busy,"+troubleParent), baseOutcome(t, cluster.Replicas[2].Addr, "cn=busy,"+troubleParent); got != want {
+		t.Errorf("another read meanwhile: %s; straight to the replica left: %s", got, want)
+	}
+	eventually(t, 20*time.Second, "every server back at its health check", func() bool {
+		for _, s := range a.Registry().Snapshot().Servers {
+			if s.Health.State != backend.Available {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -14,6 +14,7 @@ import (
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapmux/ldapmux/internal/dirtest"
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
@@ -27,42 +28,109 @@ import (
 // clients send (sorting, paging, ManageDsaIT, assertions, dontUseCopy,
 // subentries, unknown critical and non-critical ones). The root DSE and
 // cn=monitor, which ldapmux answers in part itself, are left out.
-// LDAPMUX_DIFF_SEED and LDAPMUX_DIFF_COUNT explore other requests.
 func TestRandomSearchesAsOnSlapd(t *testing.T) {
-	seed, count := uint64(20261205), 400
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 12})
+	_, addr := startProxy(t, cluster, "")
+	compareGenerated(t, cluster.Replicas[0].Addr, addr, slapdDirectory, 400)
+}
+
+// TestRandomSearchesAsOn389 does the same with 389 Directory Server, served
+// with proxied authorization: its access control decides with the client's
+// identity what each entry shows.
+func TestRandomSearchesAsOn389(t *testing.T) {
+	cluster, _, addr := start389Proxied(t, 1, false)
+	compareGenerated(t, strings.TrimPrefix(cluster.Instances[0].URL, "ldap://"), addr, ds389Directory, 400)
+}
+
+// diffDirectory is what generated requests address in one directory.
+type diffDirectory struct {
+	name       string
+	bases      []string // search bases, some missing or malformed
+	compareDNs []string
+	schemaDN   string      // the subschema subentry
+	identities [][2]string // DN and password; "" is anonymous
+	users      int         // sample users uid=user.1 .. user.N
+	// noOrderingOn is an attribute whose ordering filters (>=, <=)
+	// crash the server: they are never generated.
+	noOrderingOn string
+}
+
+var slapdDirectory = diffDirectory{
+	name: "slapd",
+	bases: []string{slapdtest.BaseDN, slapdtest.PeopleDN, slapdtest.UserDN(1), slapdtest.UserDN(7), slapdtest.ScratchDN,
+		slapdtest.RestrictedDN, "ou=nowhere," + slapdtest.BaseDN, "cn=Subschema", "not a DN", "UID=User.2, OU=People, DC=Example, DC=Com"},
+	schemaDN: "cn=Subschema",
+	compareDNs: []string{slapdtest.UserDN(1), slapdtest.UserDN(4), slapdtest.PeopleDN, slapdtest.RestrictedDN,
+		"uid=nobody," + slapdtest.PeopleDN, "not a DN"},
+	identities: [][2]string{{"", ""}, {slapdtest.UserDN(1), slapdtest.UserPassword(1)}, {slapdtest.WriterDN, slapdtest.WriterPassword}},
+	users:      12,
+}
+
+var ds389Directory = diffDirectory{
+	name: "389 Directory Server",
+	bases: []string{dirtest.BaseDN, dirtest.PeopleDN, dirtest.UserDN(1), dirtest.UserDN(7), dirtest.GroupsDN, dirtest.ServicesDN,
+		"ou=nowhere," + dirtest.BaseDN, "cn=schema", "not a DN", "UID=User.2, OU=People, DC=Example, DC=Test"},
+	schemaDN: "cn=schema",
+	compareDNs: []string{dirtest.UserDN(1), dirtest.UserDN(4), dirtest.PeopleDN, dirtest.StaffGroupDN,
+		"uid=nobody," + dirtest.PeopleDN, "not a DN"},
+	identities: [][2]string{{"", ""}, {dirtest.UserDN(1), dirtest.UserPassword(1)}, {dirtest.UserDN(2), dirtest.UserPassword(2)}},
+	users:      dirtest.Users,
+	// 389-ds-base 2.3.1 (Debian 12) crashes on a one-level or subtree
+	// search with (objectClass>=a) or (objectClass<=z), straight or
+	// through ldapmux (README, "Limitations").
+	noOrderingOn: "objectClass",
+}
+
+// compareGenerated sends count generated requests to the server at direct
+// and through ldapmux at proxied, over one connection per identity each,
+// and fails on any response that differs by a byte.
+// LDAPMUX_DIFF_SEED and LDAPMUX_DIFF_COUNT explore other requests.
+func compareGenerated(t *testing.T, direct, proxied string, dir diffDirectory, count int) {
+	seed := uint64(20261205)
 	if s, err := strconv.ParseUint(os.Getenv("LDAPMUX_DIFF_SEED"), 10, 64); err == nil {
 		seed = s
 	}
 	if n, err := strconv.Atoi(os.Getenv("LDAPMUX_DIFF_COUNT")); err == nil && n > 0 {
 		count = n
 	}
-	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 12})
-	replica := cluster.Replicas[0]
-	_, addr := startProxy(t, cluster, "")
-	identities := []struct{ dn, password string }{
-		{"", ""}, {slapdtest.UserDN(1), slapdtest.UserPassword(1)}, {slapdtest.WriterDN, slapdtest.WriterPassword},
-	}
 	type pair struct{ direct, proxied *frameClient }
 	var pairs []pair
-	for _, id := range identities {
-		p := pair{dialFrames(t, replica.Addr), dialFrames(t, addr)}
-		if id.dn != "" {
-			p.direct.bind(t, id.dn, id.password)
-			p.proxied.bind(t, id.dn, id.password)
+	for _, id := range dir.identities {
+		p := pair{dialFrames(t, direct), dialFrames(t, proxied)}
+		if id[0] != "" {
+			p.direct.bind(t, id[0], id[1])
+			p.proxied.bind(t, id[0], id[1])
 		}
 		pairs = append(pairs, p)
 	}
 	r := rand.New(rand.NewPCG(seed, seed>>1))
 	var mismatches, entries int
 	codes := map[int]int{}
-	for i := range count {
+	fixed := schemaReads(dir.schemaDN, len(pairs))
+	for i := range count + len(fixed) {
 		id := int64(i + 2)
-		req, what := randomSearch(r, id)
-		if r.IntN(4) == 0 {
-			req, what = randomCompare(r, id)
+		var req []byte
+		var what string
+		var who int
+		if i < len(fixed) {
+			req, what, who = fixed[i](id)
+		} else {
+			req, what = randomSearch(r, id, dir)
+			if r.IntN(4) == 0 {
+				req, what = randomCompare(r, id, dir)
+			}
+			who = r.IntN(len(pairs))
 		}
-		p := pairs[r.IntN(len(pairs))]
-		direct, proxied := p.direct.exchange(t, req, id), p.proxied.exchange(t, req, id)
+		p := pairs[who]
+		what = fmt.Sprintf("as %q, %s", dir.identities[who][0], what)
+		direct, err := p.direct.tryExchange(req, id)
+		if err != nil {
+			t.Fatalf("request %d straight to %s, %s: %v", i, dir.name, what, err)
+		}
+		proxied, err := p.proxied.tryExchange(req, id)
+		if err != nil {
+			t.Fatalf("request %d through ldapmux, %s: %v", i, what, err)
+		}
 		entries += len(direct) - 1
 		if res, err := ldapwire.ParseResult(mustParse(t, direct[len(direct)-1]).Body); err == nil {
 			codes[res.Code]++
@@ -70,14 +138,36 @@ func TestRandomSearchesAsOnSlapd(t *testing.T) {
 		if !sameFrames(direct, proxied) {
 			mismatches++
 			if mismatches <= 5 {
-				t.Errorf("request %d (seed %d), %s:\n  straight to slapd: %s\n  through ldapmux:   %s", i, seed, what, describeFrames(direct), describeFrames(proxied))
+				t.Errorf("request %d (seed %d), %s:\n  straight to %s: %s\n  through ldapmux:   %s", i, seed, what, dir.name, describeFrames(direct), describeFrames(proxied))
 			}
 		}
 	}
 	if mismatches > 0 {
 		t.Fatalf("%d of %d requests answered differently through ldapmux", mismatches, count)
 	}
-	t.Logf("%d generated searches and compares (seed %d), %d entries, results by code %v: every response identical, byte for byte", count, seed, entries, codes)
+	t.Logf("%d generated searches and compares on %s (seed %d), %d entries, results by code %v: every response identical, byte for byte",
+		count+len(fixed), dir.name, seed, entries, codes)
+}
+
+// schemaReads are the reads of the schema that clients make (LDAP
+// browsers page through everything), as every identity: a base and a
+// subtree search, paged, sorted and paged, and plain.
+func schemaReads(dn string, identities int) []func(id int64) ([]byte, string, int) {
+	var reads []func(id int64) ([]byte, string, int)
+	for who := range identities {
+		for _, scope := range []int{ldap.ScopeBaseObject, ldap.ScopeWholeSubtree} {
+			for _, controls := range [][]ldap.Control{nil,
+				{&ldap.ControlString{ControlType: ldap.ControlTypePaging, ControlValue: string(pagedValue(100))}},
+				{sortControl("cn", false, false), &ldap.ControlString{ControlType: ldap.ControlTypePaging, ControlValue: string(pagedValue(100))}},
+			} {
+				reads = append(reads, func(id int64) ([]byte, string, int) {
+					op := searchOp(dn, scope, "(objectClass=*)", "objectClasses", "cn")
+					return message(id, op, controls...).Bytes(), fmt.Sprintf("schema read, scope %d, %d controls", scope, len(controls)), who
+				})
+			}
+		}
+	}
+	return reads
 }
 
 // frameClient is a raw LDAP client that reads whole response frames.
@@ -103,23 +193,35 @@ func (c *frameClient) bind(t *testing.T, dn, password string) {
 // final response.
 func (c *frameClient) exchange(t *testing.T, req []byte, id int64) [][]byte {
 	t.Helper()
+	frames, err := c.tryExchange(req, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frames
+}
+
+// tryExchange is exchange, returning what went wrong.
+func (c *frameClient) tryExchange(req []byte, id int64) ([][]byte, error) {
 	c.nc.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := c.nc.Write(req); err != nil {
-		t.Fatalf("write: %v", err)
+		return nil, fmt.Errorf("write: %w", err)
 	}
 	var frames [][]byte
 	for {
 		frame, err := c.r.Next()
 		if err != nil {
-			t.Fatalf("reading the answer to message %d: %v", id, err)
+			return frames, fmt.Errorf("reading the answer to message %d (%d responses so far): %w", id, len(frames), err)
 		}
-		msg := mustParse(t, frame)
+		msg, err := ldapwire.Parse(frame)
+		if err != nil {
+			return frames, fmt.Errorf("malformed response %x: %w", frame, err)
+		}
 		if int64(msg.ID) != id {
-			t.Fatalf("message %d while waiting for %d", msg.ID, id)
+			return frames, fmt.Errorf("message %d while waiting for %d", msg.ID, id)
 		}
 		frames = append(frames, bytes.Clone(frame))
 		if ldapwire.IsFinal(msg.OpTag) {
-			return frames
+			return frames, nil
 		}
 	}
 }
@@ -168,17 +270,15 @@ func describeFrames(frames [][]byte) string {
 }
 
 // randomSearch builds a search request with message id and describes it.
-func randomSearch(r *rand.Rand, id int64) ([]byte, string) {
-	bases := []string{slapdtest.BaseDN, slapdtest.PeopleDN, slapdtest.UserDN(1), slapdtest.UserDN(7), slapdtest.ScratchDN,
-		slapdtest.RestrictedDN, "ou=nowhere," + slapdtest.BaseDN, "cn=Subschema", "not a DN", "UID=User.2, OU=People, DC=Example, DC=Com"}
-	base, scope, deref := pick(r, bases), r.IntN(4), r.IntN(4)
+func randomSearch(r *rand.Rand, id int64, dir diffDirectory) ([]byte, string) {
+	base, scope, deref := pick(r, dir.bases), r.IntN(4), r.IntN(4)
 	size, typesOnly := pick(r, []int64{0, 0, 1, 3}), r.IntN(5) == 0
-	filter := randomFilter(r, 0)
+	filter := randomFilter(r, dir, 0)
 	if r.IntN(3) == 0 { // one that matches entries, now and then
 		filter = pick(r, []*ber.Packet{
 			ber.NewString(ber.ClassContext, ber.TypePrimitive, 7, "objectClass", ""),
 			assertionFilter(3, "objectClass", "inetOrgPerson"),
-			assertionFilter(3, "uid", fmt.Sprintf("user.%d", r.IntN(12)+1)),
+			assertionFilter(3, "uid", fmt.Sprintf("user.%d", r.IntN(dir.users)+1)),
 		})
 	}
 	op := ber.Encode(ber.ClassApplication, ber.TypeConstructed, tagSearchRequest, nil, "SearchRequest")
@@ -197,16 +297,15 @@ func randomSearch(r *rand.Rand, id int64) ([]byte, string) {
 		attrs.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, name, ""))
 	}
 	op.AppendChild(attrs)
-	controls, ctrlNames := randomControls(r)
+	controls, ctrlNames := randomControls(r, dir)
 	what := fmt.Sprintf("base %q scope %d deref %d size %d typesOnly %v filter %x attrs %q controls %s",
 		base, scope, deref, size, typesOnly, filter.Bytes(), names, ctrlNames)
 	return message(id, op, controls...).Bytes(), what
 }
 
 // randomCompare builds a compare request with message id and describes it.
-func randomCompare(r *rand.Rand, id int64) ([]byte, string) {
-	dn := pick(r, []string{slapdtest.UserDN(1), slapdtest.UserDN(4), slapdtest.PeopleDN, slapdtest.RestrictedDN,
-		"uid=nobody," + slapdtest.PeopleDN, "not a DN"})
+func randomCompare(r *rand.Rand, id int64, dir diffDirectory) ([]byte, string) {
+	dn := pick(r, dir.compareDNs)
 	attr, value := pick(r, filterAttrs), pick(r, filterValues)
 	if r.IntN(2) == 0 {
 		attr, value = "uid", fmt.Sprintf("user.%d", r.IntN(5)+1)
@@ -217,7 +316,7 @@ func randomCompare(r *rand.Rand, id int64) ([]byte, string) {
 	ava.AppendChild(octets(attr))
 	ava.AppendChild(octets(value))
 	op.AppendChild(ava)
-	controls, names := randomControls(r)
+	controls, names := randomControls(r, dir)
 	return message(id, op, controls...).Bytes(), fmt.Sprintf("compare %q %s=%q controls %s", dn, attr, value, names)
 }
 
@@ -228,7 +327,7 @@ var filterValues = []string{"user.1", "User.3", "user", "inetOrgPerson", "person
 	"20200101000000Z", "People", "1", "\x00", "é"}
 
 // randomFilter builds a filter of any kind, nested up to depth 3.
-func randomFilter(r *rand.Rand, depth int) *ber.Packet {
+func randomFilter(r *rand.Rand, dir diffDirectory, depth int) *ber.Packet {
 	kind := r.IntN(11)
 	if depth >= 3 {
 		kind = 3 + r.IntN(8)
@@ -237,15 +336,19 @@ func randomFilter(r *rand.Rand, depth int) *ber.Packet {
 	case 0, 1: // and, or: possibly empty (RFC 4526 absolute true and false)
 		set := ber.Encode(ber.ClassContext, ber.TypeConstructed, ber.Tag(kind), nil, "")
 		for range r.IntN(4) {
-			set.AppendChild(randomFilter(r, depth+1))
+			set.AppendChild(randomFilter(r, dir, depth+1))
 		}
 		return set
 	case 2:
 		not := ber.Encode(ber.ClassContext, ber.TypeConstructed, 2, nil, "")
-		not.AppendChild(randomFilter(r, depth+1))
+		not.AppendChild(randomFilter(r, dir, depth+1))
 		return not
 	case 3, 5, 6, 8: // equality, >=, <=, approx
-		return assertionFilter(ber.Tag(kind), pick(r, filterAttrs), pick(r, filterValues))
+		attr := pick(r, filterAttrs)
+		if (kind == 5 || kind == 6) && dir.noOrderingOn != "" && strings.EqualFold(attr, dir.noOrderingOn) {
+			attr = "sn"
+		}
+		return assertionFilter(ber.Tag(kind), attr, pick(r, filterValues))
 	case 4:
 		sub := ber.Encode(ber.ClassContext, ber.TypeConstructed, 4, nil, "")
 		sub.AppendChild(octets(pick(r, filterAttrs)))
@@ -292,7 +395,7 @@ func octets(s string) *ber.Packet {
 }
 
 // randomControls picks the request controls of one search.
-func randomControls(r *rand.Rand) ([]ldap.Control, []string) {
+func randomControls(r *rand.Rand, dir diffDirectory) ([]ldap.Control, []string) {
 	var controls []ldap.Control
 	var names []string
 	add := func(name string, c ldap.Control) {
@@ -310,7 +413,7 @@ func randomControls(r *rand.Rand) ([]ldap.Control, []string) {
 		add("manageDsaIT", ldap.NewControlManageDsaIT(critical()))
 	}
 	if r.IntN(6) == 0 {
-		add("assertion", &ldap.ControlString{ControlType: "1.3.6.1.1.12", Criticality: true, ControlValue: string(randomFilter(r, 2).Bytes())})
+		add("assertion", &ldap.ControlString{ControlType: "1.3.6.1.1.12", Criticality: true, ControlValue: string(randomFilter(r, dir, 2).Bytes())})
 	}
 	if r.IntN(10) == 0 {
 		add("dontUseCopy", &ldap.ControlString{ControlType: "1.3.6.1.1.22", Criticality: true})

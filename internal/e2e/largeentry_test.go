@@ -163,3 +163,34 @@ func readBigAndSmall(t *testing.T, addr string, big []bigEntry, want map[string]
 		t.Errorf("only %d small searches ran while the big entries were read", smallReads.Load())
 	}
 }
+
+// TestLargeResponsesBackToBack reads, one after the other on one
+// connection, an entry larger than a server connection's read buffer (the
+// schema, 84 KB), whose result follows it at once, several hundred times
+// through ldapmux, as an LDAP browser or a schema-reading library does:
+// every read ends, with the bytes slapd sends straight. The connection's
+// reads move from its event loop to a goroutine for the large entry and
+// back; a result that came during that handover was once never read.
+func TestLargeResponsesBackToBack(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 3})
+	_, addr := startProxy(t, cluster, "")
+	direct := dialFrames(t, cluster.Replicas[0].Addr)
+	want, err := direct.tryExchange(message(2, searchOp("cn=Subschema", ldap.ScopeBaseObject, "(objectClass=*)", "*", "+")).Bytes(), 2)
+	if err != nil || len(want) != 2 || len(want[0]) < 64<<10 {
+		t.Fatalf("straight to slapd: %d responses, %v; want the schema (over 64 KiB) and its result", len(want), err)
+	}
+	const clients, reads = 10, 25
+	for n := range clients {
+		c := dialFrames(t, addr)
+		for i := range reads {
+			got, err := c.tryExchange(message(2, searchOp("cn=Subschema", ldap.ScopeBaseObject, "(objectClass=*)", "*", "+")).Bytes(), 2)
+			if err != nil {
+				t.Fatalf("client %d, read %d: %v", n, i, err)
+			}
+			if !sameFrames(got, want) {
+				t.Fatalf("client %d, read %d: %s; straight to slapd: %s", n, i, describeFrames(got), describeFrames(want))
+			}
+		}
+		c.nc.Close()
+	}
+}

@@ -38,10 +38,17 @@ func (r attemptResult) retryable(req *Request) bool {
 	case notSent, declined:
 		return true
 	case lost, timedOut:
-		return r.delivered == 0 && isRead(req) && !errors.Is(r.err, backend.ErrTimeLimit)
+		return r.delivered == 0 && isRead(req) && !errors.Is(r.err, backend.ErrTimeLimit) && req.losses < maxLosses
 	}
 	return false
 }
+
+// maxLosses is how many servers may lose a read (the connection lost, or
+// no answer in time) before it is sent to no other: a request that brings
+// servers down — a query that crashes or hangs them — would otherwise take
+// each replica down in turn. Two servers failing on the same request at
+// once by chance is rare enough.
+const maxLosses = 2
 
 // Start forwards req: it sends the request to the first server the router
 // chooses and returns; the responses go to req.Sink as they arrive, and
@@ -195,6 +202,15 @@ func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backe
 			return nil, nil, res
 		}
 		return l.conn, l, res
+	}
+	if readsOwnEntryOf389(req, srv) {
+		if dn := req.Identity.boundDN(); dn != "" {
+			if c := srv.Pool().BoundConn(dn); c != nil {
+				return c, nil, attemptResult{}
+			}
+		}
+		c, res := p.opConn(req, srv.Pool().Anonymous(), mayWait)
+		return c, nil, res
 	}
 	if req.state != stateless {
 		l, res := p.leasedConn(req, srv, mayWait)
@@ -404,6 +420,9 @@ func (p *Proxy) afterFailure(req *Request, srv *backend.Server, res attemptResul
 	}
 	req.out.Failed = append(req.out.Failed, srv.Name)
 	req.note(srv, res.err)
+	if res.status == lost || res.status == timedOut {
+		req.losses++
+	}
 	if req.isAbandoned() {
 		p.complete(req)
 		return false
@@ -411,6 +430,9 @@ func (p *Proxy) afterFailure(req *Request, srv *backend.Server, res attemptResul
 	if !res.retryable(req) {
 		req.out.Server = srv.Name
 		code, msg := failureReply(srv, res)
+		if req.losses >= maxLosses && res.delivered == 0 && isRead(req) {
+			msg = fmt.Sprintf("%s; %s failed on it before: not sent to another server, in case the request itself brings servers down", msg, strings.Join(req.out.Failed[:len(req.out.Failed)-1], ", "))
+		}
 		req.out.Code = p.fail(req, code, msg)
 		p.complete(req)
 		return false

@@ -61,6 +61,7 @@ type flight struct {
 	out     Outcome
 	errs    []string // why servers failed, for the final error message
 	allFull bool     // every failure so far was a server at its limit
+	losses  int      // attempts lost or timed out after the request was sent
 	call    *call    // reused by the next attempt unless spoiled
 	state   stateKind
 	cursor  string // the paged or VLV cursor it continues, "" for none
