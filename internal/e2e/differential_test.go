@@ -31,7 +31,22 @@ import (
 func TestRandomSearchesAsOnSlapd(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 12})
 	_, addr := startProxy(t, cluster, "")
-	compareGenerated(t, cluster.Replicas[0].Addr, addr, slapdDirectory, 400)
+	compareGenerated(t, cluster.Replicas[0].Addr, addr, slapdDirectory, 400, 0)
+}
+
+// TestRandomSearchesAtOnceAsOnSlapd has 8 clients send generated requests
+// at once through one ldapmux, each with its own requests and identities,
+// their operations sharing its server connections: every response is still
+// byte for byte what the same client gets straight from slapd.
+func TestRandomSearchesAtOnceAsOnSlapd(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 12})
+	_, addr := startProxy(t, cluster, "")
+	for client := range uint64(8) {
+		t.Run(fmt.Sprintf("client %d", client), func(t *testing.T) {
+			t.Parallel()
+			compareGenerated(t, cluster.Replicas[0].Addr, addr, slapdDirectory, 150, client+1)
+		})
+	}
 }
 
 // TestRandomSearchesAsOn389 does the same with 389 Directory Server, served
@@ -39,7 +54,7 @@ func TestRandomSearchesAsOnSlapd(t *testing.T) {
 // identity what each entry shows.
 func TestRandomSearchesAsOn389(t *testing.T) {
 	cluster, _, addr := start389Proxied(t, 1, false)
-	compareGenerated(t, strings.TrimPrefix(cluster.Instances[0].URL, "ldap://"), addr, ds389Directory, 400)
+	compareGenerated(t, strings.TrimPrefix(cluster.Instances[0].URL, "ldap://"), addr, ds389Directory, 400, 0)
 }
 
 // diffDirectory is what generated requests address in one directory.
@@ -83,9 +98,10 @@ var ds389Directory = diffDirectory{
 
 // compareGenerated sends count generated requests to the server at direct
 // and through ldapmux at proxied, over one connection per identity each,
-// and fails on any response that differs by a byte.
+// and fails on any response that differs by a byte. Clients sending at
+// once tell their requests apart with client.
 // LDAPMUX_DIFF_SEED and LDAPMUX_DIFF_COUNT explore other requests.
-func compareGenerated(t *testing.T, direct, proxied string, dir diffDirectory, count int) {
+func compareGenerated(t *testing.T, direct, proxied string, dir diffDirectory, count int, client uint64) {
 	seed := uint64(20261205)
 	if s, err := strconv.ParseUint(os.Getenv("LDAPMUX_DIFF_SEED"), 10, 64); err == nil {
 		seed = s
@@ -103,7 +119,7 @@ func compareGenerated(t *testing.T, direct, proxied string, dir diffDirectory, c
 		}
 		pairs = append(pairs, p)
 	}
-	r := rand.New(rand.NewPCG(seed, seed>>1))
+	r := rand.New(rand.NewPCG(seed, seed>>1+client))
 	var mismatches, entries int
 	codes := map[int]int{}
 	fixed := schemaReads(dir.schemaDN, len(pairs))
