@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -109,10 +108,10 @@ func compareGenerated(t *testing.T, direct, proxied string, dir diffDirectory, c
 	if n, err := strconv.Atoi(os.Getenv("LDAPMUX_DIFF_COUNT")); err == nil && n > 0 {
 		count = n
 	}
-	type pair struct{ direct, proxied *frameClient }
+	type pair struct{ direct, proxied *rawClient }
 	var pairs []pair
 	for _, id := range dir.identities {
-		p := pair{dialFrames(t, direct), dialFrames(t, proxied)}
+		p := pair{rawDial(t, direct), rawDial(t, proxied)}
 		if id[0] != "" {
 			p.direct.bind(t, id[0], id[1])
 			p.proxied.bind(t, id[0], id[1])
@@ -186,18 +185,8 @@ func schemaReads(dn string, identities int) []func(id int64) ([]byte, string, in
 	return reads
 }
 
-// frameClient is a raw LDAP client that reads whole response frames.
-type frameClient struct {
-	nc net.Conn
-	r  *ldapwire.Reader
-}
-
-func dialFrames(t *testing.T, addr string) *frameClient {
-	nc := dialTCP(t, addr)
-	return &frameClient{nc: nc, r: ldapwire.NewReader(nc, 64<<20)}
-}
-
-func (c *frameClient) bind(t *testing.T, dn, password string) {
+// bind binds c with a simple bind as message 1.
+func (c *rawClient) bind(t *testing.T, dn, password string) {
 	t.Helper()
 	frames := c.exchange(t, message(1, bindOp(dn, password)).Bytes(), 1)
 	if res, err := ldapwire.ParseResult(mustParse(t, frames[0]).Body); err != nil || res.Code != 0 {
@@ -207,7 +196,7 @@ func (c *frameClient) bind(t *testing.T, dn, password string) {
 
 // exchange sends req and returns the frames answering message id, up to its
 // final response.
-func (c *frameClient) exchange(t *testing.T, req []byte, id int64) [][]byte {
+func (c *rawClient) exchange(t *testing.T, req []byte, id int64) [][]byte {
 	t.Helper()
 	frames, err := c.tryExchange(req, id)
 	if err != nil {
@@ -217,7 +206,7 @@ func (c *frameClient) exchange(t *testing.T, req []byte, id int64) [][]byte {
 }
 
 // tryExchange is exchange, returning what went wrong.
-func (c *frameClient) tryExchange(req []byte, id int64) ([][]byte, error) {
+func (c *rawClient) tryExchange(req []byte, id int64) ([][]byte, error) {
 	c.nc.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := c.nc.Write(req); err != nil {
 		return nil, fmt.Errorf("write: %w", err)

@@ -174,14 +174,14 @@ func readBigAndSmall(t *testing.T, addr string, big []bigEntry, want map[string]
 func TestLargeResponsesBackToBack(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 3})
 	_, addr := startProxy(t, cluster, "")
-	direct := dialFrames(t, cluster.Replicas[0].Addr)
+	direct := rawDial(t, cluster.Replicas[0].Addr)
 	want, err := direct.tryExchange(message(2, searchOp("cn=Subschema", ldap.ScopeBaseObject, "(objectClass=*)", "*", "+")).Bytes(), 2)
 	if err != nil || len(want) != 2 || len(want[0]) < 64<<10 {
 		t.Fatalf("straight to slapd: %d responses, %v; want the schema (over 64 KiB) and its result", len(want), err)
 	}
 	const clients, reads = 10, 25
 	for n := range clients {
-		c := dialFrames(t, addr)
+		c := rawDial(t, addr)
 		for i := range reads {
 			got, err := c.tryExchange(message(2, searchOp("cn=Subschema", ldap.ScopeBaseObject, "(objectClass=*)", "*", "+")).Bytes(), 2)
 			if err != nil {
