@@ -420,8 +420,8 @@ func (p *Proxy) afterFailure(req *Request, srv *backend.Server, res attemptResul
 	}
 	req.out.Failed = append(req.out.Failed, srv.Name)
 	req.note(srv, res.err)
-	if res.status == lost || res.status == timedOut {
-		req.losses++
+	if (res.status == lost || res.status == timedOut) && !errors.Is(res.err, backend.ErrTimeLimit) {
+		req.losses++ // a search reaching search-time-limit is no server's failure
 	}
 	if req.isAbandoned() {
 		p.complete(req)
