@@ -206,17 +206,15 @@ var (
 	}
 )
 
-// isRootDSESearch reports whether msg reads the root DSE (a base search of
-// the empty DN).
 // readsOwnEntryOf389 reports whether req reads, on 389 Directory Server, an
 // entry of the server's own — the root DSE (a base search) or its schema,
 // cn=schema (any scope: it has no children) — in a search that is not
-// long-lived. 389 shows those entries to no
-// operation that carries proxied authorization unless the service account
-// has the proxy right on them, and it refuses ACIs on cn=schema: such
-// reads go on a connection bound as the client when the pool keeps one,
-// else on an unbound one, as anonymous, which 389 lets read both. A paged
-// one included: a single entry comes on the first page.
+// long-lived. 389 shows those entries to no operation that carries proxied
+// authorization unless the service account has the proxy right on them,
+// and it refuses ACIs on cn=schema: such reads go on a connection bound as
+// the client when the pool keeps one, else on an unbound one, as
+// anonymous, which 389 lets read both. A paged one included: a single
+// entry comes on the first page.
 func readsOwnEntryOf389(req *Request, srv *backend.Server) bool {
 	if req.Msg.OpTag != ldapwire.OpSearchRequest || req.state == longLived || len(req.Raw) > anonMaxRequest {
 		return false
@@ -224,17 +222,14 @@ func readsOwnEntryOf389(req *Request, srv *backend.Server) bool {
 	if caps := srv.Capabilities(); caps == nil || caps.Type != backend.Type389DS {
 		return false
 	}
-	base := strings.TrimSpace(string(req.Msg.TargetDN()))
-	if strings.EqualFold(base, ds389SchemaDN) { // a leaf: any scope reads it alone
-		return true
-	}
-	scope, err := ldapwire.SearchScope(req.Msg.Body)
-	return base == "" && err == nil && scope == ldapwire.ScopeBase
+	return req.rootDSE || strings.EqualFold(strings.TrimSpace(string(req.Msg.TargetDN())), ds389SchemaDN)
 }
 
 // ds389SchemaDN is 389 Directory Server's subschema subentry.
 const ds389SchemaDN = "cn=schema"
 
+// isRootDSESearch reports whether msg reads the root DSE (a base search of
+// the empty DN).
 func isRootDSESearch(msg *ldapwire.Message) bool {
 	if msg.OpTag != ldapwire.OpSearchRequest || len(msg.TargetDN()) != 0 {
 		return false
