@@ -142,6 +142,9 @@ func (c *Cluster) writeConfigs() error {
 // database to the other replicas, so all start with identical entries,
 // entryUUIDs, entryCSNs and contextCSN.
 func (c *Cluster) loadData() error {
+	if c.opts.Provider != "" {
+		return nil // consumers start empty and take everything from the provider
+	}
 	ldifFile := filepath.Join(c.Dir, "data.ldif")
 	if err := os.WriteFile(ldifFile, []byte(initialLDIF(c.opts.Users, c.extraLDIF())), 0o600); err != nil {
 		return fmt.Errorf("slapdrun: %w", err)
@@ -204,14 +207,31 @@ func (c *Cluster) launchAndWait(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// consumerLoadTimeout bounds how long consumers of Options.Provider may
+// take to replicate the initial data.
+const consumerLoadTimeout = 60 * time.Second
+
 // checkData verifies that every replica serves the initial data.
 func (c *Cluster) checkData(ctx context.Context) error {
 	dn := StaffGroupDN
 	if c.opts.Users > 0 {
 		dn = UserDN(c.opts.Users)
 	}
+	if c.opts.Provider != "" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, consumerLoadTimeout)
+		defer cancel()
+	}
 	for _, r := range c.Replicas {
-		if err := r.adminBaseSearch(ctx, dn, "uid"); err != nil {
+		err := r.adminBaseSearch(ctx, dn, "uid")
+		for c.opts.Provider != "" && err != nil && ctx.Err() == nil { // still replicating
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+			err = r.adminBaseSearch(ctx, dn, "uid")
+		}
+		if err != nil {
 			return fmt.Errorf("slapdrun: replica %d lacks initial data %s: %w", r.ID, dn, err)
 		}
 	}

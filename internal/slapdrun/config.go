@@ -104,7 +104,7 @@ moduleload ppolicy
 moduleload retcode
 {{- end}}
 
-serverID {{.ID}}
+serverID {{.ServerID}}
 authz-policy to
 # SASL: the authentication ID of any mechanism (uid=NAME[,cn=REALM],cn=MECH,cn=auth)
 # is the entry whose uid is NAME; PLAIN is allowed without TLS (loopback only).
@@ -152,7 +152,7 @@ syncrepl rid={{.RID}}
 	network-timeout=2
 	schemachecking=on
 {{end}}
-{{- if .Peers}}
+{{- if .MultiProvider}}
 multiprovider on
 {{- end}}
 
@@ -180,6 +180,10 @@ access to *
 	by * none
 `
 
+// ConsumerServerIDBase plus a replica's ID is its serverID when it is a
+// consumer of Options.Provider, apart from the providers' own IDs.
+const ConsumerServerIDBase = 100
+
 // peerConf is one syncrepl consumer of a replica.
 type peerConf struct {
 	RID string // three digits, unique per consumer/provider pair
@@ -188,7 +192,7 @@ type peerConf struct {
 
 // confData is the input of confTemplate and dataACL.
 type confData struct {
-	ID                          int
+	ID, ServerID                int
 	MaxIncomingAuth             int
 	Dir, DBDir                  string
 	SchemaDir, ModulePath       string
@@ -202,6 +206,7 @@ type confData struct {
 	Service, Writer             string
 	Scratch, Restricted, People string
 	Peers                       []peerConf
+	MultiProvider               bool // the peers are providers of each other
 	ACL                         string
 	TLS                         *tlsConf
 }
@@ -219,7 +224,7 @@ func renderConfig(r *Replica, all []*Replica, o Options) ([]byte, error) {
 		}
 	}
 	d := confData{
-		ID: r.ID, MaxIncomingAuth: MaxIncomingAuth, Dir: r.Dir, DBDir: r.dbDir(),
+		ID: r.ID, ServerID: r.ID, MaxIncomingAuth: MaxIncomingAuth, Dir: r.Dir, DBDir: r.dbDir(),
 		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: o.Threads, Require: o.Require,
 		PasswordPolicy: o.PasswordPolicy, Policy: PolicyDN,
 		Retcode: o.Retcode[r.ID], RetcodeParent: o.RetcodeParent,
@@ -227,10 +232,16 @@ func renderConfig(r *Replica, all []*Replica, o Options) ([]byte, error) {
 		Service: ServiceDN, Writer: WriterDN,
 		Scratch: ScratchDN, Restricted: RestrictedDN, People: PeopleDN, TLS: r.tls,
 	}
-	for _, p := range all {
-		if p != r {
-			d.Peers = append(d.Peers, peerConf{RID: fmt.Sprintf("%d%02d", r.ID, p.ID), URL: p.providerURL()})
+	if o.Provider != "" {
+		d.ServerID = ConsumerServerIDBase + r.ID
+		d.Peers = []peerConf{{RID: fmt.Sprintf("9%02d", r.ID), URL: o.Provider}}
+	} else {
+		for _, p := range all {
+			if p != r {
+				d.Peers = append(d.Peers, peerConf{RID: fmt.Sprintf("%d%02d", r.ID, p.ID), URL: p.providerURL()})
+			}
 		}
+		d.MultiProvider = len(d.Peers) > 0
 	}
 	var acl bytes.Buffer
 	if err := aclTmpl.Execute(&acl, d); err != nil {

@@ -175,6 +175,14 @@ type Options struct {
 	// it. The other replicas serve those DNs from their data as usual.
 	Retcode       map[int][]string
 	RetcodeParent string
+	// Provider, when set (an ldap:// URL), makes the replicas read-only
+	// consumers of that server rather than providers of each other: each
+	// starts with an empty database and replicates the whole suffix from
+	// Provider (refreshAndPersist, bound as AdminDN), as a replica in a
+	// remote site would; its serverID is ConsumerServerIDBase + ID. Start
+	// returns once every consumer holds the initial data, so the provider
+	// must serve it (a cluster started with the same Users and ExtraLDIF).
+	Provider string
 	// Logf, if set, receives progress and diagnostic messages. It is only
 	// called synchronously from the functions of this package.
 	Logf func(format string, args ...any)
@@ -203,6 +211,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if strings.Trim(o.Require, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ") != "" {
 		return o, fmt.Errorf("slapdrun: Require %q: only words (none, bind, LDAPv3, authc, SASL, strong)", o.Require)
+	}
+	if o.Provider != "" && !strings.HasPrefix(o.Provider, "ldap://") {
+		return o, fmt.Errorf("slapdrun: Provider %q: only ldap:// URLs", o.Provider)
 	}
 	if len(o.Retcode) > 0 && o.RetcodeParent == "" {
 		return o, fmt.Errorf("slapdrun: Retcode needs RetcodeParent")

@@ -535,6 +535,53 @@ func TestSingleReplica(t *testing.T) {
 	}
 }
 
+// TestConsumersOfAProvider checks Options.Provider: the consumers take the
+// provider's data and its later writes, with its entryUUIDs, and refuse
+// writes of their own.
+func TestConsumersOfAProvider(t *testing.T) {
+	provider, err := Start(ctxFor(t), Options{Replicas: 1, Users: 3, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer provider.Close()
+	consumers, err := Start(ctxFor(t), Options{Replicas: 2, Users: 3, Provider: provider.Replica(1).URL, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumers.Close()
+	want := read(t, dial(t, provider.Replica(1), AdminDN, AdminPassword), UserDN(3), "entryUUID")
+	admin := dial(t, provider.Replica(1), AdminDN, AdminPassword)
+	add := ldap.NewAddRequest("cn=later,"+BaseDN, nil)
+	add.Attribute("objectClass", []string{"organizationalRole"})
+	add.Attribute("cn", []string{"later"})
+	if err := admin.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range consumers.Replicas {
+		conn := dial(t, r, AdminDN, AdminPassword)
+		if got := read(t, conn, UserDN(3), "entryUUID"); !slices.Equal(got, want) {
+			t.Fatalf("consumer %d: entryUUID %v, the provider's %v", r.ID, got, want)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			res, err := conn.Search(ldap.NewSearchRequest("cn=later,"+BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
+			if err == nil && len(res.Entries) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("consumer %d lacks the provider's later write: %v", r.ID, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		own := ldap.NewAddRequest("cn=own,"+BaseDN, nil)
+		own.Attribute("objectClass", []string{"organizationalRole"})
+		own.Attribute("cn", []string{"own"})
+		if err := conn.Add(own); !ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform) && !ldap.IsErrorWithCode(err, ldap.LDAPResultReferral) {
+			t.Fatalf("consumer %d took a write of its own: %v", r.ID, err)
+		}
+	}
+}
+
 // TestFixedDirAndPorts checks Options.Dir (kept by Close) and Options.Ports.
 func TestFixedDirAndPorts(t *testing.T) {
 	ports, err := FreePorts(2)
@@ -606,7 +653,7 @@ func TestPortConflictRetry(t *testing.T) {
 // TestStartErrors checks option validation and that failures are reported
 // with slapd's or slapadd's own messages.
 func TestStartErrors(t *testing.T) {
-	for _, opts := range []Options{{Replicas: MaxReplicas + 1}, {Replicas: 2, Ports: []int{1}}, {Users: -1}} {
+	for _, opts := range []Options{{Replicas: MaxReplicas + 1}, {Replicas: 2, Ports: []int{1}}, {Users: -1}, {Provider: "ldaps://127.0.0.1:1"}} {
 		if c, err := Start(t.Context(), opts); err == nil {
 			c.Close()
 			t.Fatalf("Start(%+v) succeeded", opts)
