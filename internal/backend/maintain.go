@@ -122,8 +122,9 @@ func (p *Pool) idleOps() (idle, surplus []*Conn) {
 	return idle, surplus
 }
 
-// checkIdleBinds recycles and probes bind connections waiting in the pool,
-// and closes those idle above the minimum.
+// checkIdleBinds lets go of bind connections that closed while they
+// waited in the pool, recycles and probes the others, and closes those
+// idle above the minimum.
 func (p *Pool) checkIdleBinds() {
 	limit := p.now().Add(-p.cfg.IdleCheck).UnixNano()
 	for range len(p.idleBinds) {
@@ -132,6 +133,10 @@ func (p *Pool) checkIdleBinds() {
 		case c = <-p.idleBinds:
 		default:
 			return
+		}
+		if c.Err() != nil { // closed while idle: by the server (its idle timeout) or the network
+			p.releaseBindSlot()
+			continue
 		}
 		if p.expired(c) {
 			p.discardBind(c)

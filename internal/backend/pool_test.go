@@ -408,6 +408,42 @@ func TestIdleBindConnLendsWithoutWaiting(t *testing.T) {
 	waitFor(t, func() bool { return p.Stats().OpenBinds == 0 }, "the expired connection's slot freed")
 }
 
+// A bind connection that the server closes while it waits in the pool (its
+// idle timeout) is no longer counted open after the next maintenance pass,
+// long before the idle check would probe it, and the next bind gets a new one.
+func TestIdleBindConnClosedByTheServerIsLetGo(t *testing.T) {
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{BindConns: 1, MaxBindConns: 2, IdleCheck: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := p.BindConn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(t, c); err != nil { // the fake has registered the connection once it answers
+		t.Fatal(err)
+	}
+	p.ReleaseBind(c)
+	f.dropAll()
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event loop did not see the server close the idle bind connection")
+	}
+	if got := p.Stats().OpenBinds; got != 1 {
+		t.Fatalf("before the maintenance pass: %d open bind connections, want the closed one still counted", got)
+	}
+	p.Tick()
+	if st := p.Stats(); st.OpenBinds != 0 || st.IdleBinds != 0 {
+		t.Fatalf("after the maintenance pass: %d open, %d idle bind connections, want none", st.OpenBinds, st.IdleBinds)
+	}
+	if next, err := p.BindConn(ctx); err != nil || next == c {
+		t.Fatalf("next bind connection: %p, %v; want a new one", next, err)
+	} else {
+		p.ReleaseBind(next)
+	}
+}
+
 // The idle probe of an unbound connection takes any answer: a server that
 // refuses anonymous clients answers it with an error, and the connection
 // is alive. One that does not answer at all is closed.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"text/template"
+	"time"
 )
 
 // Access control of the data database (dc=example,dc=com), first match
@@ -116,6 +117,9 @@ sockbuf_max_incoming_auth {{.MaxIncomingAuth}}
 {{- if .Threads}}
 threads {{.Threads}}
 {{- end}}
+{{- if .IdleTimeout}}
+idletimeout {{.IdleTimeout}}
+{{- end}}
 {{- if .Require}}
 require {{.Require}}
 {{- end}}
@@ -196,7 +200,7 @@ type confData struct {
 	MaxIncomingAuth             int
 	Dir, DBDir                  string
 	SchemaDir, ModulePath       string
-	Threads                     int
+	Threads, IdleTimeout        int
 	Require                     string
 	PasswordPolicy              bool
 	Policy                      string
@@ -225,7 +229,7 @@ func renderConfig(r *Replica, all []*Replica, o Options) ([]byte, error) {
 	}
 	d := confData{
 		ID: r.ID, ServerID: r.ID, MaxIncomingAuth: MaxIncomingAuth, Dir: r.Dir, DBDir: r.dbDir(),
-		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: o.Threads, Require: o.Require,
+		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: o.Threads, IdleTimeout: int(o.IdleTimeout / time.Second), Require: o.Require,
 		PasswordPolicy: o.PasswordPolicy, Policy: PolicyDN,
 		Retcode: o.Retcode[r.ID], RetcodeParent: o.RetcodeParent,
 		Base: BaseDN, Admin: AdminDN, AdminPassword: AdminPassword,

@@ -145,6 +145,9 @@ type Options struct {
 	Users int
 	// Threads is slapd's `threads` setting; 0 keeps slapd's default.
 	Threads int
+	// IdleTimeout is slapd's `idletimeout`: it closes client connections
+	// idle for that long, as directories are often configured; 0 for none.
+	IdleTimeout time.Duration
 	// Require is slapd's global `require` setting ("authc": every
 	// operation but bind needs an authenticated connection); "" for none.
 	Require string
@@ -211,6 +214,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if strings.Trim(o.Require, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ") != "" {
 		return o, fmt.Errorf("slapdrun: Require %q: only words (none, bind, LDAPv3, authc, SASL, strong)", o.Require)
+	}
+	if o.IdleTimeout < 0 || o.IdleTimeout%time.Second != 0 {
+		return o, fmt.Errorf("slapdrun: IdleTimeout %s: whole seconds only", o.IdleTimeout)
 	}
 	if o.Provider != "" && !strings.HasPrefix(o.Provider, "ldap://") {
 		return o, fmt.Errorf("slapdrun: Provider %q: only ldap:// URLs", o.Provider)
