@@ -148,8 +148,11 @@ type Conn struct {
 	err     error // set once the connection is closed
 
 	writeTimeout time.Duration
+	// maxLoad, when above 0, caps Load at every send (PoolConfig.MaxPerConn
+	// of a shared operation connection); set before the connection is used.
+	maxLoad int
 
-	inflight atomic.Int32
+	inflight atomic.Int32 // incremented under mu, where maxLoad is checked
 	closed   atomic.Bool  // set with err
 	ghosts   ghosts       // abandoned operations the server may still hold (ghosts.go)
 	lastUsed atomic.Int64 // unix nanoseconds
@@ -273,7 +276,6 @@ func (c *Conn) SendTimed(h Handler, encode func(dst []byte, id int32) []byte, t 
 	if err != nil {
 		return 0, err
 	}
-	c.inflight.Add(1)
 	c.lastUsed.Store(time.Now().UnixNano())
 	if t.Silence > 0 || t.Total > 0 {
 		sweep.wake()
@@ -284,10 +286,17 @@ func (c *Conn) SendTimed(h Handler, encode func(dst []byte, id int32) []byte, t 
 	return id, nil
 }
 
-// register allocates a message ID that is not in use.
+// register allocates a message ID that is not in use and counts the
+// operation in flight, unless the connection is at maxLoad: senders that
+// picked it at once are checked one at a time, so that none takes it past
+// what the server accepts (OpenLDAP closes a connection with too many
+// requests queued, ending every operation on it).
 func (c *Conn) register(h Handler, now int64, t Timing) (int32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.maxLoad > 0 && c.Load() >= c.maxLoad && c.err == nil {
+		return 0, fmt.Errorf("backend %s: %w (limits.max-operations-per-server-connection %d)", c.server.Name, ErrBusy, c.maxLoad)
+	}
 	id, err := c.nextFreeID()
 	if err != nil {
 		return 0, err
@@ -306,6 +315,7 @@ func (c *Conn) register(h Handler, now int64, t Timing) (int32, error) {
 		c.timed++
 	}
 	c.pending[id] = op
+	c.inflight.Add(1)
 	return id, nil
 }
 

@@ -411,6 +411,7 @@ func (p *Pool) dialOp() {
 		if p.closed.Load() {
 			go c.closeGracefully()
 		} else {
+			c.maxLoad = p.cfg.MaxPerConn
 			p.addOp(c)
 		}
 	}

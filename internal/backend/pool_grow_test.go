@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -279,3 +281,48 @@ func TestAnonymousConnectionsCarryAtMostTheirCap(t *testing.T) {
 		t.Fatalf("service-bound connection: %v, %v", c, err)
 	}
 }
+
+// Senders that picked the same connection at once never take it past its
+// cap together: each is checked as it sends, and those that come too late
+// are busy. The server sees no more than the cap, however many raced.
+func TestConcurrentSendersStayWithinTheConnectionCap(t *testing.T) {
+	const limit, senders = 10, 64
+	f := startFake(t)
+	p, _ := testPool(t, f, PoolConfig{Conns: 1, MaxConns: 1, MaxPerConn: limit, MaxAge: time.Hour})
+	warm(t, p)
+	c, err := p.ReadyOpConn(nil)
+	if err != nil || c == nil {
+		t.Fatalf("connection: %v, %v", c, err)
+	}
+	f.hold.Store(true)
+	var sent, busy atomic.Int32
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			<-start
+			_, err := c.Send(&probeHandler{done: make(chan error, 1)}, ldapwire.AppendRootDSEProbe, 0)
+			switch {
+			case err == nil:
+				sent.Add(1)
+			case errors.Is(err, ErrBusy):
+				busy.Add(1)
+			default:
+				t.Errorf("send: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if sent.Load() != limit || busy.Load() != senders-limit || c.Load() != limit {
+		t.Fatalf("%d sent, %d busy, load %d; want %d sent, the others busy", sent.Load(), busy.Load(), c.Load(), limit)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.heldCount() < limit && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := f.heldCount(); got != limit {
+		t.Fatalf("the server holds %d requests, want %d", got, limit)
+	}
+}
+

@@ -113,6 +113,13 @@ func (f *fakeServer) answerHeld() {
 	}
 }
 
+// heldCount is the number of searches held unanswered.
+func (f *fakeServer) heldCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.held)
+}
+
 // dropAll closes every accepted connection (a server restart).
 func (f *fakeServer) dropAll() {
 	f.mu.Lock()

@@ -175,7 +175,7 @@ func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptRe
 	if _, err := conn.SendTimed(c, c.encode, timing); err != nil {
 		p.releaseConn(c, false)
 		srv.CancelOp()
-		return attemptResult{status: notSent, err: err}, false
+		return connError(err), false // busy when a sender took the connection's last slot first
 	}
 	req.cur = c
 	return attemptResult{}, true
