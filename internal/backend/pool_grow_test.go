@@ -325,4 +325,3 @@ func TestConcurrentSendersStayWithinTheConnectionCap(t *testing.T) {
 		t.Fatalf("the server holds %d requests, want %d", got, limit)
 	}
 }
-
