@@ -42,6 +42,9 @@ func TestSlapdConsumerThroughProxy(t *testing.T) {
 		t.Fatalf("delete: %v", err)
 	}
 	sameTreeEventually(t, "the writes made through ldapmux", primary, consumer)
+	if err := providers.WaitReplicated(t.Context()); err != nil { // the secondary has them too
+		t.Fatal(err)
+	}
 
 	if err := primary.Kill(); err != nil {
 		t.Fatal(err)
