@@ -212,7 +212,7 @@ func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backe
 		c, res := p.opConn(req, srv.Pool().Anonymous(), mayWait)
 		return c, nil, res
 	}
-	if req.state != stateless {
+	if req.state != stateless || ownConnection(req) {
 		l, res := p.leasedConn(req, srv, mayWait)
 		if l == nil {
 			return nil, nil, res
@@ -238,12 +238,22 @@ func (p *Proxy) waitContext(req *Request, mayWait bool) (ctx context.Context, ca
 	return ctx, func() { req.setDialCancel(nil); stop() }, attemptResult{}
 }
 
-// anonMaxRequest bounds the anonymous requests sent on unbound
-// connections: OpenLDAP closes an anonymous session whose request exceeds
-// sockbuf_max_incoming (default 262143 bytes), which would end every other
-// operation multiplexed on it. A larger one goes on a service-bound
-// connection with the anonymous identity in a control.
-const anonMaxRequest = 255 << 10
+// largeRequest is the size past which a request goes on a connection of
+// its own (a lease for this operation alone) rather than on a shared one.
+// Directories close the connection of a client whose request exceeds their
+// limit (OpenLDAP sockbuf_max_incoming, 262143 bytes for anonymous
+// sessions, and sockbuf_max_incoming_auth, 4 MiB; 389 Directory Server
+// nsslapd-maxbersize, 2 MiB): on a shared connection that would end every
+// other client's operation on it, as if the server had failed. Such
+// requests are rare (photos, certificates, large groups), so the dial they
+// cost does not matter.
+const largeRequest = 255 << 10
+
+// ownConnection reports whether req goes on a connection of its own for
+// its size. Binds always do (bind connections carry one bind at a time).
+func ownConnection(req *Request) bool {
+	return len(req.Raw) > largeRequest && req.Leases != nil && req.Msg.OpTag != ldapwire.OpBindRequest
+}
 
 // pooledConn gets a bind connection for binds and a shared one for the
 // rest: an unbound one for anonymous clients, one bound as the service
@@ -257,7 +267,7 @@ func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*ba
 			return c, attemptResult{}
 		}
 	}
-	if req.Identity.AuthzID == "" && len(req.Raw) <= anonMaxRequest {
+	if req.Identity.AuthzID == "" {
 		c, res := p.opConn(req, srv.Pool().Anonymous(), mayWait)
 		if res.status != full {
 			return c, res
@@ -429,7 +439,7 @@ func (p *Proxy) afterFailure(req *Request, srv *backend.Server, res attemptResul
 	}
 	if !res.retryable(req) {
 		req.out.Server = srv.Name
-		code, msg := failureReply(srv, res)
+		code, msg := failureReply(req, srv, res)
 		if req.losses >= maxLosses && res.delivered == 0 && isRead(req) {
 			msg = fmt.Sprintf("%s; %s failed on it before: not sent to another server, in case the request itself brings servers down", msg, strings.Join(req.out.Failed[:len(req.out.Failed)-1], ", "))
 		}
@@ -473,13 +483,22 @@ func heldAgainstServer(req *Request, r attemptResult) bool {
 		return false
 	case req.state == longLived && r.delivered > 0:
 		return false
+	case closedOnLargeRequest(req, r):
+		return false // the server's answer to that request; its health check judges the server
 	}
 	return true
 }
 
+// closedOnLargeRequest reports whether the connection a large request had
+// to itself was lost before any answer: the server may have closed it for
+// the request's size.
+func closedOnLargeRequest(req *Request, r attemptResult) bool {
+	return r.status == lost && r.delivered == 0 && len(req.Raw) > largeRequest
+}
+
 // failureReply chooses the result sent to the client after a failed attempt
 // that may not be retried.
-func failureReply(srv *backend.Server, r attemptResult) (int, string) {
+func failureReply(req *Request, srv *backend.Server, r attemptResult) (int, string) {
 	switch {
 	case errors.Is(r.err, backend.ErrTimeLimit):
 		return ldapwire.TimeLimitExceeded, fmt.Sprintf("the search reached ldapmux's time limit (pool.search-time-limit) on server %s and was abandoned after %d responses", srv.Name, r.delivered)
@@ -491,6 +510,8 @@ func failureReply(srv *backend.Server, r attemptResult) (int, string) {
 		return ldapwire.Unavailable, fmt.Sprintf("%v; the operation was abandoned on server %s after %d responses", r.err, srv.Name, r.delivered)
 	case r.delivered > 0:
 		return ldapwire.Unavailable, fmt.Sprintf("connection to server %s lost after %d %s", srv.Name, r.delivered, partialResults)
+	case closedOnLargeRequest(req, r):
+		return ldapwire.Unavailable, fmt.Sprintf("server %s closed the connection on this request of %d bytes, before any answer: it may exceed the server's limit on request size (OpenLDAP sockbuf_max_incoming_auth, 389 Directory Server nsslapd-maxbersize); the operation may or may not have been applied", srv.Name, len(req.Raw))
 	}
 	return ldapwire.Unavailable, fmt.Sprintf("connection to server %s lost before its answer; the operation may or may not have been applied", srv.Name)
 }

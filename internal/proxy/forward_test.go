@@ -257,7 +257,7 @@ func TestSearchTimeouts(t *testing.T) {
 // the silence timeout.
 func TestFailureReplyTimeLimit(t *testing.T) {
 	srv := &backend.Server{Name: "ds9"}
-	code, msg := failureReply(srv, attemptResult{status: timedOut, err: backend.ErrTimeLimit, delivered: 4})
+	code, msg := failureReply(&Request{}, srv, attemptResult{status: timedOut, err: backend.ErrTimeLimit, delivered: 4})
 	if code != ldapwire.TimeLimitExceeded || !strings.Contains(msg, "after 4 responses") {
 		t.Errorf("time limit: %d %q", code, msg)
 	}

@@ -212,7 +212,7 @@ func (p *Proxy) saslLost(req *Request, srv *backend.Server, err error) {
 	if errors.Is(err, backend.ErrTimeout) {
 		st = timedOut
 	}
-	code, msg := failureReply(srv, attemptResult{status: st, err: err})
+	code, msg := failureReply(req, srv, attemptResult{status: st, err: err})
 	req.out.Code = p.fail(req, code, msg)
 	p.complete(req)
 }

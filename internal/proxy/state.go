@@ -216,7 +216,7 @@ var (
 // anonymous, which 389 lets read both. A paged one included: a single
 // entry comes on the first page.
 func readsOwnEntryOf389(req *Request, srv *backend.Server) bool {
-	if req.Msg.OpTag != ldapwire.OpSearchRequest || req.state == longLived || len(req.Raw) > anonMaxRequest {
+	if req.Msg.OpTag != ldapwire.OpSearchRequest || req.state == longLived || len(req.Raw) > largeRequest {
 		return false
 	}
 	if caps := srv.Capabilities(); caps == nil || caps.Type != backend.Type389DS {

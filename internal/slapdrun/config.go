@@ -228,7 +228,7 @@ func renderConfig(r *Replica, all []*Replica, o Options) ([]byte, error) {
 		}
 	}
 	d := confData{
-		ID: r.ID, ServerID: r.ID, MaxIncomingAuth: MaxIncomingAuth, Dir: r.Dir, DBDir: r.dbDir(),
+		ID: r.ID, ServerID: r.ID, MaxIncomingAuth: o.MaxIncomingAuth, Dir: r.Dir, DBDir: r.dbDir(),
 		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: o.Threads, IdleTimeout: int(o.IdleTimeout / time.Second), Require: o.Require,
 		PasswordPolicy: o.PasswordPolicy, Policy: PolicyDN,
 		Retcode: o.Retcode[r.ID], RetcodeParent: o.RetcodeParent,

@@ -145,6 +145,10 @@ type Options struct {
 	Users int
 	// Threads is slapd's `threads` setting; 0 keeps slapd's default.
 	Threads int
+	// MaxIncomingAuth is slapd's `sockbuf_max_incoming_auth`, the largest
+	// message it takes from an authenticated client before it closes the
+	// connection; 0 for the package's MaxIncomingAuth.
+	MaxIncomingAuth int
 	// IdleTimeout is slapd's `idletimeout`: it closes client connections
 	// idle for that long, as directories are often configured; 0 for none.
 	IdleTimeout time.Duration
@@ -214,6 +218,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if strings.Trim(o.Require, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ") != "" {
 		return o, fmt.Errorf("slapdrun: Require %q: only words (none, bind, LDAPv3, authc, SASL, strong)", o.Require)
+	}
+	if o.MaxIncomingAuth == 0 {
+		o.MaxIncomingAuth = MaxIncomingAuth
 	}
 	if o.IdleTimeout < 0 || o.IdleTimeout%time.Second != 0 {
 		return o, fmt.Errorf("slapdrun: IdleTimeout %s: whole seconds only", o.IdleTimeout)
