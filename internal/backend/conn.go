@@ -36,6 +36,18 @@ type Handler interface {
 // that the many entries of one read reach a client in one write.
 type Flusher interface{ Flush() }
 
+// Backlog is implemented by a Flusher whose client can make a connection
+// read for it alone (a leased one) wait: Backlogged reports whether the
+// client has more queued than it should, and WhenDrained calls resume once
+// it has read most of it (at once when it has, or is gone). The server then
+// waits for the client as it would on the client's own connection, rather
+// than the client being dropped for what piles up (a replica's refresh, a
+// large export read slowly).
+type Backlog interface {
+	Backlogged() bool
+	WhenDrained(resume func())
+}
+
 // ErrTimeout is wrapped by the error Lost receives when an operation got no
 // final response within the timeout given to Send. The connection has sent
 // the server an abandon (a bind connection is closed instead).
@@ -153,6 +165,9 @@ type Conn struct {
 	maxLoad int
 
 	inflight atomic.Int32 // incremented under mu, where maxLoad is checked
+	// held: a leased connection not read while its client drains what it
+	// was sent (Backlog); its operations' silence does not count then.
+	held     atomic.Bool
 	closed   atomic.Bool  // set with err
 	ghosts   ghosts       // abandoned operations the server may still hold (ghosts.go)
 	lastUsed atomic.Int64 // unix nanoseconds
@@ -567,7 +582,9 @@ func (c *Conn) readBlocking(r *ldapwire.Reader, dirty *flushSet, stop func() boo
 		if r.Ready() {
 			continue
 		}
-		dirty.flush()
+		if b := dirty.flushFor(c); b != nil && !c.waitDrained(b) {
+			return // closed while it waited
+		}
 		if stop != nil && stop() {
 			return
 		}
@@ -623,6 +640,36 @@ func (s *flushSet) add(f Flusher) {
 	s.fs = append(s.fs, f)
 	if len(s.fs) >= 64 {
 		s.flush()
+	}
+}
+
+// flushFor flushes and, when c is a leased connection, returns the
+// Backlog of its client if that client now has too much queued.
+func (s *flushSet) flushFor(c *Conn) Backlog {
+	var b Backlog
+	if len(s.fs) > 0 && c.Kind() == LeasedConn {
+		b, _ = s.fs[0].(Backlog) // a leased connection serves one client
+	}
+	s.flush()
+	if b != nil && b.Backlogged() {
+		return b
+	}
+	return nil
+}
+
+// waitDrained holds a connection read by a goroutine until the client of
+// b has drained; false when the connection closed meanwhile.
+func (c *Conn) waitDrained(b Backlog) bool {
+	drained := make(chan struct{})
+	c.held.Store(true)
+	c.server.readsHeld.Add(1)
+	defer c.held.Store(false)
+	b.WhenDrained(func() { close(drained) })
+	select {
+	case <-drained:
+		return true
+	case <-c.done:
+		return false
 	}
 }
 

@@ -43,6 +43,9 @@ type eventReader struct {
 	loop   *evloop.Loop
 	reg    atomic.Pointer[evloop.Registration]
 	dirty  flushSet // owner only
+	// paused: a leased connection's client has too much queued; the loop
+	// reads on once it drained (hold, resume). Loop only.
+	paused bool
 }
 
 // startReading has the connection's responses read by an event loop when
@@ -96,7 +99,7 @@ func (e *eventReader) unregister() {
 // Readable runs on the loop (evloop.Handler): it reads what came, one
 // read unless it filled the buffer, and dispatches every whole response.
 func (e *eventReader) Readable() {
-	if e.reg.Load() == nil { // a report from before the goroutine took over
+	if e.reg.Load() == nil || e.paused { // a report from before the goroutine took over, or held
 		return
 	}
 	c := e.c
@@ -116,7 +119,7 @@ func (e *eventReader) Readable() {
 			}
 			e.dirty.add(f)
 		}
-		e.dirty.flush()
+		backlog := e.dirty.flushFor(c)
 		if err != nil {
 			e.unregister()
 			c.Close(fmt.Errorf("backend %s: read: %w", c.server.Name, unexpectedEOF(err, e.r)))
@@ -128,10 +131,35 @@ func (e *eventReader) Readable() {
 			go e.readUntilCaughtUp()
 			return
 		}
+		if backlog != nil {
+			e.hold(backlog)
+			return
+		}
 		if !more {
 			return
 		}
 	}
+}
+
+// hold stops reading until the client of b has drained: what the server
+// sends meanwhile waits in the socket, and then in the server, as on the
+// client's own connection. Loop only.
+func (e *eventReader) hold(b Backlog) {
+	e.paused = true
+	e.c.held.Store(true)
+	e.c.server.readsHeld.Add(1)
+	b.WhenDrained(func() {
+		if !e.loop.Post(e.resume) {
+			e.c.held.Store(false) // the loop is closing, and the connection with it
+		}
+	})
+}
+
+// resume reads what came while the connection was held. Loop only.
+func (e *eventReader) resume() {
+	e.paused = false
+	e.c.held.Store(false)
+	e.Readable()
 }
 
 // unexpectedEOF reports an end of stream inside a response as such.

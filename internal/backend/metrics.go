@@ -14,6 +14,7 @@ var (
 	descState         = desc("ldapmux_server_state", "1 for the state a server is in, 0 for the others.", "server", "state")
 	descScore         = desc("ldapmux_server_score", "Health score of a server, 1 (worst) to 10, ranking servers of the same state.", "server")
 	descOutstanding   = desc("ldapmux_server_outstanding_operations", "Operations in flight to a server.", "server")
+	descReadsHeld     = desc("ldapmux_server_reads_held_total", "Times a connection leased to one client (sync and paged searches, large requests) stopped reading from a server until that client had read what it was sent: the server then waits for a slow client, as on the client's own connection.", "server")
 	descOpen          = desc("ldapmux_pool_open_connections", "Open pooled connections to a server, by kind (operation; anonymous: operation connections never bound, for anonymous clients; bind; leased: lent to one client for paging, VLV or a long-lived search).", "server", "kind")
 	descIdle          = desc("ldapmux_pool_idle_connections", "Pooled bind connections waiting for a bind.", "server", "kind")
 	descOpened        = desc("ldapmux_pool_connections_opened_total", "Connections opened to a server, by kind (bound: bind connections kept bound as a client).", "server", "kind")
@@ -33,7 +34,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 // Describe implements prometheus.Collector.
 func (c Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInfo, descState, descScore, descOutstanding, descOpen, descIdle, descOpened, descRecycled, descFailed, descLeasesRefused, descTarget, descMax, descMin, descGrown, descShrunk} {
+	for _, d := range []*prometheus.Desc{descInfo, descState, descScore, descOutstanding, descReadsHeld, descOpen, descIdle, descOpened, descRecycled, descFailed, descLeasesRefused, descTarget, descMax, descMin, descGrown, descShrunk} {
 		ch <- d
 	}
 }
@@ -62,6 +63,7 @@ func collectServer(ch chan<- prometheus.Metric, v ServerView) {
 	}
 	gauge(descScore, float64(v.Health.Score), v.Name)
 	gauge(descOutstanding, float64(v.Outstanding()), v.Name)
+	ch <- prometheus.MustNewConstMetric(descReadsHeld, prometheus.CounterValue, float64(v.ReadsHeld()), v.Name)
 }
 
 func collectPool(ch chan<- prometheus.Metric, server string, st PoolStats) {

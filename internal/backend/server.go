@@ -57,12 +57,17 @@ type Server struct {
 	down        atomic.Bool  // marked unavailable: its pool does not grow
 	completed   atomic.Int64 // operations ended
 	busyNanos   atomic.Int64 // their total time in flight
+	readsHeld   atomic.Int64 // times a leased connection waited for its client (Backlog)
 	pool        *Pool
 	tls         tlsSettings // see tls.go
 }
 
 // Outstanding is the number of operations in flight to this server.
 func (s *Server) Outstanding() int64 { return s.outstanding.Load() }
+
+// ReadsHeld is how many times a connection leased to one client stopped
+// reading until that client had read what it was sent.
+func (s *Server) ReadsHeld() int64 { return s.readsHeld.Load() }
 
 // Completed is how many operations ended and their total time in flight
 // (passive health: the busyness check derives recent response times).

@@ -112,8 +112,14 @@ func (c *Conn) takeExpired(now int64, dst []expiredOp) ([]expiredOp, bool) {
 	if c.timed == 0 {
 		return dst, false
 	}
+	held := c.held.Load()
 	for id, op := range c.pending {
 		if op.deadline != 0 && op.deadline <= now {
+			if held && (op.limit == 0 || now < op.limit) { // not read on purpose: the server is not silent
+				op.deadline = op.nextDeadline(now)
+				c.pending[id] = op
+				continue
+			}
 			c.take(id)
 			dst = append(dst, expiredOp{conn: c, id: id, op: op})
 		}

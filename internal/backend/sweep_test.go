@@ -82,3 +82,29 @@ func expectTimeout(t *testing.T, h *probeHandler, missed string) {
 		t.Fatal(missed)
 	}
 }
+
+// TestHeldConnectionIsNotSilent: while a connection is held for its client
+// (Backlog), its operations' silence timeout does not fire: the server is
+// not silent, ldapmux does not read it. Once the hold ends, it fires again.
+func TestHeldConnectionIsNotSilent(t *testing.T) {
+	_, _, c := hungConn(t, PoolConfig{Conns: 1})
+	c.held.Store(true)
+	h := sendProbe(t, c, 20*time.Millisecond)
+	now := nanotime()
+	c.mu.Lock()
+	for id, op := range c.pending { // as if its silence had run out long ago
+		op.deadline = now - int64(time.Second)
+		c.pending[id] = op
+	}
+	c.mu.Unlock()
+	if expired, _ := c.takeExpired(now, nil); len(expired) != 0 {
+		t.Fatalf("%d operations timed out on a held connection", len(expired))
+	}
+	select {
+	case err := <-h.done:
+		t.Fatalf("operation ended while its connection was held: %v", err)
+	default:
+	}
+	c.held.Store(false)
+	expectTimeout(t, h, "the timeout did not fire once the hold ended")
+}

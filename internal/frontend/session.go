@@ -513,6 +513,7 @@ func (s *Session) Flush() {
 	}
 	n, err := s.direct.TryWrite(b)
 	s.srv.obs.sent.Add(int64(n))
+	s.out.written(n)
 	switch {
 	case err != nil:
 		s.spare = reusable(b)
@@ -527,6 +528,14 @@ func (s *Session) Flush() {
 		s.wmu.Unlock()
 	}
 }
+
+// Backlogged reports whether the client has more queued than a server
+// connection leased to it should add to (backend.Backlog).
+func (s *Session) Backlogged() bool { return s.out.backlogged() }
+
+// WhenDrained calls resume once the client has read most of what is queued
+// for it, or is gone (backend.Backlog).
+func (s *Session) WhenDrained(resume func()) { s.out.whenDrained(resume) }
 
 // writeLoop writes what Flush could not, waiting for the socket.
 func (s *Session) writeLoop() {
@@ -565,6 +574,7 @@ func (s *Session) writeLocked(timeout time.Duration) bool {
 		s.nc.SetWriteDeadline(time.Now().Add(timeout))
 		n, err := s.conn.Write(s.unwritten)
 		s.srv.obs.sent.Add(int64(n))
+		s.out.written(n)
 		if err != nil {
 			return false
 		}

@@ -249,10 +249,18 @@ func (p *Proxy) waitContext(req *Request, mayWait bool) (ctx context.Context, ca
 // cost does not matter.
 const largeRequest = 255 << 10
 
-// ownConnection reports whether req goes on a connection of its own for
-// its size. Binds always do (bind connections carry one bind at a time).
+// ownConnection reports whether req goes on a connection of its own: for
+// its size, or as a sync search, whose refresh may send a replica the
+// whole directory: on a connection of its own the server waits for a
+// client that reads slowly (backend.Backlog), as it would on the client's
+// own, instead of the client being dropped for what piles up in ldapmux.
+// Binds never do (bind connections carry one bind at a time).
 func ownConnection(req *Request) bool {
-	return len(req.Raw) > largeRequest && req.Leases != nil && req.Msg.OpTag != ldapwire.OpBindRequest
+	if req.Leases == nil || req.Msg.OpTag == ldapwire.OpBindRequest {
+		return false
+	}
+	return len(req.Raw) > largeRequest ||
+		req.Msg.OpTag == ldapwire.OpSearchRequest && req.Msg.Controls != nil && ldapwire.HasControl(req.Msg.Controls, ldapwire.OIDSyncRequest)
 }
 
 // pooledConn gets a bind connection for binds and a shared one for the
