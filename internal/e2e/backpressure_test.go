@@ -17,26 +17,33 @@ import (
 // stops reading from slapd until the client has read what it was sent,
 // instead of queueing it all and dropping the client. Once the hold shows
 // (ldapmux_server_reads_held_total), the client reads on and must get every
-// entry and the final result, the same as straight from slapd.
+// entry and the final result, the same as straight from slapd. Over plain
+// TCP an event loop reads the server; over LDAPS a goroutine does.
 func TestSlowSyncRefreshWaitsForTheClient(t *testing.T) {
-	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 5, ExtraLDIF: bulkLDIF(1200, 10000)})
-	a, addr := startProxy(t, cluster, adminExtra+"limits:\n  max-client-buffer: 1MiB\n")
+	ca := newTestCA(t, "directory")
+	cluster := tlsCluster(t, ca, slapdtest.Options{Replicas: 1, Users: 5, ExtraLDIF: bulkLDIF(1200, 10000)})
 	want := refreshDNs(t, cluster.Replica(1).Addr, nil)
-
-	c := rawDial(t, addr)
-	if err := c.nc.(*net.TCPConn).SetReadBuffer(256 << 10); err != nil { // little room to hide in
-		t.Fatal(err)
-	}
-	got := refreshDNs(t, addr, func() {
-		eventually(t, 30*time.Second, "ldapmux holding the server for the client", func() bool {
-			return metric(t, a, `ldapmux_server_reads_held_total{server="ds1"}`) > 0
+	const limits = "limits:\n  max-client-buffer: 1MiB\n"
+	for _, c := range []struct{ name, servers string }{
+		{"plain, read by an event loop", tlsServers(cluster, false, "")},
+		{"LDAPS, read by a goroutine", tlsServers(cluster, true, "{mode: ldaps, ca-file: "+ca.File+"}")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, _, _ := startLoggedProxy(t, "listen:\n  - address: 127.0.0.1:0\n"+adminExtra+limits+c.servers)
+			conn := rawDial(t, a.Addrs()[0])
+			if err := conn.nc.(*net.TCPConn).SetReadBuffer(256 << 10); err != nil { // little room to hide in
+				t.Fatal(err)
+			}
+			held := func() float64 { return metric(t, a, `ldapmux_server_reads_held_total{server="ds1"}`) }
+			got := refreshDNs(t, "", func() {
+				eventually(t, 30*time.Second, "ldapmux holding the server for the client", func() bool { return held() > 0 })
+			}, conn)
+			if !slices.Equal(got, want) {
+				t.Fatalf("through ldapmux the refresh sent %d entries, straight %d, or they differ", len(got), len(want))
+			}
+			t.Logf("refresh of %d entries read by a client that paused: ldapmux held the server %v times, dropped nothing", len(got), held())
 		})
-	}, c)
-	if !slices.Equal(got, want) {
-		t.Fatalf("through ldapmux the refresh sent %d entries, straight %d, or they differ", len(got), len(want))
 	}
-	t.Logf("refresh of %d entries read by a client that paused: ldapmux held the server %v times, dropped nothing",
-		len(got), metric(t, a, `ldapmux_server_reads_held_total{server="ds1"}`))
 }
 
 // refreshDNs binds as the rootdn and sends a sync refreshOnly search of the bulk subtree on a new
