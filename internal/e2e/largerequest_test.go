@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,11 +101,44 @@ func TestRequestPastTheServerLimitEndsNoOtherOperation(t *testing.T) {
 	if err := writer.Add(fits); err != nil {
 		t.Fatalf("add of %d KiB through ldapmux: %v", 600, err)
 	}
-	got, err := searchDNs(check, fits.DN, "(objectClass=*)", "description")
-	if err != nil || len(got) != 1 || len(got[0].GetAttributeValue("description")) != 600<<10 {
+	found, err := searchDNs(check, fits.DN, "(objectClass=*)", "description")
+	if err != nil || len(found) != 1 || len(found[0].GetAttributeValue("description")) != 600<<10 {
 		t.Fatalf("the add under the limit, read back straight: %v", err)
 	}
 	t.Logf("%d modifies by 4 clients on the shared connection, none failed", written.Load())
+
+	// A search of 300 KiB is past slapd's limit for anonymous sessions
+	// (sockbuf_max_incoming, 256 KiB) and within the one for bound ones.
+	search := largeSearch(300 << 10)
+	anonymous := dial(t, addr)
+	defer anonymous.Close()
+	_, err = anonymous.Search(search)
+	if !ldap.IsErrorWithCode(err, ldap.LDAPResultUnavailable) || !strings.Contains(err.Error(), "limit on request size") {
+		t.Fatalf("an anonymous search past slapd's anonymous limit, through ldapmux: %v; want unavailable (52) saying why", err)
+	}
+	straightAnonymous := dial(t, primary.Addr)
+	defer straightAnonymous.Close()
+	if _, err := straightAnonymous.Search(search); err == nil || errors.As(err, &answered) && answered.ResultCode < ldap.ErrorNetwork {
+		t.Fatalf("the same search straight to slapd: %v; want the connection closed", err)
+	}
+	res, err := writer.Search(search)
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("a bound client's search of 300 KiB through ldapmux: %v", err)
+	}
+	assertStayedAvailable(t, a)
+}
+
+// largeSearch is a subtree search of the scratch subtree for cn=fits
+// whose filter, padded with alternatives that match nothing, makes the
+// request about size bytes.
+func largeSearch(size int) *ldap.SearchRequest {
+	var f strings.Builder
+	f.WriteString("(|(cn=fits)")
+	for i := 0; f.Len() < size; i++ {
+		fmt.Fprintf(&f, "(cn=absent-%06d-%s)", i, strings.Repeat("p", 40))
+	}
+	f.WriteString(")")
+	return ldap.NewSearchRequest(slapdtest.ScratchDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, f.String(), []string{"cn"}, nil)
 }
 
 func roleWithDescription(cn string, size int) *ldap.AddRequest {

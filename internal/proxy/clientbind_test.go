@@ -475,10 +475,11 @@ func TestProxiedModeSendsTheIdentityControl(t *testing.T) {
 	if st := e.pool.Stats(); st.OpenAnon != 1 || st.Opened[backend.AnonConn] != 1 {
 		t.Errorf("pool stats: %d anonymous connections open, %d opened; want 1 and 1", st.OpenAnon, st.Opened[backend.AnonConn])
 	}
-	// A request too large for OpenLDAP's anonymous sessions goes on a
-	// service-bound connection of its own, carrying the anonymous identity,
-	// closed once answered: a server that closes it for the request's size
-	// ends no one else's operation.
+	// A request larger than 255 KiB goes on a connection of its own, closed
+	// once answered: a server that closes it for the request's size ends no
+	// one else's operation. An anonymous client's is unbound and carries no
+	// control, so that the server's limits for anonymous sessions apply as
+	// on the client's own connection.
 	large := strings.Repeat("x", largeRequest)
 	o := anon.start(func(id int32) []byte { return compareRequestOf(id, "ou=large", large) })
 	if res, _, _ := done(t, o.wait(waitLong), ldapwire.OpCompareResponse); res.Code != ldapwire.CompareTrue {
@@ -490,8 +491,8 @@ func TestProxiedModeSendsTheIdentityControl(t *testing.T) {
 			t.Errorf("the large request went to %d connections", len(found))
 		}
 		for c, ops := range found {
-			if len(ops) != 1 || !ops[0].proxied || ops[0].authzID != "dn:" || ops[0].boundAs != fakeBindDN || len(c.ops) != 1 {
-				t.Errorf("conn %d: large anonymous request: %+v, %d operations in all; want one with \"dn:\" on a service-bound connection of its own", c.id, ops, len(c.ops))
+			if len(ops) != 1 || ops[0].proxied || ops[0].boundAs != "" || c.bound || len(c.ops) != 1 {
+				t.Errorf("conn %d: large anonymous request: %+v, %d operations in all; want one without a control on an unbound connection of its own", c.id, ops, len(c.ops))
 			}
 		}
 	})

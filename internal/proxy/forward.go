@@ -212,6 +212,13 @@ func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backe
 		c, res := p.opConn(req, srv.Pool().Anonymous(), mayWait)
 		return c, nil, res
 	}
+	if req.state == stateless && ownConnection(req) && req.Identity.AuthzID == "" {
+		l, res := p.anonymousOwnConn(req, srv, mayWait)
+		if l == nil {
+			return nil, nil, res
+		}
+		return l.conn, l, res
+	}
 	if req.state != stateless || ownConnection(req) {
 		l, res := p.leasedConn(req, srv, mayWait)
 		if l == nil {
@@ -248,6 +255,18 @@ func (p *Proxy) waitContext(req *Request, mayWait bool) (ctx context.Context, ca
 // requests are rare (photos, certificates, large groups), so the dial they
 // cost does not matter.
 const largeRequest = 255 << 10
+
+// anonymousOwnConn leases an unbound connection for an anonymous client's
+// request that goes on a connection of its own: the server sees it
+// exactly as on the client's own, its limits for anonymous sessions
+// included (OpenLDAP's sockbuf_max_incoming, 256 KiB), which a
+// service-bound connection would lift.
+func (p *Proxy) anonymousOwnConn(req *Request, srv *backend.Server, mayWait bool) (*lease, attemptResult) {
+	if l := req.Leases.take(srv, true); l != nil {
+		return l, attemptResult{}
+	}
+	return p.newLease(req, srv, mayWait, lease{direct: true}, (*backend.Pool).LeaseUnbound)
+}
 
 // ownConnection reports whether req goes on a connection of its own: for
 // its size, or as a sync search, whose refresh may send a replica the
@@ -519,7 +538,7 @@ func failureReply(req *Request, srv *backend.Server, r attemptResult) (int, stri
 	case r.delivered > 0:
 		return ldapwire.Unavailable, fmt.Sprintf("connection to server %s lost after %d %s", srv.Name, r.delivered, partialResults)
 	case closedOnLargeRequest(req, r):
-		return ldapwire.Unavailable, fmt.Sprintf("server %s closed the connection on this request of %d bytes, before any answer: it may exceed the server's limit on request size (OpenLDAP sockbuf_max_incoming_auth, 389 Directory Server nsslapd-maxbersize); the operation may or may not have been applied", srv.Name, len(req.Raw))
+		return ldapwire.Unavailable, fmt.Sprintf("server %s closed the connection on this request of %d bytes, before any answer: it may exceed the server's limit on request size (OpenLDAP sockbuf_max_incoming for anonymous clients, sockbuf_max_incoming_auth for others; 389 Directory Server nsslapd-maxbersize); the operation may or may not have been applied", srv.Name, len(req.Raw))
 	}
 	return ldapwire.Unavailable, fmt.Sprintf("connection to server %s lost before its answer; the operation may or may not have been applied", srv.Name)
 }
