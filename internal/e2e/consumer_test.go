@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,23 +111,11 @@ func replicatedTree(t *testing.T, r *slapdtest.Replica) string {
 	t.Helper()
 	conn := bindAs(t, r.Addr, slapdtest.AdminDN, slapdtest.AdminPassword)
 	defer conn.Close()
-	entries, err := searchDNs(conn, slapdtest.BaseDN, "(objectClass=*)", "*", "entryUUID", "entryCSN")
+	tree, err := readTree(conn, "*", "entryUUID", "entryCSN")
 	if err != nil {
 		t.Fatalf("read replica %d: %v", r.ID, err)
 	}
-	lines := make([]string, 0, len(entries))
-	for _, e := range entries {
-		attrs := make([]string, 0, len(e.Attributes))
-		for _, a := range e.Attributes {
-			vals := slices.Clone(a.Values)
-			slices.Sort(vals)
-			attrs = append(attrs, a.Name+"="+strings.Join(vals, "|"))
-		}
-		slices.Sort(attrs)
-		lines = append(lines, e.DN+": "+strings.Join(attrs, " "))
-	}
-	slices.Sort(lines)
-	return strings.Join(lines, "\n")
+	return tree
 }
 
 // firstDifference returns the lines of a that b lacks, at most five.

@@ -64,8 +64,11 @@ func dumpTree(t *testing.T, conn *ldap.Conn) string {
 }
 
 // treeOf is dumpTree for goroutines: it returns the search's error.
-func treeOf(conn *ldap.Conn) (string, error) {
-	entries, err := searchDNs(conn, slapdtest.BaseDN, "(objectClass=*)", "*")
+func treeOf(conn *ldap.Conn) (string, error) { return readTree(conn, "*") }
+
+// readTree renders the entries below BaseDN with attrs, sorted, as text.
+func readTree(conn *ldap.Conn, attrs ...string) (string, error) {
+	entries, err := searchDNs(conn, slapdtest.BaseDN, "(objectClass=*)", attrs...)
 	if err != nil {
 		return "", err
 	}
