@@ -621,11 +621,8 @@ func (p *Pool) Lease(ctx context.Context) (*Conn, error) { return p.lease(ctx, t
 func (p *Pool) LeaseUnbound(ctx context.Context) (*Conn, error) { return p.lease(ctx, false) }
 
 func (p *Pool) lease(ctx context.Context, serviceBind bool) (*Conn, error) {
-	select {
-	case p.leaseSlots <- struct{}{}:
-	default:
-		p.leasesRefused.Add(1)
-		return nil, fmt.Errorf("backend %s: %w: %w: all %d leased (pool.leased-connections-per-server)", p.server.Name, ErrBusy, ErrNoLease, p.cfg.Leases)
+	if err := p.takeLeaseSlot(ctx); err != nil {
+		return nil, err
 	}
 	c, err := p.dialAs(ctx, LeasedConn, serviceBind)
 	if err == nil {
@@ -645,6 +642,25 @@ func (p *Pool) lease(ctx context.Context, serviceBind bool) (*Conn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// takeLeaseSlot reserves a lease; when every one is taken it waits, within
+// ctx, for one to end (a burst of paged or sync searches, each short), and
+// past that refuses with an error wrapping ErrBusy and ErrNoLease.
+func (p *Pool) takeLeaseSlot(ctx context.Context) error {
+	select {
+	case p.leaseSlots <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case p.leaseSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+	case <-p.stop:
+	}
+	p.leasesRefused.Add(1)
+	return fmt.Errorf("backend %s: %w: %w: all %d leased, none ended in time (pool.leased-connections-per-server)", p.server.Name, ErrBusy, ErrNoLease, p.cfg.Leases)
 }
 
 // LeaseBind makes c, a bind connection lent for a bind that succeeded, a

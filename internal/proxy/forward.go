@@ -155,18 +155,37 @@ func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptRe
 	if !ok {
 		return attemptResult{status: full, err: errServerFull}, false
 	}
+	for picks := 1; ; picks++ {
+		res, sent, raced := p.sendOn(req, srv, mayWait, started)
+		if sent {
+			return res, true
+		}
+		if !raced || picks == maxPicks {
+			srv.CancelOp()
+			return res, false
+		}
+	}
+}
+
+// maxPicks bounds the connections one attempt picks on a server when
+// other senders keep taking the last slot of the one it picked.
+const maxPicks = 3
+
+// sendOn picks a connection on srv and sends req on it. raced reports that
+// another sender took the picked shared connection's last slot first
+// (backend.ErrBusy from the send): another pick may find room elsewhere,
+// and an unbound connection at its cap sends it the service-bound way.
+func (p *Proxy) sendOn(req *Request, srv *backend.Server, mayWait bool, started int64) (res attemptResult, sent, raced bool) {
 	conn, l, res := p.connFor(req, srv, mayWait)
 	if conn == nil {
-		srv.CancelOp()
-		return res, false
+		return res, false, false
 	}
 	c := req.newCall(srv, conn, l, started)
 	req.mu.Lock()
 	defer req.mu.Unlock() // held while sending: Abandon finds the call with its ID
 	if req.abandoned {
 		p.releaseConn(c, false)
-		srv.CancelOp()
-		return attemptResult{status: abandoned}, false
+		return attemptResult{status: abandoned}, false, false
 	}
 	timing := p.timingFor(req)
 	if !mayWait {
@@ -174,11 +193,10 @@ func (p *Proxy) send(req *Request, srv *backend.Server, mayWait bool) (attemptRe
 	}
 	if _, err := conn.SendTimed(c, c.encode, timing); err != nil {
 		p.releaseConn(c, false)
-		srv.CancelOp()
-		return connError(err), false // busy when a sender took the connection's last slot first
+		return connError(err), false, l == nil && errors.Is(err, backend.ErrBusy)
 	}
 	req.cur = c
-	return attemptResult{}, true
+	return attemptResult{}, true, false
 }
 
 // connFor gets a bind connection for binds, the client's leased one for

@@ -168,11 +168,12 @@ func TestPagingCookieNotOfThisSession(t *testing.T) {
 	e.untilStats(t, waitLong, "lease ends after the last page", func(st backend.PoolStats) bool { return st.Leased == 0 })
 }
 
-// Past the cap on leased connections, a paged search is answered busy
-// with a message that names the setting, and the refusal is counted.
+// Past the cap on leased connections, a paged search waits for a lease to
+// end within the connect timeout; when none does, it is answered busy with
+// a message that names the setting, and the refusal is counted.
 func TestLeaseCap(t *testing.T) {
 	const total, size = 6, 2
-	e := newEnv(t, total, Config{}, backend.PoolConfig{Leases: 1})
+	e := newEnv(t, total, Config{ConnectTimeout: 200 * time.Millisecond}, backend.PoolConfig{Leases: 1})
 	a, b := e.session(t), e.session(t)
 	cookieA := pageOnce(t, a, "ou=a,dc=example,dc=com", size, 0, total, "")
 
@@ -202,6 +203,24 @@ func TestLeaseCap(t *testing.T) {
 	}
 	e.untilStats(t, waitLong, "first lease ends", func(st backend.PoolStats) bool { return st.Leased == 0 })
 	pageOnce(t, b, "ou=b,dc=example,dc=com", size, 0, total, "")
+}
+
+// A paged search past the cap gets the lease another session's search
+// ends while it waits.
+func TestLeaseCapWaitsForALeaseToEnd(t *testing.T) {
+	const total, size = 6, 2
+	e := newEnv(t, total, Config{ConnectTimeout: 10 * time.Second}, backend.PoolConfig{Leases: 1})
+	a, b := e.session(t), e.session(t)
+	cookie := pageOnce(t, a, "ou=a,dc=example,dc=com", size, 0, total, "")
+	waiting := startPage(b, "ou=b,dc=example,dc=com", size, "")
+	e.untilStats(t, waitLong, "nothing more leased while b waits", func(st backend.PoolStats) bool { return st.Leased == 1 })
+	for from := size; from < total; from += size {
+		cookie = pageOnce(t, a, "ou=a,dc=example,dc=com", size, from, total, cookie)
+	}
+	checkPage(t, waiting, "ou=b,dc=example,dc=com", size, 0, total)
+	if st := e.pool.Stats(); st.LeasesRefused != 0 {
+		t.Errorf("stats %+v: a lease was refused", st)
+	}
 }
 
 // A session that stops paging loses its lease after the idle limit; its
