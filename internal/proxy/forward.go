@@ -230,13 +230,6 @@ func (p *Proxy) connFor(req *Request, srv *backend.Server, mayWait bool) (*backe
 		c, res := p.opConn(req, srv.Pool().Anonymous(), mayWait)
 		return c, nil, res
 	}
-	if req.state == stateless && ownConnection(req) && req.Identity.AuthzID == "" {
-		l, res := p.anonymousOwnConn(req, srv, mayWait)
-		if l == nil {
-			return nil, nil, res
-		}
-		return l.conn, l, res
-	}
 	if req.state != stateless || ownConnection(req) {
 		l, res := p.leasedConn(req, srv, mayWait)
 		if l == nil {

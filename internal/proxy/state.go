@@ -129,11 +129,15 @@ func preferCursorServer(req *Request) {
 var errLeaseLost = fmt.Errorf("the connection leased to this client for its paged search or VLV state was lost: %w", backend.ErrConnClosed)
 
 // leasedConn returns the connection leased to req's client on srv, leasing
-// one when the session has none there. Without mayWait it reports
-// errMustWait instead of dialing.
+// one when the session has none there; an anonymous client's request that
+// needs a connection only for itself (ownConnection) gets an unbound one.
+// Without mayWait it reports errMustWait instead of dialing.
 func (p *Proxy) leasedConn(req *Request, srv *backend.Server, mayWait bool) (*lease, attemptResult) {
 	if l := req.pinned; l != nil {
 		return p.usePinned(req, l)
+	}
+	if req.state == stateless && req.Identity.AuthzID == "" {
+		return p.anonymousOwnConn(req, srv, mayWait)
 	}
 	if l := req.Leases.take(srv, false); l != nil {
 		return l, attemptResult{}
