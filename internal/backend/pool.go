@@ -648,7 +648,7 @@ func (p *Pool) lease(ctx context.Context, serviceBind bool) (*Conn, error) {
 // ctx, for one to end (a burst of paged or sync searches, each short), and
 // past that refuses with an error wrapping ErrBusy and ErrNoLease.
 func (p *Pool) takeLeaseSlot(ctx context.Context) error {
-	select {
+	select { // a free slot first, even when ctx is already done
 	case p.leaseSlots <- struct{}{}:
 		return nil
 	default:

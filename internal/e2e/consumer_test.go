@@ -63,12 +63,8 @@ func TestSlapdConsumerThroughProxy(t *testing.T) {
 // roleDN names the n-th entry the test writes below the scratch subtree.
 func roleDN(n int) string { return fmt.Sprintf("cn=consumer-%d,%s", n, slapdtest.ScratchDN) }
 
-func roleRequest(n int) *ldap.AddRequest {
-	add := ldap.NewAddRequest(roleDN(n), nil)
-	add.Attribute("objectClass", []string{"organizationalRole"})
-	add.Attribute("cn", []string{fmt.Sprintf("consumer-%d", n)})
-	return add
-}
+// roleRequest adds the entry roleDN(n) names.
+func roleRequest(n int) *ldap.AddRequest { return scratchEntry(fmt.Sprintf("consumer-%d", n)) }
 
 func addRole(t *testing.T, conn *ldap.Conn, n int) {
 	t.Helper()

@@ -43,10 +43,7 @@ func TestServerClosesIdleConnections(t *testing.T) {
 				return openPoolConnections(t, a, "ds1") == 0
 			})
 		}
-		add := ldap.NewAddRequest(fmt.Sprintf("cn=idle-%d,%s", round, slapdtest.ScratchDN), nil)
-		add.Attribute("objectClass", []string{"organizationalRole"})
-		add.Attribute("cn", []string{fmt.Sprintf("idle-%d", round)})
-		if err := writer.Add(add); err != nil {
+		if err := writer.Add(scratchEntry(fmt.Sprintf("idle-%d", round))); err != nil {
 			t.Fatalf("round %d: write after the server closed ldapmux's connections: %v", round, err)
 		}
 		fresh := func(dn, password string) *ldap.Conn { return connectAs(t, primary.Addr, dn, password) }

@@ -141,10 +141,9 @@ func largeSearch(size int) *ldap.SearchRequest {
 	return ldap.NewSearchRequest(slapdtest.ScratchDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, f.String(), []string{"cn"}, nil)
 }
 
+// roleWithDescription is scratchEntry with a description of size bytes.
 func roleWithDescription(cn string, size int) *ldap.AddRequest {
-	add := ldap.NewAddRequest("cn="+cn+","+slapdtest.ScratchDN, nil)
-	add.Attribute("objectClass", []string{"organizationalRole"})
-	add.Attribute("cn", []string{cn})
+	add := scratchEntry(cn)
 	add.Attribute("description", []string{strings.Repeat("x", size)})
 	return add
 }
