@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
 )
 
@@ -67,7 +69,37 @@ type Capabilities struct {
 	PasswordPolicy bool
 	Err            error     // why the server cannot serve its identity mode
 	At             time.Time // when this was found
+	// namingContexts are the root DSE's, parsed; nil when it lists none.
+	namingContexts []*ldap.DN
 }
+
+// CannotAssume reports whether the server refuses proxied authorization as
+// dn, so that a client bound as dn must have a connection bound as itself.
+// 389 Directory Server refuses to assume its root DN ("Proxy dn should not
+// be rootdn"), which names no entry in its data: any DN outside the
+// server's naming contexts is taken for one (when the root DSE lists
+// none, the default root DN, cn=Directory Manager).
+func (c *Capabilities) CannotAssume(dn string) bool {
+	if c == nil || c.Type != Type389DS || c.Mode != ModeProxied || dn == "" {
+		return false
+	}
+	parsed, err := ldap.ParseDN(dn)
+	if err != nil {
+		return false
+	}
+	if len(c.namingContexts) == 0 {
+		return parsed.EqualFold(ds389RootDN)
+	}
+	for _, nc := range c.namingContexts {
+		if nc.EqualFold(parsed) || nc.AncestorOfFold(parsed) {
+			return false
+		}
+	}
+	return true
+}
+
+// ds389RootDN is 389 Directory Server's default root DN.
+var ds389RootDN = &ldap.DN{RDNs: []*ldap.RelativeDN{{Attributes: []*ldap.AttributeTypeAndValue{{Type: "cn", Value: "Directory Manager"}}}}}
 
 // Summary is a one-line description for status and logs.
 func (c *Capabilities) Summary() string {
@@ -109,7 +141,7 @@ var ErrIdentityMode = errors.New("server cannot serve the identity mode")
 
 // rootDSEAttrs are read to recognise a server.
 var rootDSEAttrs = []string{"objectClass", "vendorName", "vendorVersion", "supportedControl",
-	"supportedExtension", "forestFunctionality", "domainControllerFunctionality", "supportedCapabilities"}
+	"supportedExtension", "forestFunctionality", "domainControllerFunctionality", "supportedCapabilities", "namingContexts"}
 
 // detect reads the root DSE on a connection bound as the service account,
 // before its reader starts, chooses the identity mode and proves it: in
@@ -129,6 +161,11 @@ func (c *Conn) detect(r *ldapwire.Reader) *Capabilities {
 	}
 	caps.ProxiedAuthz = slices.Contains(dse["supportedcontrol"], ldapwire.OIDProxiedAuthzV2)
 	caps.PasswordPolicy = slices.Contains(dse["supportedcontrol"], ldapwire.OIDPasswordPolicy)
+	for _, nc := range dse["namingcontexts"] {
+		if parsed, err := ldap.ParseDN(nc); err == nil && len(parsed.RDNs) > 0 {
+			caps.namingContexts = append(caps.namingContexts, parsed)
+		}
+	}
 	caps.Mode = set.Mode
 	if caps.Mode == ModeAuto {
 		caps.Mode = ModeClientBind

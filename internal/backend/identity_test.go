@@ -5,6 +5,7 @@ import (
 	"errors"
 	"github.com/ldapmux/ldapmux/internal/evloop/evlooptest"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -199,6 +200,54 @@ func TestDetectServerTypeAndMode(t *testing.T) {
 				t.Errorf("proxied searches as %q, want %q", proxied, want)
 			}
 		})
+	}
+}
+
+// 389 Directory Server refuses to assume its root DN, which names no entry
+// in its data: the DNs outside its naming contexts, read from its root DSE
+// (or, when it lists none, its default root DN) are the ones ldapmux cannot
+// carry in the control; any DN on another server, or in another mode, can.
+func TestDNsA389ServerCannotAssume(t *testing.T) {
+	withContexts := append(slices.Clone(dsDSE), ldapwire.Attribute{Type: "namingContexts", Values: []string{"dc=example,dc=test", "o=other"}})
+	for _, tc := range []struct {
+		name      string
+		dse       []ldapwire.Attribute
+		set       IdentitySettings
+		unassumed []string
+		assumable []string
+	}{
+		{"389 with naming contexts", withContexts, IdentitySettings{},
+			[]string{"cn=Directory Manager", "CN=directory manager", "cn=replication manager,cn=config", "dc=test"},
+			[]string{"uid=user.1,ou=people,dc=example,dc=test", "UID=User.1, OU=People, DC=Example, DC=Test", "dc=example,dc=test", "cn=x,o=other", "", "not a DN"}},
+		{"389 without naming contexts", dsDSE, IdentitySettings{},
+			[]string{"cn=Directory Manager", "CN=DIRECTORY MANAGER"},
+			[]string{"cn=replication manager,cn=config", "uid=user.1,ou=people,dc=example,dc=test"}},
+		{"389 in client-bind mode", withContexts, IdentitySettings{Mode: ModeClientBind},
+			nil, []string{"cn=Directory Manager"}},
+		{"openldap", append(slices.Clone(openLDAPDSE), ldapwire.Attribute{Type: "namingContexts", Values: []string{"dc=example,dc=com"}}), IdentitySettings{},
+			nil, []string{"cn=Directory Manager", "cn=config"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := dseServerOf(startDSE(t, tc.dse...), tc.set)
+			if _, err := dialDSE(t, s); err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			caps := s.Capabilities()
+			for _, dn := range tc.unassumed {
+				if !caps.CannotAssume(dn) {
+					t.Errorf("CannotAssume(%q) = false, want true", dn)
+				}
+			}
+			for _, dn := range tc.assumable {
+				if caps.CannotAssume(dn) {
+					t.Errorf("CannotAssume(%q) = true, want false", dn)
+				}
+			}
+		})
+	}
+	var none *Capabilities // before the first connect
+	if none.CannotAssume("cn=Directory Manager") {
+		t.Error("CannotAssume before any capabilities were read = true")
 	}
 }
 

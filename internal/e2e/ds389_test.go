@@ -44,6 +44,7 @@ func TestDS389ThroughProxy(t *testing.T) {
 		compare389(t, direct, addr, dirtest.UserDN(2), dirtest.UserPassword(2))
 		boundKept389(t, a)
 	})
+	t.Run("directory manager", func(t *testing.T) { directoryManager389(t, direct, addr) })
 	t.Run("whoami", func(t *testing.T) { compareWhoAmI389(t, direct, addr) })
 	t.Run("own password", func(t *testing.T) { compareOwnPassword389(t, direct, addr) })
 	t.Run("paged", func(t *testing.T) { comparePaged389(t, direct, addr) })
@@ -142,6 +143,50 @@ func search389(t *testing.T, addr, dn, password, base, filter string) string {
 		return "error: " + err.Error()
 	}
 	return renderEntries(res.Entries)
+}
+
+// directoryManager389: 389 lets no one assume its root DN, the Directory
+// Manager, by proxied authorization ("Proxy dn should not be rootdn"), so
+// its session through ldapmux is its own connection, bound as itself: it
+// reads and writes through ldapmux as directly, cn=config included, and
+// its writes are its own.
+func directoryManager389(t *testing.T, direct, proxied string) {
+	conns := [2]*ldap.Conn{
+		bindAs(t, direct, dirtest.DirectoryManagerDN, dirtest.DirectoryManagerPassword),
+		bindAs(t, proxied, dirtest.DirectoryManagerDN, dirtest.DirectoryManagerPassword),
+	}
+	reads := []*ldap.SearchRequest{
+		ldap.NewSearchRequest(dirtest.PeopleDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, "(uid=user.1*)", []string{"uid", "mail", "userPassword"}, nil),
+		ldap.NewSearchRequest("cn=config", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"nsslapd-rootdn"}, nil),
+		ldap.NewSearchRequest(dirtest.GroupsDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"description", "modifiersName"}, nil),
+	}
+	for step, value := range []string{"", "changed through ldapmux"} {
+		if value != "" {
+			mod := ldap.NewModifyRequest(dirtest.GroupsDN, nil)
+			mod.Replace("description", []string{value})
+			if err := conns[1].Modify(mod); err != nil {
+				t.Fatalf("modify as the Directory Manager through ldapmux: %v", err)
+			}
+		}
+		for _, req := range reads {
+			var got [2]string
+			for i, conn := range conns {
+				res, err := conn.Search(req)
+				if err != nil {
+					got[i] = "error: " + err.Error()
+					continue
+				}
+				got[i] = renderEntries(res.Entries)
+			}
+			if got[0] != got[1] || got[0] == "" || strings.HasPrefix(got[0], "error") {
+				t.Errorf("step %d, as the Directory Manager, %s:\nthrough ldapmux:\n%s\ndirectly:\n%s", step, req.BaseDN, got[1], got[0])
+			}
+		}
+	}
+	res, err := conns[0].Search(reads[2])
+	if err != nil || len(res.Entries) != 1 || !strings.EqualFold(res.Entries[0].GetAttributeValue("modifiersName"), dirtest.DirectoryManagerDN) {
+		t.Fatalf("the write through ldapmux was not the Directory Manager's own: %v %v", err, res)
+	}
 }
 
 // compareWhoAmI389: 389 answers the connection's bind DN (it ignores

@@ -68,7 +68,12 @@ func treeOf(conn *ldap.Conn) (string, error) { return readTree(conn, "*") }
 
 // readTree renders the entries below BaseDN with attrs, sorted, as text.
 func readTree(conn *ldap.Conn, attrs ...string) (string, error) {
-	entries, err := searchDNs(conn, slapdtest.BaseDN, "(objectClass=*)", attrs...)
+	return readTreeBelow(conn, slapdtest.BaseDN, attrs...)
+}
+
+// readTreeBelow renders the entries below base with attrs, sorted, as text.
+func readTreeBelow(conn *ldap.Conn, base string, attrs ...string) (string, error) {
+	entries, err := searchDNs(conn, base, "(objectClass=*)", attrs...)
 	if err != nil {
 		return "", err
 	}

@@ -4,14 +4,17 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapmux/ldapmux/internal/dirtest"
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
@@ -33,8 +36,8 @@ func TestRandomWritesAsOnSlapd(t *testing.T) {
 	direct := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 12})
 	behind := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 12})
 	_, addr := startProxy(t, behind, "")
-	compareGeneratedWrites(t, direct.Replicas[0].Addr, addr, newWriteGen(slapdtest.ScratchDN, true), 400, 0)
-	sameDirectories(t, direct, behind)
+	compareGeneratedWrites(t, direct.Replicas[0].Addr, addr, slapdWrites, slapdWrites.gen(slapdtest.ScratchDN, true), 400, 0)
+	sameDirectories(t, slapdWrites, direct.Replicas[0].Addr, behind.Replicas[0].Addr)
 }
 
 // TestRandomWritesAtOnceAsOnSlapd has 8 clients send generated writes at
@@ -51,40 +54,82 @@ func TestRandomWritesAtOnceAsOnSlapd(t *testing.T) {
 			t.Run(fmt.Sprintf("client %d", client), func(t *testing.T) {
 				t.Parallel()
 				root := fmt.Sprintf("cn=c%d,%s", client, slapdtest.ScratchDN)
-				compareGeneratedWrites(t, direct.Replicas[0].Addr, addr, newWriteGen(root, false), 200, client+1)
+				compareGeneratedWrites(t, direct.Replicas[0].Addr, addr, slapdWrites, slapdWrites.gen(root, false), 200, client+1)
 			})
 		}
 	})
-	sameDirectories(t, direct, behind)
+	sameDirectories(t, slapdWrites, direct.Replicas[0].Addr, behind.Replicas[0].Addr)
 }
 
-// sameDirectories fails unless the data of the two clusters' first
-// replicas is the same.
-func sameDirectories(t *testing.T, direct, behind *slapdtest.Cluster) {
+// writeDirectory is what generated writes address in one directory.
+type writeDirectory struct {
+	name string
+	// identities send the writes: DN and password, "" for anonymous;
+	// identities[writer] may write below scratch, identities[admin] is
+	// the directory's administrator.
+	identities    [][2]string
+	writer, admin int
+	base, scratch string
+	// elsewhere are entries outside scratch that writes address (users'
+	// own entries, containers, entries the writer may not change) and
+	// superiors outside scratch that renames name.
+	elsewhere, superiors []string
+	// saltedPasswords: the server stores passwords hashed with a salt of
+	// its own, so that they differ between two servers.
+	saltedPasswords bool
+}
+
+var slapdWrites = writeDirectory{
+	name: "slapd",
+	identities: [][2]string{
+		{"", ""},
+		{slapdtest.UserDN(1), slapdtest.UserPassword(1)},
+		{slapdtest.UserDN(2), slapdtest.UserPassword(2)},
+		{slapdtest.WriterDN, slapdtest.WriterPassword},
+		{slapdtest.AdminDN, slapdtest.AdminPassword},
+	},
+	writer: 3, admin: 4,
+	base: slapdtest.BaseDN, scratch: slapdtest.ScratchDN,
+	elsewhere: []string{slapdtest.UserDN(1), slapdtest.UserDN(2), slapdtest.UserDN(3), slapdtest.PeopleDN, slapdtest.SecretDN},
+	superiors: []string{slapdtest.PeopleDN, "ou=nowhere," + slapdtest.BaseDN},
+}
+
+// sameDirectories fails unless the directories at a and b hold the same
+// data.
+func sameDirectories(t *testing.T, dir writeDirectory, a, b string) {
 	t.Helper()
-	a, b := writtenTree(t, direct.Replicas[0].Addr), writtenTree(t, behind.Replicas[0].Addr)
-	if a != b {
-		t.Fatalf("the directories differ after the writes:\n--- written straight:\n%s\n--- written through ldapmux:\n%s", a, b)
+	da, db := dir.writtenTree(t, a), dir.writtenTree(t, b)
+	if da != db {
+		t.Fatalf("the directories differ after the writes:\n--- written straight:\n%s\n--- written through ldapmux:\n%s", da, db)
 	}
-	t.Logf("both directories hold the same %d entries, creatorsName and modifiersName included", strings.Count(a, "\n")+1)
+	t.Logf("both directories hold the same %d entries, creatorsName and modifiersName included", strings.Count(da, "\n")+1)
 }
 
-// writeIdentities are who sends the generated writes: DN and password,
-// "" for anonymous.
-var writeIdentities = [][2]string{
-	{"", ""},
-	{slapdtest.UserDN(1), slapdtest.UserPassword(1)},
-	{slapdtest.UserDN(2), slapdtest.UserPassword(2)},
-	{slapdtest.WriterDN, slapdtest.WriterPassword},
-	{slapdtest.AdminDN, slapdtest.AdminPassword},
+// writtenTree renders every entry of the directory at addr, read as its
+// administrator straight from the server, with the attributes that must be
+// the same in two directories given the same writes (not the timestamps,
+// entryUUID and entryCSN, which are the server's own).
+func (dir writeDirectory) writtenTree(t *testing.T, addr string) string {
+	t.Helper()
+	admin := dir.identities[dir.admin]
+	tree, err := readTreeBelow(bindAs(t, addr, admin[0], admin[1]), dir.base,
+		"*", "creatorsName", "modifiersName", "hasSubordinates", "structuralObjectClass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir.saltedPasswords {
+		tree = regexp.MustCompile(`(?i) userPassword=\S*`).ReplaceAllString(tree, "")
+	}
+	return tree
 }
 
 // compareGeneratedWrites sends count writes generated by g (and reads of
 // what they wrote), after g's root entry, to the server at direct and
-// through ldapmux at proxied and fails on any response that differs by a
-// byte. Clients sending at once tell their requests apart with client.
-// LDAPMUX_DIFF_SEED and LDAPMUX_DIFF_COUNT explore other requests.
-func compareGeneratedWrites(t *testing.T, direct, proxied string, g *writeGen, count int, client uint64) {
+// through ldapmux at proxied, as dir's identities, and fails on any
+// response that differs by a byte. Clients sending at once tell their
+// requests apart with client. LDAPMUX_DIFF_SEED and LDAPMUX_DIFF_COUNT
+// explore other requests.
+func compareGeneratedWrites(t *testing.T, direct, proxied string, dir writeDirectory, g *writeGen, count int, client uint64) {
 	seed := uint64(20261206)
 	if s, err := strconv.ParseUint(os.Getenv("LDAPMUX_DIFF_SEED"), 10, 64); err == nil {
 		seed = s
@@ -94,7 +139,7 @@ func compareGeneratedWrites(t *testing.T, direct, proxied string, g *writeGen, c
 	}
 	type pair struct{ direct, proxied *rawClient }
 	var pairs []pair
-	for _, id := range writeIdentities {
+	for _, id := range dir.identities {
 		p := pair{rawDial(t, direct), rawDial(t, proxied)}
 		if id[0] != "" {
 			p.direct.bind(t, id[0], id[1])
@@ -109,17 +154,17 @@ func compareGeneratedWrites(t *testing.T, direct, proxied string, g *writeGen, c
 		id := int64(i + 2)
 		who := g.r.IntN(len(pairs))
 		if g.r.IntN(10) < 6 || i == 0 {
-			who = 3 // the writer, who may write below ou=scratch
+			who = dir.writer
 		}
 		req, what := g.next(id)
 		if i == 0 {
 			req, what = g.rootEntry(id)
 		}
-		what = fmt.Sprintf("as %q, %s", writeIdentities[who][0], what)
+		what = fmt.Sprintf("as %q, %s", dir.identities[who][0], what)
 		p := pairs[who]
 		d, err := p.direct.tryExchange(req, id)
 		if err != nil {
-			t.Fatalf("request %d straight to slapd, %s: %v", i, what, err)
+			t.Fatalf("request %d straight to %s, %s: %v", i, dir.name, what, err)
 		}
 		got, err := p.proxied.tryExchange(req, id)
 		if err != nil {
@@ -135,7 +180,7 @@ func compareGeneratedWrites(t *testing.T, direct, proxied string, g *writeGen, c
 		if !sameFrames(d, got) {
 			mismatches++
 			if mismatches <= 5 {
-				t.Errorf("request %d (seed %d), %s:\n  straight to slapd: %s\n  through ldapmux:   %s", i, seed, what, describeFrames(d), describeFrames(got))
+				t.Errorf("request %d (seed %d), %s:\n  straight to %s: %s\n  through ldapmux:   %s", i, seed, what, dir.name, describeFrames(d), describeFrames(got))
 			}
 		}
 	}
@@ -147,22 +192,8 @@ func compareGeneratedWrites(t *testing.T, direct, proxied string, g *writeGen, c
 	if codes[0] < count/12 || readBack < count/20 {
 		t.Fatalf("only %d successes and %d responses with entries or controls in %d requests (results by code %v)", codes[0], readBack, count, codes)
 	}
-	t.Logf("%d generated writes and reads (seed %d), results by code %v, %d with entries or response controls: every response identical, byte for byte",
-		count, seed, codes, readBack)
-}
-
-// writtenTree renders every entry of the data directory, read as the
-// rootdn straight from the server at addr, with the attributes that must be
-// the same in two directories given the same writes (not the timestamps,
-// entryUUID and entryCSN, which are the server's own).
-func writtenTree(t *testing.T, addr string) string {
-	t.Helper()
-	tree, err := readTree(bindAs(t, addr, slapdtest.AdminDN, slapdtest.AdminPassword),
-		"*", "creatorsName", "modifiersName", "hasSubordinates", "structuralObjectClass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tree
+	t.Logf("%d generated writes and reads on %s (seed %d), results by code %v, %d with entries or response controls: every response identical, byte for byte",
+		count, dir.name, seed, codes, readBack)
 }
 
 // writeGen generates write requests over a small set of entries below a
@@ -171,15 +202,16 @@ func writtenTree(t *testing.T, addr string) string {
 type writeGen struct {
 	r         *rand.Rand
 	root      string
+	exists    bool     // root is there before the first request
 	targets   []string // entries the requests address
 	superiors []string // new superiors of renames
 }
 
-// newWriteGen generates requests for entries below root. Unless confined,
-// they also address entries elsewhere: users' own entries, containers,
-// entries the writer may not change, names that are not DNs.
-func newWriteGen(root string, elsewhere bool) *writeGen {
-	g := &writeGen{root: root, superiors: []string{root, "cn=w0," + root, "cn=w1," + root}}
+// gen generates requests for entries below root, which is dir's scratch
+// container or an entry to add below it. With elsewhere they also address
+// entries outside scratch.
+func (dir writeDirectory) gen(root string, elsewhere bool) *writeGen {
+	g := &writeGen{root: root, exists: root == dir.scratch, superiors: []string{root, "cn=w0," + root, "cn=w1," + root}}
 	// those right below root come more often, as the writer may change them
 	for range 2 {
 		for k := range 6 {
@@ -189,16 +221,15 @@ func newWriteGen(root string, elsewhere bool) *writeGen {
 	g.targets = append(g.targets, "cn=g0,cn=w0,"+root, "cn=g1,cn=w1,"+root, "cn=g0,cn=w0,"+root, root,
 		"cn=w1,ou=nowhere,"+root, "not a DN", strings.ToUpper("cn=w2 , "+root))
 	if elsewhere {
-		g.targets = append(g.targets, slapdtest.UserDN(1), slapdtest.UserDN(2), slapdtest.UserDN(3),
-			slapdtest.PeopleDN, slapdtest.SecretDN)
-		g.superiors = append(g.superiors, slapdtest.PeopleDN, "ou=nowhere,"+slapdtest.BaseDN)
+		g.targets = append(g.targets, dir.elsewhere...)
+		g.superiors = append(g.superiors, dir.superiors...)
 	}
 	return g
 }
 
-// rootEntry is the add of g's root, unless it is the scratch container.
+// rootEntry is the add of g's root, or a read of it when it exists.
 func (g *writeGen) rootEntry(id int64) ([]byte, string) {
-	if g.root == slapdtest.ScratchDN {
+	if g.exists {
 		return message(id, searchOp(g.root, ldap.ScopeBaseObject, "(objectClass=*)")).Bytes(), "read " + g.root
 	}
 	op := ber.Encode(ber.ClassApplication, ber.TypeConstructed, tagAddRequest, nil, "AddRequest")
@@ -402,4 +433,61 @@ func sortedKeys(m map[string][]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// TestRandomWritesAsOn389 does the same with 389 Directory Server, served
+// with proxied authorization: its access control decides with the client's
+// identity what each write may do, and what the read controls show, and
+// the Directory Manager, whom 389 lets no one assume, writes as itself.
+func TestRandomWritesAsOn389(t *testing.T) {
+	direct := dirtest.Start389(t, 1).Instance(1).Addr
+	behindCluster := dirtest.Start389(t, 1)
+	behind := behindCluster.Instance(1).Addr
+	for _, addr := range []string{direct, behind} {
+		prepare389Writes(t, addr)
+	}
+	a, addr := startProxyYAML(t, ds389YAML(behindCluster, dirtest.ServiceDN, dirtest.ServicePassword, false))
+	logHealthOnFailure(t, a)
+	eventually(t, 30*time.Second, "the 389 server checked, available, in proxied-authorization mode", func() bool {
+		return all389Ready(a)
+	})
+	compareGeneratedWrites(t, direct, addr, ds389Writes, ds389Writes.gen(ds389Writes.scratch, true), 400, 0)
+	sameDirectories(t, ds389Writes, direct, behind)
+}
+
+var ds389Writes = writeDirectory{
+	name: "389 Directory Server",
+	identities: [][2]string{
+		{"", ""},
+		{dirtest.UserDN(1), dirtest.UserPassword(1)},
+		{dirtest.UserDN(2), dirtest.UserPassword(2)},
+		{dirtest.UserDN(3), dirtest.UserPassword(3)},
+		{dirtest.DirectoryManagerDN, dirtest.DirectoryManagerPassword},
+	},
+	writer: 3, admin: 4,
+	base: dirtest.BaseDN, scratch: "ou=scratch," + dirtest.BaseDN,
+	elsewhere:       []string{dirtest.UserDN(1), dirtest.UserDN(2), dirtest.UserDN(3), dirtest.PeopleDN, dirtest.StaffGroupDN, dirtest.ServiceDN},
+	superiors:       []string{dirtest.PeopleDN, "ou=nowhere," + dirtest.BaseDN},
+	saltedPasswords: true,
+}
+
+// prepare389Writes adds, as the Directory Manager, the scratch container
+// in which user 3 may do anything, and lets users change a few attributes
+// of their own entries.
+func prepare389Writes(t *testing.T, addr string) {
+	t.Helper()
+	manager := bindAs(t, addr, dirtest.DirectoryManagerDN, dirtest.DirectoryManagerPassword)
+	defer manager.Close()
+	scratch := ldap.NewAddRequest(ds389Writes.scratch, nil)
+	scratch.Attribute("objectClass", []string{"top", "organizationalUnit"})
+	scratch.Attribute("ou", []string{"scratch"})
+	scratch.Attribute("aci", []string{`(targetattr="*")(version 3.0; acl "writer"; allow (all) userdn="ldap:///` + dirtest.UserDN(3) + `";)`})
+	if err := manager.Add(scratch); err != nil {
+		t.Fatal(err)
+	}
+	self := ldap.NewModifyRequest(dirtest.PeopleDN, nil)
+	self.Add("aci", []string{`(targetattr="description || roomNumber || telephoneNumber")(version 3.0; acl "self write"; allow (write) userdn="ldap:///self";)`})
+	if err := manager.Modify(self); err != nil {
+		t.Fatal(err)
+	}
 }

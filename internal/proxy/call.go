@@ -168,6 +168,13 @@ func (c *call) addsPolicyRequest() bool {
 	return !asked
 }
 
+// unassumable reports whether the server would refuse proxied
+// authorization as the DN this bind is for (389's Directory Manager): the
+// session it opens then stays the client's own, as a restricted one does.
+func (c *call) unassumable() bool {
+	return c.req.BindAs != nil && c.srv.Capabilities().CannotAssume(c.req.BindAs.boundDN())
+}
+
 // bindAnswer notes what a bind's answer says of the session it opened, and
 // returns the answer without the proxy's policy control (the client gets
 // what the server would have told it). Caller holds mu.
@@ -175,7 +182,7 @@ func (c *call) bindAnswer(msg ldapwire.Message, code int) ldapwire.Message {
 	ok := code == ldapwire.Success
 	said, restricted := ldapwire.BindAnswer(msg.Controls)
 	c.cleanBind = ok && !said
-	c.ownBind = ok && restricted && c.lease == nil && c.conn.Kind() == backend.BindConn
+	c.ownBind = ok && (restricted || c.unassumable()) && c.lease == nil && c.conn.Kind() == backend.BindConn
 	if c.addsPolicy {
 		msg.Controls = ldapwire.WithoutControl(msg.Controls, ldapwire.OIDPasswordPolicy)
 	}
