@@ -22,11 +22,11 @@ func (s *Session) bind(msg ldapwire.Message) {
 	case err != nil:
 		s.reply(msg, ldapwire.ProtocolError, "malformed bind request")
 	case br.Version != 3:
-		s.reply(msg, ldapwire.ProtocolError, "only LDAP version 3 is supported")
+		s.reply(msg, ldapwire.ProtocolError, "historical protocol version requested, use LDAPv3 instead") // as OpenLDAP words it
 	case br.Auth == ldapwire.AuthSASL:
 		s.forwardSASL(msg, string(br.Mechanism))
 	case br.Auth != ldapwire.AuthSimple:
-		s.reply(msg, ldapwire.AuthMethodNotSupported, "unknown authentication choice")
+		s.reply(msg, ldapwire.AuthMethodNotSupported, "unknown authentication method")
 	case len(br.Name) == 0 && len(br.Password) == 0:
 		s.reply(msg, ldapwire.Success, "")
 	case len(br.Password) == 0:

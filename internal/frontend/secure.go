@@ -22,13 +22,14 @@ func (s *Session) refuseInsecure(msg ldapwire.Message) bool {
 }
 
 // unauthenticatedBind answers a DN with an empty password (RFC 4513,
-// 5.1.2). The client stays anonymous either way.
+// 5.1.2). The client stays anonymous either way. The refusal is worded as
+// OpenLDAP's, which refuses them too by default.
 func (s *Session) unauthenticatedBind(msg ldapwire.Message) {
 	if s.srv.conf().AllowUnauthenticatedBinds {
 		s.reply(msg, ldapwire.Success, "")
 		return
 	}
-	s.reply(msg, ldapwire.UnwillingToPerform, "unauthenticated bind (DN with an empty password) refused")
+	s.reply(msg, ldapwire.UnwillingToPerform, "unauthenticated bind (DN with no password) disallowed")
 }
 
 // startTLS answers the StartTLS operation (RFC 4511, 4.14; RFC 4513, 3).
