@@ -78,6 +78,10 @@ type writeDirectory struct {
 	// saltedPasswords: the server stores passwords hashed with a salt of
 	// its own, so that they differ between two servers.
 	saltedPasswords bool
+	// noReferrals: no referral objects are added. 389 Directory Server
+	// 2.3.1 (Debian 12), given generated writes with referral objects
+	// among them, once left an add sent straight to it unanswered.
+	noReferrals bool
 }
 
 var slapdWrites = writeDirectory{
@@ -221,13 +225,14 @@ type writeGen struct {
 	superiors []string // new superiors of renames
 	attrs     []string // attributes written
 	all       string   // "*" where every user attribute reads the same from two servers
+	referrals bool     // adds of referral objects
 }
 
 // gen generates requests for entries below root, which is dir's scratch
 // container or an entry to add below it. With elsewhere they also address
 // entries outside scratch.
 func (dir writeDirectory) gen(root string, elsewhere bool) *writeGen {
-	g := &writeGen{root: root, exists: root == dir.scratch, superiors: []string{root, "cn=w0," + root, "cn=w1," + root}, attrs: writeAttrs, all: "*"}
+	g := &writeGen{root: root, exists: root == dir.scratch, superiors: []string{root, "cn=w0," + root, "cn=w1," + root}, attrs: writeAttrs, all: "*", referrals: !dir.noReferrals}
 	if dir.saltedPasswords { // a password reads differently from each server: neither written nor read
 		g.attrs = slices.DeleteFunc(slices.Clone(writeAttrs), func(a string) bool { return a == "userPassword" })
 		g.all = "description"
@@ -305,7 +310,8 @@ func (g *writeGen) next(id int64) ([]byte, string) {
 }
 
 // add builds an add request of dn with a random set of attributes: now and
-// then without the naming value, a required attribute or any object class.
+// then without the naming value, a required attribute or any object class,
+// or a referral object.
 func (g *writeGen) add(dn string) (*ber.Packet, string) {
 	r := g.r
 	rdnValue := dn
@@ -321,6 +327,10 @@ func (g *writeGen) add(dn string) (*ber.Packet, string) {
 	}
 	if r.IntN(3) != 0 {
 		attrs["sn"] = []string{pick(r, writeValues)}
+	}
+	if g.referrals && r.IntN(12) == 0 { // a referral: what is below it, or it with ManageDsaIT, answers referral
+		attrs["objectClass"] = []string{"referral", "extensibleObject"}
+		attrs["ref"] = []string{"ldap://elsewhere.example.com/" + dn, "ldap://other.example.com/"}
 	}
 	for range r.IntN(3) {
 		a := pick(r, g.attrs)
@@ -496,6 +506,7 @@ var ds389Writes = writeDirectory{
 	elsewhere:       []string{dirtest.UserDN(1), dirtest.UserDN(2), dirtest.UserDN(3), dirtest.PeopleDN, dirtest.StaffGroupDN, dirtest.ServiceDN},
 	superiors:       []string{dirtest.PeopleDN, "ou=nowhere," + dirtest.BaseDN},
 	saltedPasswords: true,
+	noReferrals:     true,
 }
 
 // prepare389Writes adds, as the Directory Manager, the scratch container
