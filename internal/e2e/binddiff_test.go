@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,13 +42,7 @@ func TestRandomBindsAsOnSlapd(t *testing.T) {
 // differs by a byte. LDAPMUX_DIFF_SEED and LDAPMUX_DIFF_COUNT explore
 // other sequences.
 func compareGeneratedBinds(t *testing.T, direct, proxied string, count int, client uint64) {
-	seed := uint64(20261207)
-	if s, err := strconv.ParseUint(os.Getenv("LDAPMUX_DIFF_SEED"), 10, 64); err == nil {
-		seed = s
-	}
-	if n, err := strconv.Atoi(os.Getenv("LDAPMUX_DIFF_COUNT")); err == nil && n > 0 {
-		count = n
-	}
+	seed, count := diffSeedAndCount(20261207, count)
 	r := rand.New(rand.NewPCG(seed, seed>>5+client))
 	d, p := rawDial(t, direct), rawDial(t, proxied)
 	var mismatches, bound int

@@ -101,23 +101,8 @@ var ds389Directory = diffDirectory{
 // once tell their requests apart with client.
 // LDAPMUX_DIFF_SEED and LDAPMUX_DIFF_COUNT explore other requests.
 func compareGenerated(t *testing.T, direct, proxied string, dir diffDirectory, count int, client uint64) {
-	seed := uint64(20261205)
-	if s, err := strconv.ParseUint(os.Getenv("LDAPMUX_DIFF_SEED"), 10, 64); err == nil {
-		seed = s
-	}
-	if n, err := strconv.Atoi(os.Getenv("LDAPMUX_DIFF_COUNT")); err == nil && n > 0 {
-		count = n
-	}
-	type pair struct{ direct, proxied *rawClient }
-	var pairs []pair
-	for _, id := range dir.identities {
-		p := pair{rawDial(t, direct), rawDial(t, proxied)}
-		if id[0] != "" {
-			p.direct.bind(t, id[0], id[1])
-			p.proxied.bind(t, id[0], id[1])
-		}
-		pairs = append(pairs, p)
-	}
+	seed, count := diffSeedAndCount(20261205, count)
+	pairs := clientPairs(t, direct, proxied, dir.identities)
 	r := rand.New(rand.NewPCG(seed, seed>>1+client))
 	var mismatches, entries int
 	codes := map[int]int{}
@@ -162,6 +147,38 @@ func compareGenerated(t *testing.T, direct, proxied string, dir diffDirectory, c
 	}
 	t.Logf("%d generated searches and compares on %s (seed %d), %d entries, results by code %v: every response identical, byte for byte",
 		count+len(fixed), dir.name, seed, entries, codes)
+}
+
+// diffSeedAndCount returns the seed and the number of generated requests:
+// seed and count unless LDAPMUX_DIFF_SEED and LDAPMUX_DIFF_COUNT say
+// otherwise.
+func diffSeedAndCount(seed uint64, count int) (uint64, int) {
+	if s, err := strconv.ParseUint(os.Getenv("LDAPMUX_DIFF_SEED"), 10, 64); err == nil {
+		seed = s
+	}
+	if n, err := strconv.Atoi(os.Getenv("LDAPMUX_DIFF_COUNT")); err == nil && n > 0 {
+		count = n
+	}
+	return seed, count
+}
+
+// clientPair is one client straight to a server and the same through
+// ldapmux, bound as the same identity.
+type clientPair struct{ direct, proxied *rawClient }
+
+// clientPairs opens a pair per identity (DN and password; "" is
+// anonymous), straight to direct and through ldapmux at proxied.
+func clientPairs(t *testing.T, direct, proxied string, identities [][2]string) []clientPair {
+	var pairs []clientPair
+	for _, id := range identities {
+		p := clientPair{rawDial(t, direct), rawDial(t, proxied)}
+		if id[0] != "" {
+			p.direct.bind(t, id[0], id[1])
+			p.proxied.bind(t, id[0], id[1])
+		}
+		pairs = append(pairs, p)
+	}
+	return pairs
 }
 
 // schemaReads are the reads of the schema that clients make (LDAP

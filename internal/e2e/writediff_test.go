@@ -7,7 +7,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,23 +134,8 @@ func (dir writeDirectory) writtenTree(t *testing.T, addr string) string {
 // requests apart with client. LDAPMUX_DIFF_SEED and LDAPMUX_DIFF_COUNT
 // explore other requests.
 func compareGeneratedWrites(t *testing.T, direct, proxied string, dir writeDirectory, g *writeGen, count int, client uint64) {
-	seed := uint64(20261206)
-	if s, err := strconv.ParseUint(os.Getenv("LDAPMUX_DIFF_SEED"), 10, 64); err == nil {
-		seed = s
-	}
-	if n, err := strconv.Atoi(os.Getenv("LDAPMUX_DIFF_COUNT")); err == nil && n > 0 {
-		count = n
-	}
-	type pair struct{ direct, proxied *rawClient }
-	var pairs []pair
-	for _, id := range dir.identities {
-		p := pair{rawDial(t, direct), rawDial(t, proxied)}
-		if id[0] != "" {
-			p.direct.bind(t, id[0], id[1])
-			p.proxied.bind(t, id[0], id[1])
-		}
-		pairs = append(pairs, p)
-	}
+	seed, count := diffSeedAndCount(20261206, count)
+	pairs := clientPairs(t, direct, proxied, dir.identities)
 	g.r = rand.New(rand.NewPCG(seed, seed>>3+client))
 	var mismatches, readBack int
 	codes := map[int]int{}
