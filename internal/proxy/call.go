@@ -30,7 +30,8 @@ type call struct {
 	// cleanBind is set when a bind succeeded and its answer said nothing
 	// of the session: the connection is bound as the client, and nothing
 	// else. ownBind is set when one succeeded and its answer says the
-	// server restricts the session (a password that must be changed): the
+	// server restricts the session (a password that must be changed), or
+	// the server would not let the proxy assume its DN (unassumable): the
 	// session on that connection becomes the client's own (keepOwnBinding).
 	// A bind whose answer only warns (an expiring password) gets neither:
 	// its client's operations carry the control as before.
@@ -182,7 +183,7 @@ func (c *call) bindAnswer(msg ldapwire.Message, code int) ldapwire.Message {
 	ok := code == ldapwire.Success
 	said, restricted := ldapwire.BindAnswer(msg.Controls)
 	c.cleanBind = ok && !said
-	c.ownBind = ok && (restricted || c.unassumable()) && c.lease == nil && c.conn.Kind() == backend.BindConn
+	c.ownBind = ok && c.lease == nil && c.conn.Kind() == backend.BindConn && (restricted || c.unassumable())
 	if c.addsPolicy {
 		msg.Controls = ldapwire.WithoutControl(msg.Controls, ldapwire.OIDPasswordPolicy)
 	}
