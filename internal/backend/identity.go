@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,6 +97,54 @@ func (c *Capabilities) CannotAssume(dn string) bool {
 		}
 	}
 	return true
+}
+
+// refusedDNs are the DNs whose proxied authorization a server refused
+// (authorizationDenied: outside the service account's authzTo in
+// OpenLDAP), in lower case; at most maxRefusedDNs, an arbitrary one
+// forgotten for each past that.
+type refusedDNs struct {
+	mu  sync.Mutex
+	set map[string]struct{}
+}
+
+// maxRefusedDNs bounds the refused DNs kept per server.
+const maxRefusedDNs = 1024
+
+// NoteRefused records that the server refused to let the proxy assume dn,
+// and reports whether it was not known yet.
+func (s *Server) NoteRefused(dn string) bool {
+	key := strings.ToLower(dn)
+	r := &s.refused
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, known := r.set[key]; known {
+		return false
+	}
+	if r.set == nil {
+		r.set = make(map[string]struct{})
+	}
+	if len(r.set) >= maxRefusedDNs {
+		for k := range r.set {
+			delete(r.set, k)
+			break
+		}
+	}
+	r.set[key] = struct{}{}
+	return true
+}
+
+// Refused reports whether the server refused to let the proxy assume dn
+// (NoteRefused).
+func (s *Server) Refused(dn string) bool {
+	r := &s.refused
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.set) == 0 {
+		return false
+	}
+	_, refused := r.set[strings.ToLower(dn)]
+	return refused
 }
 
 // ds389RootDN is 389 Directory Server's default root DN.

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"github.com/ldapmux/ldapmux/internal/evloop/evlooptest"
 	"net"
 	"slices"
@@ -453,5 +454,26 @@ func TestPoolDetect(t *testing.T) {
 	t.Cleanup(p3.Close)
 	if caps, err := p3.Detect(context.Background()); err == nil {
 		t.Fatalf("Detect on a closed port: %+v and no error", caps)
+	}
+}
+
+// The DNs a server refused to let the proxy assume are kept per server,
+// whatever their case, and at most maxRefusedDNs of them.
+func TestRefusedDNsAreKeptBounded(t *testing.T) {
+	s := &Server{Name: "ds1"}
+	if s.Refused("uid=writer,ou=apps,dc=example,dc=com") {
+		t.Fatal("a DN is refused before any refusal")
+	}
+	if !s.NoteRefused("uid=writer,ou=apps,dc=example,dc=com") || s.NoteRefused("UID=Writer,OU=Apps,DC=Example,DC=Com") {
+		t.Fatal("NoteRefused does not tell a new DN from a known one")
+	}
+	if !s.Refused("UID=WRITER,ou=apps,dc=example,dc=com") || s.Refused("uid=other,ou=apps,dc=example,dc=com") {
+		t.Fatal("Refused does not find the refused DN alone")
+	}
+	for i := range 2 * maxRefusedDNs {
+		s.NoteRefused(fmt.Sprintf("uid=%d,dc=example,dc=com", i))
+	}
+	if n := len(s.refused.set); n != maxRefusedDNs {
+		t.Fatalf("%d refused DNs kept; want at most %d", n, maxRefusedDNs)
 	}
 }

@@ -52,7 +52,8 @@ type Server struct {
 	// Loops read the server's plain connections; nil: a goroutine each.
 	Loops *evloop.Group
 
-	caps        capsState // what the last connect found out (identity.go)
+	caps        capsState  // what the last connect found out (identity.go)
+	refused     refusedDNs // identities the server would not let the proxy assume (identity.go)
 	outstanding atomic.Int64
 	down        atomic.Bool  // marked unavailable: its pool does not grow
 	completed   atomic.Int64 // operations ended

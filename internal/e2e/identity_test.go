@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapmux/ldapmux/internal/ldapwire"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
 
@@ -117,5 +118,54 @@ func TestAnonymousRulesOfTheServerApply(t *testing.T) {
 		if n, err := search(bindAs(t, a, slapdtest.UserDN(1), slapdtest.UserPassword(1))); err != nil || n != 1 {
 			t.Errorf("bound search %s: %d entries, %v", name, n, err)
 		}
+	}
+}
+
+// TestIdentityOutsideTheServiceAccountsAuthzTo narrows the service
+// account's authzTo to the users, as docs/service-account.md advises,
+// and binds through ldapmux as the writer, who is outside it. slapd
+// refuses the writer's first operation with the control
+// (authorizationDenied), as it answers it; ldapmux remembers that, and
+// from the writer's next bind its sessions keep a connection of their own,
+// bound as the writer, where every answer is as straight and each write
+// is the writer's own. The users are served as before.
+func TestIdentityOutsideTheServiceAccountsAuthzTo(t *testing.T) {
+	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 3})
+	direct := cluster.Replicas[0].Addr
+	narrow := ldap.NewModifyRequest(slapdtest.ServiceDN, nil)
+	narrow.Replace("authzTo", []string{`dn.regex:^uid=[^,]+,ou=people,dc=example,dc=com$`})
+	if err := bindAs(t, direct, slapdtest.AdminDN, slapdtest.AdminPassword).Modify(narrow); err != nil {
+		t.Fatal(err)
+	}
+	a, addr := startProxy(t, cluster, "pool:\n  bound-connections-per-server: 0\n")
+
+	first := bindAs(t, addr, slapdtest.WriterDN, slapdtest.WriterPassword)
+	if _, err := searchDNs(first, slapdtest.ScratchDN, "(objectClass=*)"); resultCode(err) != ldapwire.AuthorizationDenied {
+		t.Fatalf("the writer's first search with the control: %v; want authorizationDenied, as slapd answers it", err)
+	}
+	user := bindAs(t, addr, slapdtest.UserDN(1), slapdtest.UserPassword(1))
+	if _, err := searchDNs(user, slapdtest.PeopleDN, "(uid=user.2)", "mail"); err != nil {
+		t.Fatalf("a user inside authzTo: %v", err)
+	}
+
+	for i := range 2 {
+		writer := bindAs(t, addr, slapdtest.WriterDN, slapdtest.WriterPassword)
+		if err := writer.Add(scratchEntry(fmt.Sprintf("outside-%d", i))); err != nil {
+			t.Fatalf("session %d of the writer, add: %v", i, err)
+		}
+		got, err := readTreeBelow(writer, slapdtest.ScratchDN, "*", "creatorsName")
+		if err != nil {
+			t.Fatalf("session %d of the writer, search: %v", i, err)
+		}
+		want, err := readTreeBelow(bindAs(t, direct, slapdtest.WriterDN, slapdtest.WriterPassword), slapdtest.ScratchDN, "*", "creatorsName")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want || !strings.Contains(got, "creatorsName="+slapdtest.WriterDN) {
+			t.Fatalf("session %d of the writer through ldapmux:\n%s\nstraight:\n%s", i, got, want)
+		}
+	}
+	if leased := a.Registry().Snapshot().Servers[0].Pool().Stats().Leased; leased < 2 {
+		t.Fatalf("%d connections leased; want one per session of the writer", leased)
 	}
 }

@@ -63,6 +63,9 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 		c.finished = true
 		msg = c.req.proxy.matchResponse(c, msg)
 		code = resultCode(msg)
+		if code == ldapwire.AuthorizationDenied {
+			c.req.proxy.noteRefusedIdentity(c)
+		}
 		if code == ldapwire.Busy || code == ldapwire.Unavailable {
 			declines = declinedError(msg, code)
 		}
@@ -170,10 +173,28 @@ func (c *call) addsPolicyRequest() bool {
 }
 
 // unassumable reports whether the server would refuse proxied
-// authorization as the DN this bind is for (389's Directory Manager): the
-// session it opens then stays the client's own, as a restricted one does.
+// authorization as the DN this bind is for (389's Directory Manager, a DN
+// it refused before): the session it opens then stays the client's own, as
+// a restricted one does.
 func (c *call) unassumable() bool {
-	return c.req.BindAs != nil && c.srv.Capabilities().CannotAssume(c.req.BindAs.boundDN())
+	if c.req.BindAs == nil {
+		return false
+	}
+	dn := c.req.BindAs.boundDN()
+	return c.srv.Capabilities().CannotAssume(dn) || dn != "" && c.srv.Refused(dn)
+}
+
+// noteRefusedIdentity remembers a DN whose proxied authorization the server
+// refused (authorizationDenied: outside the service account's authzTo), so
+// that its clients' next binds keep a connection of their own; the
+// operation itself has failed, as the server answered it.
+func (p *Proxy) noteRefusedIdentity(c *call) {
+	dn := c.req.Identity.boundDN()
+	if dn == "" || !c.carriesIdentity() || !c.srv.NoteRefused(dn) {
+		return
+	}
+	p.log.Warn("the server refused to let the service account act as a client (add it to the account's authzTo): clients bound as it are served on a connection of their own from their next bind",
+		"server", c.srv.Name, "dn", dn)
 }
 
 // bindAnswer notes what a bind's answer says of the session it opened, and

@@ -48,7 +48,7 @@ func (c *call) extraControls() []byte {
 		return nil
 	}
 	var ident []byte
-	if (c.lease == nil || !c.lease.direct) && carriesIdentity(c.conn.Kind()) {
+	if c.carriesIdentity() {
 		ident = c.req.Identity.control
 	}
 	if !c.req.postRead || !answersCSN(c.srv.Capabilities()) {
@@ -58,6 +58,12 @@ func (c *call) extraControls() []byte {
 		return postReadCSN
 	}
 	return c.req.Identity.withPostRead()
+}
+
+// carriesIdentity reports whether the request carries the client's
+// identity in a control (a bind never does).
+func (c *call) carriesIdentity() bool {
+	return c.req.Msg.OpTag != ldapwire.OpBindRequest && (c.lease == nil || !c.lease.direct) && carriesIdentity(c.conn.Kind())
 }
 
 // carriesIdentity reports whether operations on a connection of kind need
