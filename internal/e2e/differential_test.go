@@ -76,7 +76,8 @@ var slapdDirectory = diffDirectory{
 	schemaDN: "cn=Subschema",
 	compareDNs: []string{slapdtest.UserDN(1), slapdtest.UserDN(4), slapdtest.PeopleDN, slapdtest.RestrictedDN,
 		"uid=nobody," + slapdtest.PeopleDN, "not a DN"},
-	identities: [][2]string{{"", ""}, {slapdtest.UserDN(1), slapdtest.UserPassword(1)}, {slapdtest.WriterDN, slapdtest.WriterPassword}},
+	identities: [][2]string{{"", ""}, {slapdtest.UserDN(1), slapdtest.UserPassword(1)}, {slapdtest.WriterDN, slapdtest.WriterPassword},
+		{slapdtest.AdminDN, slapdtest.AdminPassword}},
 	users:      12,
 }
 
@@ -87,7 +88,8 @@ var ds389Directory = diffDirectory{
 	schemaDN: "cn=schema",
 	compareDNs: []string{dirtest.UserDN(1), dirtest.UserDN(4), dirtest.PeopleDN, dirtest.StaffGroupDN,
 		"uid=nobody," + dirtest.PeopleDN, "not a DN"},
-	identities: [][2]string{{"", ""}, {dirtest.UserDN(1), dirtest.UserPassword(1)}, {dirtest.UserDN(2), dirtest.UserPassword(2)}},
+	identities: [][2]string{{"", ""}, {dirtest.UserDN(1), dirtest.UserPassword(1)}, {dirtest.UserDN(2), dirtest.UserPassword(2)},
+		{dirtest.DirectoryManagerDN, dirtest.DirectoryManagerPassword}},
 	users:      dirtest.Users,
 	// 389-ds-base 2.3.1 (Debian 12) crashes on a one-level or subtree
 	// search with (objectClass>=a) or (objectClass<=z), straight or
