@@ -78,7 +78,7 @@ var slapdDirectory = diffDirectory{
 		"uid=nobody," + slapdtest.PeopleDN, "not a DN"},
 	identities: [][2]string{{"", ""}, {slapdtest.UserDN(1), slapdtest.UserPassword(1)}, {slapdtest.WriterDN, slapdtest.WriterPassword},
 		{slapdtest.AdminDN, slapdtest.AdminPassword}},
-	users:      12,
+	users: 12,
 }
 
 var ds389Directory = diffDirectory{
@@ -90,7 +90,7 @@ var ds389Directory = diffDirectory{
 		"uid=nobody," + dirtest.PeopleDN, "not a DN"},
 	identities: [][2]string{{"", ""}, {dirtest.UserDN(1), dirtest.UserPassword(1)}, {dirtest.UserDN(2), dirtest.UserPassword(2)},
 		{dirtest.DirectoryManagerDN, dirtest.DirectoryManagerPassword}},
-	users:      dirtest.Users,
+	users: dirtest.Users,
 	// 389-ds-base 2.3.1 (Debian 12) crashes on a one-level or subtree
 	// search with (objectClass>=a) or (objectClass<=z), straight or
 	// through ldapmux (README, "Limitations").

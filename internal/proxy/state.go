@@ -94,14 +94,19 @@ func (p *Proxy) pinToCursor(req *Request) bool {
 		return true
 	}
 	if l == nil {
-		msg := "paged results cookie is invalid or old: no search of this connection left it (a new bind or an idle limit ends them); start the search again"
+		// OpenLDAP's words for a cookie of no search its connection has
+		// open (it says protocolError "paged results cookie is invalid" to
+		// some, by its connection's counters): no search of this client's
+		// left it, or it ended (a new bind or an idle limit also end them,
+		// docs/configuration.md).
+		code, msg := ldapwire.UnwillingToPerform, "paged results cookie is invalid or old"
 		switch {
 		case lost:
-			msg = "the server connection that held this paged search was lost; start the search again"
+			code, msg = ldapwire.UnwillingToPerform, "the server connection that held this paged search was lost; start the search again"
 		case clash:
-			msg = "paged results cookie is ambiguous: two servers gave this connection's searches the same cookie; start the search again"
+			code, msg = ldapwire.UnwillingToPerform, "paged results cookie is ambiguous: two servers gave this connection's searches the same cookie; start the search again"
 		}
-		req.out.Code = p.fail(req, ldapwire.UnwillingToPerform, msg)
+		req.out.Code = p.fail(req, code, msg)
 		p.complete(req)
 		return false
 	}
