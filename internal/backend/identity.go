@@ -104,6 +104,7 @@ func (c *Capabilities) CannotAssume(dn string) bool {
 // OpenLDAP), in lower case; at most maxRefusedDNs, an arbitrary one
 // forgotten for each past that.
 type refusedDNs struct {
+	any atomic.Bool // set once a DN is noted: until then binds need not lock
 	mu  sync.Mutex
 	set map[string]struct{}
 }
@@ -131,6 +132,7 @@ func (s *Server) NoteRefused(dn string) bool {
 		}
 	}
 	r.set[key] = struct{}{}
+	r.any.Store(true)
 	return true
 }
 
@@ -138,12 +140,13 @@ func (s *Server) NoteRefused(dn string) bool {
 // (NoteRefused).
 func (s *Server) Refused(dn string) bool {
 	r := &s.refused
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.set) == 0 {
+	if !r.any.Load() {
 		return false
 	}
-	_, refused := r.set[strings.ToLower(dn)]
+	key := strings.ToLower(dn)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, refused := r.set[key]
 	return refused
 }
 
