@@ -72,6 +72,14 @@ type Capabilities struct {
 	At             time.Time // when this was found
 	// namingContexts are the root DSE's, parsed; nil when it lists none.
 	namingContexts []*ldap.DN
+	// extensions are the root DSE's supportedExtension values.
+	extensions []string
+}
+
+// Advertises reports whether the server lists the extended operation oid
+// in its root DSE (true before anything was read: nothing is known).
+func (c *Capabilities) Advertises(oid string) bool {
+	return c == nil || slices.Contains(c.extensions, oid)
 }
 
 // CannotAssume reports whether the server refuses proxied authorization as
@@ -213,6 +221,7 @@ func (c *Conn) detect(r *ldapwire.Reader) *Capabilities {
 	}
 	caps.ProxiedAuthz = slices.Contains(dse["supportedcontrol"], ldapwire.OIDProxiedAuthzV2)
 	caps.PasswordPolicy = slices.Contains(dse["supportedcontrol"], ldapwire.OIDPasswordPolicy)
+	caps.extensions = dse["supportedextension"]
 	for _, nc := range dse["namingcontexts"] {
 		if parsed, err := ldap.ParseDN(nc); err == nil && len(parsed.RDNs) > 0 {
 			caps.namingContexts = append(caps.namingContexts, parsed)

@@ -21,7 +21,7 @@ func (s *Session) cancelOperation(msg ldapwire.Message) {
 	switch {
 	case req == nil:
 		s.mu.Unlock()
-		s.reply(msg, ldapwire.NoSuchOperation, "no operation with this message ID is in progress")
+		s.reply(msg, ldapwire.NoSuchOperation, "message ID not found") // as OpenLDAP words it
 		return
 	case req.Msg.OpTag == ldapwire.OpBindRequest:
 		s.mu.Unlock()

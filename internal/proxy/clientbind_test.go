@@ -509,7 +509,8 @@ func TestProxiedModeSendsTheIdentityControl(t *testing.T) {
 // A client's simple bind leaves its bind connection bound as the client:
 // once the pool keeps it, the operations of the clients bound as that DN go
 // there without a control, those of others do not, and an extended
-// operation still carries the control on a service-bound connection.
+// operation the server advertises still carries the control on a
+// service-bound connection.
 func TestBoundClientsUseTheConnectionTheirBindLeft(t *testing.T) {
 	e := newEnv(t, 1, Config{}, backend.PoolConfig{BindConns: 2, MaxBound: 4})
 	e.ds.locked(func(ds *fakeDS) { ds.users = map[string]string{aliceDN: userPassword, bobDN: userPassword} })
@@ -531,18 +532,33 @@ func TestBoundClientsUseTheConnectionTheirBindLeft(t *testing.T) {
 			}
 		})
 	}
-	o := alice.start(func(id int32) []byte {
-		return ldapwire.AppendMessage(nil, id, ldapwire.AppendElement(nil, ldapwire.OpExtendedRequest,
-			ldapwire.AppendElement(nil, 0x80, []byte("1.3.6.1.4.1.99999.1"))), nil, nil)
-	})
-	o.wait(waitLong)
+	for _, oid := range []string{advertisedTestExtension, "1.3.6.1.4.1.99999.2"} {
+		o := alice.start(func(id int32) []byte {
+			return ldapwire.AppendMessage(nil, id, ldapwire.AppendElement(nil, ldapwire.OpExtendedRequest,
+				ldapwire.AppendElement(nil, 0x80, []byte(oid))), nil, nil)
+		})
+		o.wait(waitLong)
+	}
+	// The advertised one goes with the control on a service-bound
+	// connection; the other unbound, without it: the server answers it
+	// unsupported whoever asks, and would refuse the control with it.
 	e.ds.locked(func(ds *fakeDS) {
+		var withControl, unbound int
 		for _, c := range ds.conns {
 			for _, op := range c.ops {
-				if op.tag == ldapwire.OpExtendedRequest && (!op.proxied || op.boundAs != fakeBindDN) {
-					t.Errorf("conn %d: extended request %+v; want a control on a service-bound connection", c.id, op)
+				switch {
+				case op.tag != ldapwire.OpExtendedRequest:
+				case op.proxied && op.boundAs == fakeBindDN:
+					withControl++
+				case !op.proxied && c.boundAs == "":
+					unbound++
+				default:
+					t.Errorf("conn %d: extended request %+v", c.id, op)
 				}
 			}
+		}
+		if withControl != 1 || unbound != 1 {
+			t.Errorf("extended requests: %d with the control on a service-bound connection, %d unbound; want 1 and 1", withControl, unbound)
 		}
 	})
 	if st := e.pool.Stats(); st.OpenBound != 2 {

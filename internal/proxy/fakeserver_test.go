@@ -139,6 +139,14 @@ func startFakeDS(t testing.TB, entries int) *fakeDS {
 	return ds
 }
 
+// advertisedExtensions are the extended operations a fake server lists in
+// the root DSE it shows the proxy at connect.
+var advertisedExtensions = []string{ldapwire.OIDPasswordModify, ldapwire.OIDWhoAmI, advertisedTestExtension}
+
+// advertisedTestExtension is an extended operation the fake server lists
+// but does not implement.
+const advertisedTestExtension = "1.3.6.1.4.1.99999.1"
+
 func (ds *fakeDS) addr() string { return ds.ln.Addr().String() }
 
 // notifyLocked wakes those waiting in until. Caller must hold mu.
@@ -380,7 +388,8 @@ func (ds *fakeDS) search(c *fakeConn, msg ldapwire.Message) []byte {
 		// the root DSE read at connect: it advertises proxied
 		// authorization, unless the server is in client-bind mode (then it
 		// looks like Active Directory)
-		dse := []ldapwire.Attribute{{Type: "supportedControl", Values: []string{ldapwire.OIDProxiedAuthzV2}}}
+		dse := []ldapwire.Attribute{{Type: "supportedControl", Values: []string{ldapwire.OIDProxiedAuthzV2}},
+			{Type: "supportedExtension", Values: advertisedExtensions}}
 		if ds.policy {
 			dse[0].Values = append(dse[0].Values, ldapwire.OIDPasswordPolicy)
 		}

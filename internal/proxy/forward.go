@@ -296,6 +296,10 @@ func ownConnection(req *Request) bool {
 // pooledConn gets a bind connection for binds and a shared one for the
 // rest: an unbound one for anonymous clients, one bound as the service
 // account, where the client's identity travels in a control, for others.
+// An extended operation the server does not advertise goes unbound too:
+// it answers it unsupported whoever asks, while the control, which it
+// does not take with an operation it does not know, would make that
+// unavailableCriticalExtension.
 func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*backend.Conn, attemptResult) {
 	if req.Msg.OpTag == ldapwire.OpBindRequest {
 		return p.bindConn(req, srv, mayWait)
@@ -305,7 +309,7 @@ func (p *Proxy) pooledConn(req *Request, srv *backend.Server, mayWait bool) (*ba
 			return c, attemptResult{}
 		}
 	}
-	if req.Identity.AuthzID == "" {
+	if req.Identity.AuthzID == "" || req.Msg.OpTag == ldapwire.OpExtendedRequest && !srv.Capabilities().Advertises(string(req.Msg.ExtendedOID())) {
 		c, res := p.opConn(req, srv.Pool().Anonymous(), mayWait)
 		if res.status != full {
 			return c, res
