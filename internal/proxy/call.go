@@ -30,12 +30,15 @@ type call struct {
 	// cleanBind is set when a bind succeeded and its answer said nothing
 	// of the session: the connection is bound as the client, and nothing
 	// else. ownBind is set when one succeeded and its answer says the
-	// server restricts the session (a password that must be changed), or
-	// the server would not let the proxy assume its DN (unassumable): the
-	// session on that connection becomes the client's own (keepOwnBinding).
+	// server restricts the session (a password that must be changed): the
+	// session on that connection becomes the client's own (keepOwnBinding),
+	// as when the server would not let the proxy assume its DN.
 	// A bind whose answer only warns (an expiring password) gets neither:
 	// its client's operations carry the control as before.
 	cleanBind, ownBind bool
+	// bindOK: a bind on a pool bind connection succeeded (releaseConn
+	// then asks whether the server would assume its DN, unassumable).
+	bindOK bool
 }
 
 // encode writes the request with the backend message ID; every operation but
@@ -63,9 +66,6 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 		c.finished = true
 		msg = c.req.proxy.matchResponse(c, msg)
 		code = resultCode(msg)
-		if code == ldapwire.AuthorizationDenied {
-			c.req.proxy.noteRefusedIdentity(c)
-		}
 		if code == ldapwire.Busy || code == ldapwire.Unavailable {
 			declines = declinedError(msg, code)
 		}
@@ -104,6 +104,9 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 	c.mu.Unlock()
 	if declines != nil {
 		c.req.proxy.health.OperationDeclined(c.srv, declines.Error())
+	}
+	if code == ldapwire.AuthorizationDenied {
+		c.req.proxy.noteRefusedIdentity(c)
 	}
 	if final {
 		c.req.proxy.attemptEnded(c, attemptResult{status: answered, code: code, delivered: delivered})
@@ -204,7 +207,8 @@ func (c *call) bindAnswer(msg ldapwire.Message, code int) ldapwire.Message {
 	ok := code == ldapwire.Success
 	said, restricted := ldapwire.BindAnswer(msg.Controls)
 	c.cleanBind = ok && !said
-	c.ownBind = ok && c.lease == nil && c.conn.Kind() == backend.BindConn && (restricted || c.unassumable())
+	c.bindOK = ok && c.lease == nil && c.conn.Kind() == backend.BindConn
+	c.ownBind = c.bindOK && restricted
 	if c.addsPolicy {
 		msg.Controls = ldapwire.WithoutControl(msg.Controls, ldapwire.OIDPasswordPolicy)
 	}

@@ -445,7 +445,7 @@ func (p *Proxy) releaseConn(c *call, ok bool) {
 	if !ok {
 		c.conn.Close(errInterrupted)
 	}
-	if ok && c.ownBind && c.req.Leases != nil {
+	if ok && c.req.Leases != nil && (c.ownBind || c.bindOK && c.unassumable()) {
 		p.keepOwnBinding(c)
 		return
 	}
