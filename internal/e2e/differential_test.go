@@ -106,8 +106,8 @@ func compareGenerated(t *testing.T, direct, proxied string, dir diffDirectory, c
 	seed, count := diffSeedAndCount(20261205, count)
 	pairs := clientPairs(t, direct, proxied, dir.identities)
 	r := rand.New(rand.NewPCG(seed, seed>>1+client))
-	var mismatches, entries int
-	codes := map[int]int{}
+	tally := newDiffTally(t, dir.name, seed)
+	entries := 0
 	fixed := schemaReads(dir.schemaDN, len(pairs))
 	for i := range count + len(fixed) {
 		id := int64(i + 2)
@@ -123,30 +123,15 @@ func compareGenerated(t *testing.T, direct, proxied string, dir diffDirectory, c
 			}
 			who = r.IntN(len(pairs))
 		}
-		p := pairs[who]
 		what = fmt.Sprintf("as %q, %s", dir.identities[who][0], what)
-		direct, err := p.direct.tryExchange(req, id)
-		if err != nil {
-			t.Fatalf("request %d straight to %s, %s: %v", i, dir.name, what, err)
-		}
-		proxied, err := p.proxied.tryExchange(req, id)
-		if err != nil {
-			t.Fatalf("request %d through ldapmux, %s: %v", i, what, err)
-		}
-		entries += len(direct) - 1
-		if res, err := ldapwire.ParseResult(mustParse(t, direct[len(direct)-1]).Body); err == nil {
-			codes[res.Code]++
-		}
-		if !sameFrames(direct, proxied) {
-			mismatches++
-			if mismatches <= 5 {
-				t.Errorf("request %d (seed %d), %s:\n  straight to %s: %s\n  through ldapmux:   %s", i, seed, what, dir.name, describeFrames(direct), describeFrames(proxied))
-			}
+		want, got, _, _ := tally.exchange(i, what, id, pairs[who], req, req)
+		entries += len(want) - 1
+		if !sameFrames(want, got) {
+			tally.differs(i, what, want, got)
 		}
 	}
-	if mismatches > 0 {
-		t.Fatalf("%d of %d requests answered differently through ldapmux", mismatches, count)
-	}
+	tally.check(count)
+	codes := tally.codes
 	t.Logf("%d generated searches and compares on %s (seed %d), %d entries, results by code %v: every response identical, byte for byte",
 		count+len(fixed), dir.name, seed, entries, codes)
 }
@@ -181,6 +166,75 @@ func clientPairs(t *testing.T, direct, proxied string, identities [][2]string) [
 		pairs = append(pairs, p)
 	}
 	return pairs
+}
+
+// diffTally sends generated requests straight to a server and through
+// ldapmux, and keeps count of the answers: their result codes, and those
+// that differed.
+type diffTally struct {
+	t          *testing.T
+	server     string // the server's name in messages
+	seed       uint64
+	codes      map[int]int // final result codes of the answers straight
+	mismatches int
+}
+
+func newDiffTally(t *testing.T, server string, seed uint64) *diffTally {
+	return &diffTally{t: t, server: server, seed: seed, codes: map[int]int{}}
+}
+
+// exchange sends request i, message id, straight on pair.direct and
+// through ldapmux on pair.proxied: straight and proxied are the same but
+// for what each side was given (a paging cookie). It returns both answers,
+// the final response straight and its result code (-1 when it has none),
+// which it counts. A request that gets no answer fails the test.
+func (d *diffTally) exchange(i int, what string, id int64, pair clientPair, straight, proxied []byte) (want, got [][]byte, final ldapwire.Message, code int) {
+	d.t.Helper()
+	want, err := pair.direct.tryExchange(straight, id)
+	if err != nil {
+		d.t.Fatalf("request %d straight to %s, %s: %v", i, d.server, what, err)
+	}
+	got, err = pair.proxied.tryExchange(proxied, id)
+	if err != nil {
+		d.t.Fatalf("request %d through ldapmux, %s: %v", i, what, err)
+	}
+	final, code = mustParse(d.t, want[len(want)-1]), -1
+	if res, err := ldapwire.ParseResult(final.Body); err == nil {
+		code = res.Code
+		d.codes[code]++
+	}
+	return want, got, final, code
+}
+
+// differs counts answers to request i that differ, and reports the first
+// five; with DIFFDUMP set, it logs each differing response in full.
+func (d *diffTally) differs(i int, what string, want, got [][]byte) {
+	d.t.Helper()
+	d.mismatches++
+	if os.Getenv("DIFFDUMP") != "" {
+		for k := range max(len(want), len(got)) {
+			if k < len(want) && k < len(got) && bytes.Equal(want[k], got[k]) {
+				continue
+			}
+			if k < len(want) {
+				d.t.Logf("straight %d: %q", k, want[k])
+			}
+			if k < len(got) {
+				d.t.Logf("through ldapmux %d: %q", k, got[k])
+			}
+		}
+	}
+	if d.mismatches <= 5 {
+		d.t.Errorf("request %d (seed %d), %s:\n  straight to %s: %s\n  through ldapmux:   %s", i, d.seed, what, d.server, describeFrames(want), describeFrames(got))
+	}
+}
+
+// check fails the test when an answer to one of count requests differed.
+func (d *diffTally) check(count int) {
+	d.t.Helper()
+	if d.mismatches > 0 {
+		d.t.Fatalf("%d of %d requests answered differently through ldapmux", d.mismatches, count)
+	}
 }
 
 // schemaReads are the reads of the schema that clients make (LDAP

@@ -61,29 +61,15 @@ func comparePaging(t *testing.T, direct, proxied string, id [2]string, count int
 	r := rand.New(rand.NewPCG(seed, seed>>7+client))
 	pair := clientPairs(t, direct, proxied, [][2]string{id})[0]
 	var cursors []*pageCursor
-	var mismatches, pages, ended int
-	codes := map[int]int{}
+	tally := newDiffTally(t, "slapd", seed)
+	var pages, ended int
 	for i := range count {
 		msgID := int64(i + 2)
 		req, cur, what := nextPagingRequest(r, msgID, id, cursors)
-		want, err := pair.direct.tryExchange(req.direct, msgID)
-		if err != nil {
-			t.Fatalf("request %d straight to slapd, %s: %v", i, what, err)
-		}
-		got, err := pair.proxied.tryExchange(req.proxied, msgID)
-		if err != nil {
-			t.Fatalf("request %d through ldapmux, %s: %v", i, what, err)
-		}
-		wantCookie, gotCookie := pagedCookie(t, want[len(want)-1]), pagedCookie(t, got[len(got)-1])
-		final := mustParse(t, want[len(want)-1])
-		if res, err := ldapwire.ParseResult(final.Body); err == nil {
-			codes[res.Code]++
-		}
+		what = fmt.Sprintf("as %q, %s", id[0], what)
+		want, got, _, _ := tally.exchange(i, what, msgID, pair, req.direct, req.proxied)
 		if !sameFrames(want, got) {
-			mismatches++
-			if mismatches <= 5 {
-				t.Errorf("request %d (seed %d), as %q, %s:\n  straight to slapd: %s\n  through ldapmux:   %s", i, seed, id[0], what, describeFrames(want), describeFrames(got))
-			}
+			tally.differs(i, what, want, got)
 			continue
 		}
 		if isBind(req.direct) {
@@ -94,7 +80,7 @@ func comparePaging(t *testing.T, direct, proxied string, id [2]string, count int
 		if cur == nil {
 			continue
 		}
-		cur.direct, cur.proxied = wantCookie, gotCookie
+		cur.direct, cur.proxied = pagedCookie(t, want[len(want)-1]), pagedCookie(t, got[len(got)-1])
 
 		switch {
 		case len(cur.direct) > 0:
@@ -115,9 +101,8 @@ func comparePaging(t *testing.T, direct, proxied string, id [2]string, count int
 			}
 		}
 	}
-	if mismatches > 0 {
-		t.Fatalf("%d of %d requests answered differently through ldapmux", mismatches, count)
-	}
+	tally.check(count)
+	codes := tally.codes
 	if pages < count/10 || ended == 0 {
 		t.Fatalf("only %d pages with a cookie and %d searches paged to their end in %d requests (results by code %v)", pages, ended, count, codes)
 	}

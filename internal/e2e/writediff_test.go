@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapmux/ldapmux/internal/dirtest"
-	"github.com/ldapmux/ldapmux/internal/ldapwire"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
 
@@ -137,8 +134,8 @@ func compareGeneratedWrites(t *testing.T, direct, proxied string, dir writeDirec
 	seed, count := diffSeedAndCount(20261206, count)
 	pairs := clientPairs(t, direct, proxied, dir.identities)
 	g.r = rand.New(rand.NewPCG(seed, seed>>3+client))
-	var mismatches, readBack int
-	codes := map[int]int{}
+	tally := newDiffTally(t, dir.name, seed)
+	readBack := 0
 	for i := range count {
 		id := int64(i + 2)
 		who := g.r.IntN(len(pairs))
@@ -150,45 +147,16 @@ func compareGeneratedWrites(t *testing.T, direct, proxied string, dir writeDirec
 			req, what = g.rootEntry(id)
 		}
 		what = fmt.Sprintf("as %q, %s", dir.identities[who][0], what)
-		p := pairs[who]
-		d, err := p.direct.tryExchange(req, id)
-		if err != nil {
-			t.Fatalf("request %d straight to %s, %s: %v", i, dir.name, what, err)
-		}
-		got, err := p.proxied.tryExchange(req, id)
-		if err != nil {
-			t.Fatalf("request %d through ldapmux, %s: %v", i, what, err)
-		}
-		final := mustParse(t, d[len(d)-1])
-		if res, err := ldapwire.ParseResult(final.Body); err == nil {
-			codes[res.Code]++
-		}
-		if len(final.Controls) > 0 || len(d) > 1 {
+		want, got, final, _ := tally.exchange(i, what, id, pairs[who], req, req)
+		if len(final.Controls) > 0 || len(want) > 1 {
 			readBack++
 		}
-		if !sameFrames(d, got) {
-			mismatches++
-			if os.Getenv("DIFFDUMP") != "" {
-				for k := range max(len(d), len(got)) {
-					if k < len(d) && k < len(got) && bytes.Equal(d[k], got[k]) {
-						continue
-					}
-					if k < len(d) {
-						t.Logf("direct %d: %q", k, d[k])
-					}
-					if k < len(got) {
-						t.Logf("proxied %d: %q", k, got[k])
-					}
-				}
-			}
-			if mismatches <= 5 {
-				t.Errorf("request %d (seed %d), %s:\n  straight to %s: %s\n  through ldapmux:   %s", i, seed, what, dir.name, describeFrames(d), describeFrames(got))
-			}
+		if !sameFrames(want, got) {
+			tally.differs(i, what, want, got)
 		}
 	}
-	if mismatches > 0 {
-		t.Fatalf("%d of %d requests answered differently through ldapmux", mismatches, count)
-	}
+	tally.check(count)
+	codes := tally.codes
 	// A generator whose writes all fail, or whose read controls return
 	// nothing, would prove little.
 	if codes[0] < count/12 || readBack < count/20 {
