@@ -67,6 +67,30 @@ type diffDirectory struct {
 	// noOrderingOn is an attribute whose ordering filters (>=, <=)
 	// crash the server: they are never generated.
 	noOrderingOn string
+	// What differs from one directory to another; nil or empty: the
+	// defaults (filterAttrs, filterValues, searchAttrs, matchingRules,
+	// uid=user.N).
+	filterAttrs, filterValues, searchAttrs []string
+	matchingRules                          []string
+	sampleUser                             func(r *rand.Rand) (attr, value string)
+	// moreControls adds controls of the directory's own.
+	moreControls func(r *rand.Rand, add func(name string, c ldap.Control))
+}
+
+func (d diffDirectory) filterAttr(r *rand.Rand) string {
+	return pick(r, orDefault(d.filterAttrs, filterAttrs))
+}
+
+func (d diffDirectory) filterValue(r *rand.Rand) string {
+	return pick(r, orDefault(d.filterValues, filterValues))
+}
+
+// user is an assertion that matches one of the directory's sample users.
+func (d diffDirectory) user(r *rand.Rand) (attr, value string) {
+	if d.sampleUser != nil {
+		return d.sampleUser(r)
+	}
+	return "uid", fmt.Sprintf("user.%d", r.IntN(d.users)+1)
 }
 
 var slapdDirectory = diffDirectory{
@@ -353,10 +377,11 @@ func randomSearch(r *rand.Rand, id int64, dir diffDirectory) ([]byte, string) {
 	size, typesOnly := pick(r, []int64{0, 0, 1, 3}), r.IntN(5) == 0
 	filter := randomFilter(r, dir, 0)
 	if r.IntN(3) == 0 { // one that matches entries, now and then
+		attr, value := dir.user(r)
 		filter = pick(r, []*ber.Packet{
 			ber.NewString(ber.ClassContext, ber.TypePrimitive, 7, "objectClass", ""),
 			assertionFilter(3, "objectClass", "inetOrgPerson"),
-			assertionFilter(3, "uid", fmt.Sprintf("user.%d", r.IntN(dir.users)+1)),
+			assertionFilter(3, attr, value),
 		})
 	}
 	op := ber.Encode(ber.ClassApplication, ber.TypeConstructed, tagSearchRequest, nil, "SearchRequest")
@@ -370,7 +395,7 @@ func randomSearch(r *rand.Rand, id int64, dir diffDirectory) ([]byte, string) {
 	attrs := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
 	var names []string
 	for range r.IntN(4) {
-		name := pick(r, []string{"*", "+", "1.1", "uid", "cn", "mail", "objectClass", "entryUUID", "noSuchAttribute", "cn;lang-en", "userPassword", "CN"})
+		name := pick(r, orDefault(dir.searchAttrs, searchAttrs))
 		names = append(names, name)
 		attrs.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, name, ""))
 	}
@@ -384,8 +409,12 @@ func randomSearch(r *rand.Rand, id int64, dir diffDirectory) ([]byte, string) {
 // randomCompare builds a compare request with message id and describes it.
 func randomCompare(r *rand.Rand, id int64, dir diffDirectory) ([]byte, string) {
 	dn := pick(r, dir.compareDNs)
-	attr, value := pick(r, filterAttrs), pick(r, filterValues)
-	if r.IntN(2) == 0 {
+	attr, value := dir.filterAttr(r), dir.filterValue(r)
+	switch {
+	case r.IntN(2) != 0:
+	case dir.sampleUser != nil:
+		attr, value = dir.sampleUser(r)
+	default:
 		attr, value = "uid", fmt.Sprintf("user.%d", r.IntN(5)+1)
 	}
 	op := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 14, nil, "CompareRequest")
@@ -397,6 +426,10 @@ func randomCompare(r *rand.Rand, id int64, dir diffDirectory) ([]byte, string) {
 	controls, names := randomControls(r, dir)
 	return message(id, op, controls...).Bytes(), fmt.Sprintf("compare %q %s=%q controls %s", dn, attr, value, names)
 }
+
+var searchAttrs = []string{"*", "+", "1.1", "uid", "cn", "mail", "objectClass", "entryUUID", "noSuchAttribute", "cn;lang-en", "userPassword", "CN"}
+
+var matchingRules = []string{"2.5.13.2", "caseExactMatch", "1.2.3.4.5", "distinguishedNameMatch"}
 
 var filterAttrs = []string{"uid", "cn", "objectClass", "mail", "sn", "description", "noSuchAttribute", "cn;lang-en", "userPassword",
 	"entryUUID", "createTimestamp", "member", "telephoneNumber", "UID"}
@@ -422,14 +455,14 @@ func randomFilter(r *rand.Rand, dir diffDirectory, depth int) *ber.Packet {
 		not.AppendChild(randomFilter(r, dir, depth+1))
 		return not
 	case 3, 5, 6, 8: // equality, >=, <=, approx
-		attr := pick(r, filterAttrs)
+		attr := dir.filterAttr(r)
 		if (kind == 5 || kind == 6) && dir.noOrderingOn != "" && strings.EqualFold(attr, dir.noOrderingOn) {
 			attr = "sn"
 		}
-		return assertionFilter(ber.Tag(kind), attr, pick(r, filterValues))
+		return assertionFilter(ber.Tag(kind), attr, dir.filterValue(r))
 	case 4:
 		sub := ber.Encode(ber.ClassContext, ber.TypeConstructed, 4, nil, "")
-		sub.AppendChild(octets(pick(r, filterAttrs)))
+		sub.AppendChild(octets(dir.filterAttr(r)))
 		parts := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
 		if r.IntN(2) == 0 {
 			parts.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, pick(r, []string{"user", "u", "Pe", "x"}), ""))
@@ -443,17 +476,17 @@ func randomFilter(r *rand.Rand, dir diffDirectory, depth int) *ber.Packet {
 		sub.AppendChild(parts)
 		return sub
 	case 7:
-		return ber.NewString(ber.ClassContext, ber.TypePrimitive, 7, pick(r, filterAttrs), "")
+		return ber.NewString(ber.ClassContext, ber.TypePrimitive, 7, dir.filterAttr(r), "")
 	default: // extensible match
 		ext := ber.Encode(ber.ClassContext, ber.TypeConstructed, 9, nil, "")
 		rule := r.IntN(3)
 		if rule > 0 {
-			ext.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 1, pick(r, []string{"2.5.13.2", "caseExactMatch", "1.2.3.4.5", "distinguishedNameMatch"}), ""))
+			ext.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 1, pick(r, orDefault(dir.matchingRules, matchingRules)), ""))
 		}
 		if rule < 2 || r.IntN(2) == 0 {
-			ext.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 2, pick(r, filterAttrs), ""))
+			ext.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 2, dir.filterAttr(r), ""))
 		}
-		ext.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 3, pick(r, filterValues), ""))
+		ext.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 3, dir.filterValue(r), ""))
 		if r.IntN(3) == 0 {
 			ext.AppendChild(ber.NewBoolean(ber.ClassContext, ber.TypePrimitive, 4, true, ""))
 		}
@@ -503,6 +536,9 @@ func randomControls(r *rand.Rand, dir diffDirectory) ([]ldap.Control, []string) 
 	if r.IntN(8) == 0 {
 		add("unknown", &ldap.ControlString{ControlType: "1.3.6.1.4.1.99999.1", Criticality: critical()})
 	}
+	if dir.moreControls != nil {
+		dir.moreControls(r, add)
+	}
 	return controls, names
 }
 
@@ -527,3 +563,11 @@ func pagedValue(size int64) []byte {
 }
 
 func pick[T any](r *rand.Rand, from []T) T { return from[r.IntN(len(from))] }
+
+// orDefault is list, or def when list is empty.
+func orDefault[T any](list, def []T) []T {
+	if len(list) == 0 {
+		return def
+	}
+	return list
+}

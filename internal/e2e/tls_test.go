@@ -11,6 +11,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapmux/ldapmux/internal/ldapwire"
+	"github.com/ldapmux/ldapmux/internal/proxy"
 	"github.com/ldapmux/ldapmux/internal/slapdtest"
 )
 
@@ -95,20 +96,44 @@ func TestRequireSecureBind(t *testing.T) {
 	}
 }
 
-// TestUnauthenticatedBinds checks RFC 4513 5.1.2 binds: refused by default,
-// answered as anonymous when allowed; never forwarded either way.
+// TestUnauthenticatedBinds checks RFC 4513 5.1.2 binds (a DN with no
+// password). By default the server answers them: a slapd that refuses them
+// (its default) is heard word for word, as straight; one that accepts
+// them (allow bind_anon_dn) is answered unwillingToPerform all the same,
+// for clients that would take that success for a valid password. With
+// allow-unauthenticated-binds ldapmux answers success itself. The client
+// is anonymous after each, as straight.
 func TestUnauthenticatedBinds(t *testing.T) {
-	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 2})
-	for _, allow := range []bool{false, true} {
-		_, addr := startProxy(t, cluster, fmt.Sprintf("allow-unauthenticated-binds: %v\n", allow))
-		conn := dial(t, addr)
-		err := conn.UnauthenticatedBind(slapdtest.UserDN(1))
-		if allow && err != nil || !allow && resultCode(err) != ldapwire.UnwillingToPerform {
-			t.Fatalf("allow=%v: unauthenticated bind gave %v", allow, err)
+	for _, serverAllows := range []bool{false, true} {
+		opts := slapdtest.Options{Replicas: 1, Users: 2}
+		if serverAllows {
+			opts.Allow = "bind_anon_dn"
 		}
-		if got := whoAmI(t, conn); got != "" {
-			t.Fatalf("allow=%v: unauthenticated bind gave identity %q", allow, got)
+		cluster := slapdtest.ForTest(t, opts)
+		direct := rawDial(t, cluster.Replicas[0].Addr)
+		straight := direct.exchange(t, message(1, bindOp(slapdtest.UserDN(1), "")).Bytes(), 1)
+		for _, allow := range []bool{false, true} {
+			_, addr := startProxy(t, cluster, fmt.Sprintf("allow-unauthenticated-binds: %v\n", allow))
+			proxied := rawDial(t, addr)
+			got := proxied.exchange(t, message(1, bindOp(slapdtest.UserDN(1), "")).Bytes(), 1)
+			res, err := ldapwire.ParseResult(mustParse(t, got[0]).Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case allow && res.Code != ldapwire.Success:
+				t.Errorf("server allows %v, allow-unauthenticated-binds: %d %q, want success", serverAllows, res.Code, res.Diagnostic)
+			case !allow && serverAllows && (res.Code != ldapwire.UnwillingToPerform || string(res.Diagnostic) != proxy.UnauthenticatedRefusal):
+				t.Errorf("slapd accepts them: through ldapmux %d %q, want unwillingToPerform", res.Code, res.Diagnostic)
+			case !allow && !serverAllows && !sameFrames(straight, got):
+				t.Errorf("slapd refuses them: through ldapmux %s, straight %s", describeFrames(got), describeFrames(straight))
+			}
+			who := proxied.exchange(t, message(2, extendedOp(ldapwire.OIDWhoAmI)).Bytes(), 2)
+			if v := whoAmIValue(t, who[0]); v != "" {
+				t.Errorf("server allows %v, allow %v: identity %q after an unauthenticated bind, want anonymous", serverAllows, allow, v)
+			}
 		}
+		t.Logf("slapd allowing unauthenticated binds %v answers %s", serverAllows, describeFrames(straight))
 	}
 }
 

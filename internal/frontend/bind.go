@@ -16,8 +16,15 @@ func (s *Session) bind(msg ldapwire.Message) {
 	if err != nil || br.Auth != ldapwire.AuthSASL {
 		s.sasl.Close() // any other bind aborts a SASL negotiation (RFC 4513, 5.2.1.2)
 	}
-	s.leases.Retire()              // paged and VLV cursors belong to the identity that opened them
 	s.ident.Store(proxy.Anonymous) // until a bind succeeds, and after one fails (RFC 4511, 4.2.1)
+	// Paged and VLV cursors belong to the identity that opened them, but
+	// for those on the connection the client is bound on, where a simple
+	// bind a server answers goes (Leases.RetireForBind).
+	if s.forwardsSimpleBind(br, err) {
+		s.leases.RetireForBind()
+	} else {
+		s.leases.Retire()
+	}
 	switch {
 	case err != nil:
 		s.reply(msg, ldapwire.ProtocolError, "malformed bind request")
@@ -36,6 +43,18 @@ func (s *Session) bind(msg ldapwire.Message) {
 	default:
 		s.forwardBind(msg, string(br.Name))
 	}
+}
+
+// forwardsSimpleBind reports whether bind will pass a simple bind on to a
+// server rather than answer it.
+func (s *Session) forwardsSimpleBind(br ldapwire.BindRequest, err error) bool {
+	switch {
+	case err != nil || br.Version != 3 || br.Auth != ldapwire.AuthSimple || len(br.Name) == 0 && len(br.Password) == 0:
+		return false
+	case len(br.Password) == 0:
+		return !s.srv.conf().AllowUnauthenticatedBinds
+	}
+	return !(s.srv.conf().RequireSecureBind && !s.isSecure())
 }
 
 // forwardBind sends a simple bind to a backend and sets the identity from its result.

@@ -21,15 +21,21 @@ func (s *Session) refuseInsecure(msg ldapwire.Message) bool {
 	return true
 }
 
-// unauthenticatedBind answers a DN with an empty password (RFC 4513,
-// 5.1.2). The client stays anonymous either way. The refusal is worded as
-// OpenLDAP's, which refuses them too by default.
+// unauthenticatedBind handles a DN with an empty password (RFC 4513,
+// 5.1.2). The client stays anonymous either way. With
+// allow-unauthenticated-binds it is answered success at once; otherwise
+// the server answers it, where the client's own connection would (its
+// refusal as it words it, and what becomes of a session it keeps), but a
+// success is turned into a refusal (proxy.UnauthenticatedRefusal).
 func (s *Session) unauthenticatedBind(msg ldapwire.Message) {
 	if s.srv.conf().AllowUnauthenticatedBinds {
 		s.reply(msg, ldapwire.Success, "")
 		return
 	}
-	s.reply(msg, ldapwire.UnwillingToPerform, "unauthenticated bind (DN with no password) disallowed")
+	s.start(msg, func(req *proxy.Request) {
+		req.Unauthenticated = true
+		req.OnBindResult = func(int) { s.bound(req, proxy.Anonymous) }
+	})
 }
 
 // startTLS answers the StartTLS operation (RFC 4511, 4.14; RFC 4513, 3).

@@ -83,6 +83,9 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 				c.req.Leases.moveCursor(c.lease, c.req.cursor, next)
 			}
 		}
+		if c.req.Unauthenticated && code == ldapwire.Success {
+			msg, code = refusedUnauthenticated(c.req.Msg.ID)
+		}
 		if c.lease != nil && c.req.Msg.OpTag == ldapwire.OpBindRequest {
 			c.req.Leases.bindResult(c.lease, code == ldapwire.Success)
 		}
@@ -198,6 +201,20 @@ func (p *Proxy) noteRefusedIdentity(c *call) {
 	}
 	p.log.Warn("the server refused to let the service account act as a client (add it to the account's authzTo): clients bound as it are served on a connection of their own from their next bind",
 		"server", c.srv.Name, "dn", dn)
+}
+
+// UnauthenticatedRefusal is how ldapmux refuses an unauthenticated bind (a
+// DN with no password) that a server accepted: in OpenLDAP's words, as
+// slapd refuses them by default. Clients that took such a success for a
+// valid password would let anyone in as anyone (RFC 4513, 6.3.1).
+const UnauthenticatedRefusal = "unauthenticated bind (DN with no password) disallowed"
+
+// refusedUnauthenticated is the answer to an unauthenticated bind that a
+// server accepted: unwillingToPerform, as slapd's default refusal. The
+// server's connection is anonymous after it, as after a refused bind.
+func refusedUnauthenticated(id int32) (ldapwire.Message, int) {
+	msg, _ := ldapwire.Parse(ldapwire.AppendResult(nil, id, ldapwire.OpBindResponse, ldapwire.UnwillingToPerform, UnauthenticatedRefusal))
+	return msg, ldapwire.UnwillingToPerform
 }
 
 // bindAnswer notes what a bind's answer says of the session it opened, and

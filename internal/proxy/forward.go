@@ -68,6 +68,11 @@ func (p *Proxy) Start(req *Request) {
 	if req.Leases != nil && req.Msg.OpTag != ldapwire.OpBindRequest && !p.pinToBinding(req) {
 		return
 	}
+	if req.Leases != nil && req.Msg.OpTag == ldapwire.OpBindRequest {
+		if l := req.Leases.rebindOn(req.isCandidate); l != nil {
+			p.pinTo(req, l)
+		}
+	}
 	if req.cursor != "" && !p.pinToCursor(req) {
 		return
 	}

@@ -240,35 +240,87 @@ func (ls *Leases) dropCursorsLocked(l *lease) {
 
 // Retire ends every cursor of the session, as its client binds again:
 // leases in use end once their operations do, the others at once.
-func (ls *Leases) Retire() { ls.end(false) }
+func (ls *Leases) Retire() { ls.end(false, false) }
+
+// RetireForBind is Retire before a bind that a server answers, but for the
+// live connection the client is bound on (client-bind mode, or a session
+// of its own), which is kept with its cursors: the bind goes there when
+// its server is a candidate (RebindOn), and the server then decides what
+// becomes of the session, as on the client's own connection.
+func (ls *Leases) RetireForBind() { ls.end(false, true) }
 
 // Close ends every lease of a session whose client left; operations still
 // using one are told their connection is lost.
-func (ls *Leases) Close() { ls.end(true) }
+func (ls *Leases) Close() { ls.end(true, false) }
 
-func (ls *Leases) end(closing bool) {
+func (ls *Leases) end(closing, keepBinding bool) {
 	ls.mu.Lock()
 	ls.closed = ls.closed || closing
-	ls.boundGone, ls.boundWhy = nil, ""
-	ls.bound.Store(false)
+	binding := ls.liveBindingLocked()
+	if !keepBinding || binding == nil {
+		binding = nil
+		ls.boundGone, ls.boundWhy = nil, ""
+		ls.bound.Store(false)
+	}
 	var ended []*lease
 	kept := ls.held[:0]
 	for _, l := range ls.held {
-		l.retired, l.cursors = true, 0
-		l.stopIdle()
-		if l.users == 0 || closing {
+		switch {
+		case l == binding:
+			kept = append(kept, l)
+			continue
+		case l.users == 0 || closing:
 			ended = append(ended, l)
-		} else {
+		default:
 			kept = append(kept, l)
 		}
+		l.retired, l.cursors = true, 0
+		l.stopIdle()
 	}
 	clear(ls.held[len(kept):])
 	ls.held = kept
-	ls.cursors = nil
+	for k, v := range ls.cursors {
+		if v != binding {
+			delete(ls.cursors, k)
+		}
+	}
 	ls.mu.Unlock()
 	for _, l := range ended {
 		l.pool.ReleaseLease(l.conn)
 	}
+}
+
+// liveBindingLocked is the live lease the client is bound on, or nil.
+// Caller must hold mu.
+func (ls *Leases) liveBindingLocked() *lease {
+	if ls.boundGone != nil {
+		return nil
+	}
+	for _, h := range ls.held {
+		if h.bound && h.live() {
+			return h
+		}
+	}
+	return nil
+}
+
+// rebindOn is the connection the client is bound on, for its next bind:
+// the bind goes there, where the server decides what becomes of the
+// session as it would on the client's own connection (a failed bind leaves
+// Samba's session as it was, slapd's anonymous), when its server is
+// among the bind's candidates. Otherwise that connection ends and the bind
+// goes to a new one; nil then.
+func (ls *Leases) rebindOn(candidate func(*backend.Server) bool) *lease {
+	ls.mu.Lock()
+	l := ls.liveBindingLocked()
+	ls.mu.Unlock()
+	if l != nil && candidate(l.srv) {
+		return l
+	}
+	if l != nil || ls.bound.Load() {
+		ls.Retire()
+	}
+	return nil
 }
 
 // bindResult records the end of a client's bind performed on l (client-bind

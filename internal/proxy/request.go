@@ -29,6 +29,10 @@ type Request struct {
 	// succeeds: the bind connection may then be kept bound as it
 	// (backend.Pool.ReleaseBindAs).
 	BindAs *Identity
+	// Unauthenticated marks a simple bind with a DN and no password (RFC
+	// 4513, 5.1.2), which gives no identity: the server's refusal reaches
+	// the client as it is, its success as a refusal (Proxy.unauthenticated).
+	Unauthenticated bool
 	// SASL, for SASL binds, is the client's negotiation; SASLBound hears
 	// the identity of a successful one before the client hears of it.
 	SASL      *SASLExchange
@@ -101,6 +105,16 @@ func (req *Request) begin(p *Proxy) {
 	}
 	req.out.Code = -1
 	req.allFull = true
+}
+
+// isCandidate reports whether srv is one of the servers req may go to.
+func (req *Request) isCandidate(srv *backend.Server) bool {
+	for _, i := range req.cands {
+		if req.snap.Servers[i].Server == srv {
+			return true
+		}
+	}
+	return false
 }
 
 // newCall prepares an attempt on conn, reusing the last call when no

@@ -120,6 +120,9 @@ threads {{.Threads}}
 {{- if .IdleTimeout}}
 idletimeout {{.IdleTimeout}}
 {{- end}}
+{{- if .Allow}}
+allow {{.Allow}}
+{{- end}}
 {{- if .Require}}
 require {{.Require}}
 {{- end}}
@@ -202,6 +205,7 @@ type confData struct {
 	SchemaDir, ModulePath       string
 	Threads, IdleTimeout        int
 	Require                     string
+	Allow                       string
 	PasswordPolicy              bool
 	Policy                      string
 	Retcode                     []string // retcode-item lines; none: no retcode overlay
@@ -229,7 +233,7 @@ func renderConfig(r *Replica, all []*Replica, o Options) ([]byte, error) {
 	}
 	d := confData{
 		ID: r.ID, ServerID: r.ID, MaxIncomingAuth: o.MaxIncomingAuth, Dir: r.Dir, DBDir: r.dbDir(),
-		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: o.Threads, IdleTimeout: int(o.IdleTimeout / time.Second), Require: o.Require,
+		SchemaDir: SchemaDir, ModulePath: ModulePath, Threads: o.Threads, IdleTimeout: int(o.IdleTimeout / time.Second), Require: o.Require, Allow: o.Allow,
 		PasswordPolicy: o.PasswordPolicy, Policy: PolicyDN,
 		Retcode: o.Retcode[r.ID], RetcodeParent: o.RetcodeParent,
 		Base: BaseDN, Admin: AdminDN, AdminPassword: AdminPassword,

@@ -155,6 +155,9 @@ type Options struct {
 	// Require is slapd's global `require` setting ("authc": every
 	// operation but bind needs an authenticated connection); "" for none.
 	Require string
+	// Allow is slapd's global `allow` setting ("bind_anon_dn": a DN with
+	// no password binds, as anonymous); "" for none.
+	Allow string
 	// PasswordPolicy loads the ppolicy overlay with a default policy
 	// (PolicyDN) under which a password that is reset (pwdReset TRUE) must
 	// be changed: slapd restricts a session bound with it to changing it.
@@ -215,6 +218,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Threads < 0 {
 		return o, fmt.Errorf("slapdrun: negative Threads %d", o.Threads)
+	}
+	if strings.Trim(o.Allow, "abcdefghijklmnopqrstuvwxyz_ ") != "" {
+		return o, fmt.Errorf("slapdrun: Allow %q: only words (bind_v2, bind_anon_cred, bind_anon_dn, update_anon, proxy_authz_anon)", o.Allow)
 	}
 	if strings.Trim(o.Require, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ") != "" {
 		return o, fmt.Errorf("slapdrun: Require %q: only words (none, bind, LDAPv3, authc, SASL, strong)", o.Require)
