@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,9 +64,6 @@ func compareGeneratedBinds(t *testing.T, direct, proxied string, gen bindGenerat
 			req, what = gen.read(r, id)
 		}
 		want, got, final, code := tally.exchange(i, what, id, pair, req, req)
-		if os.Getenv("BINDTRACE") != "" {
-			t.Logf("%d %s: %d", i, what, code)
-		}
 		if final.OpTag == ldapwire.OpBindResponse && code == ldapwire.Success {
 			bound++
 		}

@@ -40,12 +40,12 @@ func newClientBindEnv(t *testing.T, n, entries int) *testEnv {
 }
 
 // bind does what the frontend does at a simple bind: it ends the
-// session's leases (Retire), forwards the bind and, once it succeeded,
-// sends the session's next requests as dn (anonymously otherwise). It
-// returns the bind's result code.
+// session's leases but the one it is bound on (RetireForBind), forwards
+// the bind and, once it succeeded, sends the session's next requests as dn
+// (anonymously otherwise). It returns the bind's result code.
 func (s *session) bind(dn, password string) int {
 	s.t.Helper()
-	s.leases.Retire()
+	s.leases.RetireForBind()
 	s.ident, s.bindAs = nil, NewSimpleBindIdentity(dn)
 	o := s.start(func(id int32) []byte { return ldapwire.AppendSimpleBind(nil, id, dn, password) })
 	res, _, _ := done(s.t, o.wait(waitLong), ldapwire.OpBindResponse)
@@ -222,14 +222,13 @@ func TestClientBindAnonymousSession(t *testing.T) {
 	}
 }
 
-// A failed bind leaves the session anonymous: the connection it was tried
-// on is given back, the connection of an earlier successful bind too, and
-// the next operation goes on a new, unbound connection.
+// A failed bind of a session with no bound connection leaves it
+// anonymous: the connection it was tried on is given back, and the next
+// operation goes on a new, unbound connection.
 func TestClientBindFailedBindLeavesTheSessionAnonymous(t *testing.T) {
 	const entries = 1
-	e, s := aliceSession(t, 1, entries)
-	s.mustSearch("ou=before", entries)
-	alice := s.boundConn()
+	e := newClientBindEnv(t, 1, entries)
+	s := e.session(t)
 	if code := s.bind(bobDN, "wrong"); code != ldapwire.InvalidCredentials {
 		t.Fatalf("bind with a wrong password: result %d, want %d", code, ldapwire.InvalidCredentials)
 	}
@@ -237,17 +236,12 @@ func TestClientBindFailedBindLeavesTheSessionAnonymous(t *testing.T) {
 	if n := s.leases.Count(); n != 0 {
 		t.Errorf("the session holds %d leases after a failed bind", n)
 	}
-	select {
-	case <-alice.Done(): // closed once its lease is given back, on a goroutine of its own
-	case <-time.After(waitLong):
-		t.Errorf("the connection bound as alice is still open %s after the client bound again", waitLong)
-	}
 	s.mustSearch("ou=after", entries)
 	c := onlyConn(t, e.ds, "ou=after", "", 1)
 	checkNoBinds(t, e.ds, c)
-	e.ds.until(t, waitLong, "the connections of both binds closed", func(ds *fakeDS) bool {
+	e.ds.until(t, waitLong, "the connection of the failed bind closed", func(ds *fakeDS) bool {
 		for _, c := range ds.conns {
-			if len(c.binds) > 0 && c.binds[0] != fakeBindDN && !c.closed {
+			if len(c.binds) > 0 && c.binds[0] == bobDN && !c.closed {
 				return false
 			}
 		}
@@ -255,10 +249,43 @@ func TestClientBindFailedBindLeavesTheSessionAnonymous(t *testing.T) {
 	})
 }
 
-// A new bind (Retire, as the frontend does at every bind) ends the
-// connection of the previous one once the operations running on it ended;
-// the new identity's operations go on the new connection meanwhile.
-func TestClientBindRebindEndsTheOldConnectionAfterItsOperations(t *testing.T) {
+// A bound session's next bind goes on the connection it is bound on, and
+// the session keeps that connection whatever the bind's result: the server
+// decides what a failed bind leaves of the session (this one, as slapd,
+// makes it anonymous; Samba keeps it as it was), exactly as on the
+// client's own connection.
+func TestClientBindRebindGoesOnTheBoundConnection(t *testing.T) {
+	const entries = 1
+	e, s := aliceSession(t, 1, entries)
+	alice := s.boundConn()
+	if code := s.bind(bobDN, "wrong"); code != ldapwire.InvalidCredentials {
+		t.Fatalf("bind with a wrong password: result %d, want %d", code, ldapwire.InvalidCredentials)
+	}
+	if s.boundConn() != alice {
+		t.Fatal("the session left the connection it was bound on after a failed bind")
+	}
+	s.mustSearch("ou=failed", entries)
+	onlyConn(t, e.ds, "ou=failed", "", 1) // the server made it anonymous
+	s.mustBind(bobDN, userPassword)
+	if s.boundConn() != alice {
+		t.Fatal("the session left the connection it was bound on after a new bind")
+	}
+	s.mustSearch(usersBase, entries)
+	c := onlyConn(t, e.ds, usersBase, bobDN, 1)
+	e.ds.locked(func(ds *fakeDS) {
+		if want := []string{aliceDN, bobDN, bobDN}; strings.Join(c.binds, ";") != strings.Join(want, ";") {
+			t.Errorf("conn %d received binds %q, want %q", c.id, c.binds, want)
+		}
+	})
+	if st := e.pool.Stats(); st.Leased != 1 || st.OpenBinds != 0 {
+		t.Errorf("stats %+v: want the one leased connection and no bind connection", st)
+	}
+}
+
+// A new bind goes on the bound connection while an operation still runs
+// there, as on the client's own connection; the new identity's operations
+// follow on it.
+func TestClientBindRebindWhileAnOperationRuns(t *testing.T) {
 	const entries = 1
 	e, s := aliceSession(t, 1, entries)
 	alice := s.boundConn()
@@ -266,10 +293,7 @@ func TestClientBindRebindEndsTheOldConnectionAfterItsOperations(t *testing.T) {
 	e.ds.until(t, waitLong, "the held search reached the server", func(ds *fakeDS) bool { return len(opsOf(ds, heldBase)) == 1 })
 	s.mustBind(bobDN, userPassword)
 	if alice.Err() != nil || !held.pending() {
-		t.Fatalf("the connection bound as alice was closed under its running search (%v)", alice.Err())
-	}
-	if st := e.pool.Stats(); st.Leased != 2 {
-		t.Fatalf("%d connections leased during the search, want alice's and bob's", st.Leased)
+		t.Fatalf("the bound connection was closed under its running search (%v)", alice.Err())
 	}
 	s.mustSearch(usersBase, entries)
 	onlyConn(t, e.ds, usersBase, bobDN, 1)
@@ -277,15 +301,29 @@ func TestClientBindRebindEndsTheOldConnectionAfterItsOperations(t *testing.T) {
 	if res, _, _ := done(t, held.wait(waitLong), ldapwire.OpSearchResultDone); res.Code != ldapwire.Success {
 		t.Fatalf("the held search: result %d (%s)", res.Code, res.Diagnostic)
 	}
-	e.untilStats(t, waitLong, "alice's connection ends with its search", func(st backend.PoolStats) bool { return st.Leased == 1 })
+	onlyConn(t, e.ds, heldBase, aliceDN, 1)
+	if st := e.pool.Stats(); st.Leased != 1 {
+		t.Errorf("%d connections leased, want the one the session is bound on", st.Leased)
+	}
+}
+
+// A bind whose servers do not include the one the session is bound on
+// (another route) ends that connection and goes to a new one.
+func TestClientBindRebindElsewhereEndsTheBoundConnection(t *testing.T) {
+	e, s := aliceSession(t, 1, 1)
+	alice := s.boundConn()
+	l := s.leases.rebindOn(func(*backend.Server) bool { return false })
+	if l != nil {
+		t.Fatal("a bind to another server was given the bound connection")
+	}
+	e.untilStats(t, waitLong, "the bound connection given back", func(st backend.PoolStats) bool { return st.Leased == 0 })
 	select {
 	case <-alice.Done():
 	case <-time.After(waitLong):
 		t.Fatal("the connection bound as alice is still open")
 	}
-	onlyConn(t, e.ds, heldBase, aliceDN, 1)
-	if s.boundConn() == alice {
-		t.Error("the session is still bound on alice's connection")
+	if l, gone, _ := s.leases.binding(); l != nil || gone != nil {
+		t.Errorf("the session is still bound (%v, lost on %v)", l, gone)
 	}
 }
 
