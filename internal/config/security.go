@@ -25,8 +25,8 @@ type Security struct {
 	RequireSecureBind bool `yaml:"require-secure-bind"`
 	// AllowUnauthenticatedBinds answers binds with a DN and an empty
 	// password (RFC 4513, 5.1.2) with success, leaving the client
-	// anonymous. Default false: they are refused with unwillingToPerform
-	// (53).
+	// anonymous. Default false: a server answers them, and its success
+	// is turned into unwillingToPerform (53); the client stays anonymous.
 	AllowUnauthenticatedBinds bool `yaml:"allow-unauthenticated-binds"`
 	// BackendTLS is the TLS used towards every server; a server's own tls
 	// settings override it field by field.

@@ -233,3 +233,29 @@ func adBinds(ad *dirtest.AD) bindGenerator {
 	}
 	return bindGenerator{server: "Samba AD", bind: bind, read: read}
 }
+
+// TestRandomPagingAsOnAD pages through generated searches on the AD DC
+// straight and through ldapmux, as TestRandomPagingAsOnSlapd does with
+// slapd, on four connections at once, bound as users and the
+// Administrator. A client's bind again as itself goes on the connection
+// that holds its paged searches (client-bind mode), which go on, as
+// straight.
+func TestRandomPagingAsOnAD(t *testing.T) {
+	ad, _, addr := startADProxy(t)
+	users := "CN=Users," + ad.BaseDN
+	dir := pagingDirectory{
+		server:    "Samba AD",
+		bases:     []string{users, ad.BaseDN, "CN=Builtin," + ad.BaseDN},
+		filters:   []string{"(objectClass=*)", "(objectClass=user)", "(objectClass=group)", "(cn=a*)", "(sAMAccountName=nobody)"},
+		plainBase: users, plainFilter: "(objectClass=user)", plainAttr: "sAMAccountName",
+		bindKeepsCursors: true,
+	}
+	identities := [][2]string{{ad.UserDN("alice"), ad.UserPassword("alice")}, {ad.UPN("bob"), ad.UserPassword("bob")},
+		{ad.DownLevel("Administrator"), ad.AdminPassword}, {ad.AdminDN, ad.AdminPassword}}
+	for client := range uint64(4) {
+		t.Run(fmt.Sprintf("connection %d", client), func(t *testing.T) {
+			t.Parallel()
+			comparePaging(t, ad.Addr, addr, dir, identities[client], 300, client)
+		})
+	}
+}

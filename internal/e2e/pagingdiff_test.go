@@ -34,9 +34,33 @@ func TestRandomPagingAsOnSlapd(t *testing.T) {
 	for client := range uint64(4) {
 		t.Run(fmt.Sprintf("connection %d", client), func(t *testing.T) {
 			t.Parallel()
-			comparePaging(t, cluster.Replicas[0].Addr, addr, identities[client], 300, client)
+			comparePaging(t, cluster.Replicas[0].Addr, addr, slapdPaging, identities[client], 300, client)
 		})
 	}
+}
+
+// pagingDirectory is what generated paging requests address in one
+// directory.
+type pagingDirectory struct {
+	server string
+	// bases and filters of paged searches; plain is a search without
+	// paging, with its attribute.
+	bases, filters []string
+	plainBase      string
+	plainFilter    string
+	plainAttr      string
+	// bindKeepsCursors: a client's bind again as itself leaves its paged
+	// searches open through ldapmux (client-bind mode: it binds on the
+	// connection that holds them), as straight. Anonymous binds are not
+	// sent then (they end them through ldapmux).
+	bindKeepsCursors bool
+}
+
+var slapdPaging = pagingDirectory{
+	server:    "slapd",
+	bases:     []string{slapdtest.PeopleDN, slapdtest.BaseDN},
+	filters:   []string{"(objectClass=*)", "(uid=user.1*)", "(objectClass=person)", "(cn=*)", "(uid=nobody)"},
+	plainBase: slapdtest.PeopleDN, plainFilter: "(uid=user.2*)", plainAttr: "uid",
 }
 
 // pagedSpec is what a paged search asks for; a cursor must be continued
@@ -56,23 +80,23 @@ type pageCursor struct {
 // comparePaging sends count generated paging requests on one connection
 // to direct and one to proxied, bound as id, and fails on any response
 // that differs by a byte.
-func comparePaging(t *testing.T, direct, proxied string, id [2]string, count int, client uint64) {
+func comparePaging(t *testing.T, direct, proxied string, dir pagingDirectory, id [2]string, count int, client uint64) {
 	seed, count := diffSeedAndCount(20261208, count)
 	r := rand.New(rand.NewPCG(seed, seed>>7+client))
 	pair := clientPairs(t, direct, proxied, [][2]string{id})[0]
 	var cursors []*pageCursor
-	tally := newDiffTally(t, "slapd", seed)
+	tally := newDiffTally(t, dir.server, seed)
 	var pages, ended int
 	for i := range count {
 		msgID := int64(i + 2)
-		req, cur, what := nextPagingRequest(r, msgID, id, cursors)
+		req, cur, what := nextPagingRequest(r, msgID, dir, id, cursors)
 		what = fmt.Sprintf("as %q, %s", id[0], what)
 		want, got, _, _ := tally.exchange(i, what, msgID, pair, req.direct, req.proxied)
 		if !sameFrames(want, got) {
 			tally.differs(i, what, want, got)
 			continue
 		}
-		if isBind(req.direct) {
+		if isBind(req.direct) && !dir.bindKeepsCursors {
 			// A bind ends the client's paged searches through ldapmux
 			// (docs/configuration.md); slapd would go on with them.
 			cursors = nil
@@ -116,11 +140,11 @@ type sidedRequest struct{ direct, proxied []byte }
 
 // nextPagingRequest builds the next request and returns the cursor a paged
 // search continues or opens (nil for anything else).
-func nextPagingRequest(r *rand.Rand, msgID int64, id [2]string, cursors []*pageCursor) (sidedRequest, *pageCursor, string) {
+func nextPagingRequest(r *rand.Rand, msgID int64, dir pagingDirectory, id [2]string, cursors []*pageCursor) (sidedRequest, *pageCursor, string) {
 	same := func(b []byte) sidedRequest { return sidedRequest{b, b} }
 	switch n := r.IntN(20); {
 	case n < 7 || len(cursors) == 0:
-		spec := randomPagedSpec(r)
+		spec := dir.randomSpec(r)
 		size := int64(1 + r.IntN(5))
 		return same(pagedRequest(msgID, spec, size, nil)), &pageCursor{spec: spec}, fmt.Sprintf("new paged search %+v, size %d", spec, size)
 	case n < 16:
@@ -131,24 +155,24 @@ func nextPagingRequest(r *rand.Rand, msgID int64, id [2]string, cursors []*pageC
 		case 0:
 			size, what = 0, fmt.Sprintf("end of %+v (size 0)", spec)
 		case 1:
-			spec = randomPagedSpec(r)
+			spec = dir.randomSpec(r)
 			what = fmt.Sprintf("a cookie of %+v with the search %+v, size %d", cur.spec, spec, size)
 		}
 		return sidedRequest{pagedRequest(msgID, spec, size, cur.direct), pagedRequest(msgID, spec, size, cur.proxied)}, cur, what
 	case n < 18:
-		return same(message(msgID, searchOp(slapdtest.PeopleDN, ldap.ScopeSingleLevel, "(uid=user.2*)", "uid")).Bytes()), nil, "a plain search"
+		return same(message(msgID, searchOp(dir.plainBase, ldap.ScopeSingleLevel, dir.plainFilter, dir.plainAttr)).Bytes()), nil, "a plain search"
 	default:
-		if id[0] == "" || r.IntN(3) == 0 {
+		if id[0] == "" || r.IntN(3) == 0 && !dir.bindKeepsCursors {
 			return same(message(msgID, bindOp("", "")).Bytes()), nil, "an anonymous bind"
 		}
 		return same(message(msgID, bindOp(id[0], id[1])).Bytes()), nil, "a bind as " + id[0] + " again"
 	}
 }
 
-func randomPagedSpec(r *rand.Rand) pagedSpec {
+func (dir pagingDirectory) randomSpec(r *rand.Rand) pagedSpec {
 	return pagedSpec{
-		base:   pick(r, []string{slapdtest.PeopleDN, slapdtest.BaseDN}),
-		filter: pick(r, []string{"(objectClass=*)", "(uid=user.1*)", "(objectClass=person)", "(cn=*)", "(uid=nobody)"}),
+		base:   pick(r, dir.bases),
+		filter: pick(r, dir.filters),
 		scope:  pick(r, []int{ldap.ScopeSingleLevel, ldap.ScopeWholeSubtree}),
 	}
 }
