@@ -7,11 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/ldapmux/ldapmux/internal/backend"
 	"github.com/ldapmux/ldapmux/internal/dirtest"
 )
 
@@ -21,16 +19,7 @@ import (
 // authorization: ldapmux must find that out and serve it in client-bind
 // mode.
 func TestADThroughProxy(t *testing.T) {
-	ad := dirtest.StartAD(t)
-	cfg := fmt.Sprintf("listen:\n  - address: 127.0.0.1:0\nservers:\n  - name: ad\n    address: %s\nservice-account:\n  bind-dn: %s\n  password: %s\n",
-		ad.Addr, ad.AdminDN, ad.AdminPassword)
-	a, addr := startProxyYAML(t, cfg)
-	logHealthOnFailure(t, a)
-	eventually(t, 60*time.Second, "the AD DC available, recognised, in client-bind mode", func() bool {
-		s := a.Registry().Snapshot().Servers[0]
-		caps := s.Capabilities()
-		return s.Health.State == backend.Available && caps != nil && caps.Type == backend.TypeAD && caps.Mode == backend.ModeClientBind
-	})
+	ad, _, addr := startADProxy(t)
 	logins := map[string]string{"DN": ad.UserDN("alice"), "UPN": ad.UPN("alice"), `DOMAIN\user`: ad.DownLevel("alice")}
 	for form, name := range logins {
 		t.Run("bind with "+form, func(t *testing.T) { compareAD(t, ad, addr, name, ad.UserPassword("alice")) })

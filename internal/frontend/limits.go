@@ -23,7 +23,8 @@ type Limits struct {
 	// on unencrypted connections with confidentialityRequired.
 	RequireSecureBind bool
 	// AllowUnauthenticatedBinds answers a DN with an empty password with
-	// success, leaving the client anonymous, instead of unwillingToPerform.
+	// success, leaving the client anonymous, instead of sending it to a
+	// server (whose success is turned into unwillingToPerform).
 	AllowUnauthenticatedBinds bool
 	// BindWait bounds how long requests sent behind a bind wait for its
 	// result; default 1m. The proxy ends every bind well before (bind and

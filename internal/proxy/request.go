@@ -31,7 +31,7 @@ type Request struct {
 	BindAs *Identity
 	// Unauthenticated marks a simple bind with a DN and no password (RFC
 	// 4513, 5.1.2), which gives no identity: the server's refusal reaches
-	// the client as it is, its success as a refusal (Proxy.unauthenticated).
+	// the client as it is, its success as a refusal (refusedUnauthenticated).
 	Unauthenticated bool
 	// SASL, for SASL binds, is the client's negotiation; SASLBound hears
 	// the identity of a successful one before the client hears of it.
