@@ -54,7 +54,7 @@ func (s *Session) forwardsSimpleBind(br ldapwire.BindRequest, err error) bool {
 	case len(br.Password) == 0:
 		return !s.srv.conf().AllowUnauthenticatedBinds
 	}
-	return !(s.srv.conf().RequireSecureBind && !s.isSecure())
+	return !s.refusesPasswords()
 }
 
 // forwardBind sends a simple bind to a backend and sets the identity from its result.

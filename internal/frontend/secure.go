@@ -13,13 +13,17 @@ import (
 // requires encryption. It reports whether it did; the request then never
 // reaches a server.
 func (s *Session) refuseInsecure(msg ldapwire.Message) bool {
-	if !s.srv.conf().RequireSecureBind || s.isSecure() {
+	if !s.refusesPasswords() {
 		return false
 	}
 	s.reply(msg, ldapwire.ConfidentialityRequired,
 		"passwords are only accepted over an encrypted connection: use LDAPS or StartTLS (require-secure-bind)")
 	return true
 }
+
+// refusesPasswords reports whether a password sent on this connection is
+// refused (require-secure-bind on a connection that is not encrypted).
+func (s *Session) refusesPasswords() bool { return s.srv.conf().RequireSecureBind && !s.isSecure() }
 
 // unauthenticatedBind handles a DN with an empty password (RFC 4513,
 // 5.1.2). The client stays anonymous either way. With
