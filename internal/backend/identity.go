@@ -107,6 +107,17 @@ func (c *Capabilities) CannotAssume(dn string) bool {
 	return true
 }
 
+// KeepsSessionAfter reports whether the server leaves a connection's
+// session as it was when a bind fails with code, rather than anonymous as
+// RFC 4511 (4.2.1) has it: 389 Directory Server rejects a bind whose DN is
+// not one (invalidDNSyntax) or that carries an unknown critical control
+// (unavailableCriticalExtension) before it touches the session (seen with
+// 2.3.1). slapd makes the session anonymous after any failed bind.
+func (c *Capabilities) KeepsSessionAfter(code int) bool {
+	return c != nil && c.Type == Type389DS &&
+		(code == ldapwire.InvalidDNSyntax || code == ldapwire.UnavailableCriticalExtension)
+}
+
 // refusedDNs are the DNs whose proxied authorization a server refused
 // (authorizationDenied: outside the service account's authzTo in
 // OpenLDAP), in lower case; at most maxRefusedDNs, an arbitrary one

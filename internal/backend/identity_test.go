@@ -252,6 +252,44 @@ func TestDNsA389ServerCannotAssume(t *testing.T) {
 	}
 }
 
+// 389 Directory Server leaves a session as it was after a bind it rejects
+// before reading it; slapd, and 389 after a wrong password, make it
+// anonymous.
+func TestServersThatKeepASessionAfterAFailedBind(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dse  []ldapwire.Attribute
+		kept []int
+		lost []int
+	}{
+		{"389", dsDSE, []int{ldapwire.InvalidDNSyntax, ldapwire.UnavailableCriticalExtension},
+			[]int{ldapwire.InvalidCredentials, ldapwire.UnwillingToPerform, ldapwire.ProtocolError, ldapwire.Unavailable}},
+		{"openldap", openLDAPDSE, nil, []int{ldapwire.InvalidDNSyntax, ldapwire.UnavailableCriticalExtension, ldapwire.InvalidCredentials}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := dseServerOf(startDSE(t, tc.dse...), IdentitySettings{})
+			if _, err := dialDSE(t, s); err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			caps := s.Capabilities()
+			for _, code := range tc.kept {
+				if !caps.KeepsSessionAfter(code) {
+					t.Errorf("KeepsSessionAfter(%d) = false, want true", code)
+				}
+			}
+			for _, code := range tc.lost {
+				if caps.KeepsSessionAfter(code) {
+					t.Errorf("KeepsSessionAfter(%d) = true, want false", code)
+				}
+			}
+		})
+	}
+	var none *Capabilities
+	if none.KeepsSessionAfter(ldapwire.InvalidDNSyntax) {
+		t.Error("KeepsSessionAfter before any capabilities were read = true")
+	}
+}
+
 // A server that lists the control but refuses the service account's
 // proxied search cannot be used: the dial fails with ErrIdentityMode, an
 // error naming the identity refused and the right to grant, and the

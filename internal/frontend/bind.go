@@ -16,7 +16,7 @@ func (s *Session) bind(msg ldapwire.Message) {
 	if err != nil || br.Auth != ldapwire.AuthSASL {
 		s.sasl.Close() // any other bind aborts a SASL negotiation (RFC 4513, 5.2.1.2)
 	}
-	s.ident.Store(proxy.Anonymous) // until a bind succeeds, and after one fails (RFC 4511, 4.2.1)
+	prev := s.ident.Swap(proxy.Anonymous) // until a bind succeeds, and after one fails (RFC 4511, 4.2.1)
 	// Paged and VLV cursors belong to the identity that opened them, but
 	// for those on the connection the client is bound on, where a simple
 	// bind a server answers goes (Leases.RetireForBind).
@@ -41,7 +41,7 @@ func (s *Session) bind(msg ldapwire.Message) {
 		s.unauthenticatedBind(msg)
 	case s.refuseInsecure(msg):
 	default:
-		s.forwardBind(msg, string(br.Name))
+		s.forwardBind(msg, string(br.Name), prev)
 	}
 }
 
@@ -57,15 +57,21 @@ func (s *Session) forwardsSimpleBind(br ldapwire.BindRequest, err error) bool {
 	return !s.refusesPasswords()
 }
 
-// forwardBind sends a simple bind to a backend and sets the identity from its result.
-func (s *Session) forwardBind(msg ldapwire.Message, dn string) {
+// forwardBind sends a simple bind to a backend and sets the identity from
+// its result: the bind's DN, anonymous after a failure, or prev (the
+// identity before the bind) when the server that refused it leaves the
+// session as it was (proxy.Request.KeptSession).
+func (s *Session) forwardBind(msg ldapwire.Message, dn string, prev *proxy.Identity) {
 	ident := proxy.NewSimpleBindIdentity(dn)
 	s.start(msg, func(req *proxy.Request) {
 		req.BindAs = ident
 		req.OnBindResult = func(code int) {
-			if code == ldapwire.Success {
+			switch {
+			case code == ldapwire.Success:
 				s.bound(req, ident)
-			} else {
+			case req.KeptSession() && prev != nil:
+				s.bound(req, prev)
+			default:
 				s.bound(req, proxy.Anonymous)
 			}
 		}

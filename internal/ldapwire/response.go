@@ -14,6 +14,7 @@ const (
 	UnavailableCriticalExtension = 12
 	ConfidentialityRequired      = 13
 	SaslBindInProgress           = 14
+	InvalidDNSyntax              = 34
 	InvalidCredentials           = 49
 	InsufficientAccessRights     = 50
 	Busy                         = 51

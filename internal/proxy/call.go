@@ -90,6 +90,7 @@ func (c *call) Response(_ []byte, msg ldapwire.Message, final bool) backend.Flus
 			c.req.Leases.bindResult(c.lease, code == ldapwire.Success)
 		}
 		if c.req.OnBindResult != nil {
+			c.req.keptSession = code != ldapwire.Success && c.srv.Capabilities().KeepsSessionAfter(code)
 			c.req.OnBindResult(code)
 		}
 		if c.req.Msg.OpTag == ldapwire.OpBindRequest {

@@ -68,6 +68,9 @@ type flight struct {
 	losses  int      // attempts lost or timed out after the request was sent
 	call    *call    // reused by the next attempt unless spoiled
 	state   stateKind
+	// keptSession: a bind failed with an answer after which its server
+	// leaves the session as it was (Capabilities.KeepsSessionAfter).
+	keptSession bool
 	cursor  string // the paged or VLV cursor it continues, "" for none
 	pinned  *lease // the lease holding that cursor
 	rootDSE bool   // a read of the root DSE, whose advertised features are filtered
@@ -106,6 +109,11 @@ func (req *Request) begin(p *Proxy) {
 	req.out.Code = -1
 	req.allFull = true
 }
+
+// KeptSession reports, to OnBindResult, whether the server that refused
+// the bind leaves a session as it was after such a refusal: the client
+// then keeps the identity it had, as on its own connection.
+func (req *Request) KeptSession() bool { return req.keptSession }
 
 // isCandidate reports whether srv is one of the servers req may go to.
 func (req *Request) isCandidate(srv *backend.Server) bool {
