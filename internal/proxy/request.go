@@ -71,9 +71,9 @@ type flight struct {
 	// keptSession: a bind failed with an answer after which its server
 	// leaves the session as it was (Capabilities.KeepsSessionAfter).
 	keptSession bool
-	cursor  string // the paged or VLV cursor it continues, "" for none
-	pinned  *lease // the lease holding that cursor
-	rootDSE bool   // a read of the root DSE, whose advertised features are filtered
+	cursor      string // the paged or VLV cursor it continues, "" for none
+	pinned      *lease // the lease holding that cursor
+	rootDSE     bool   // a read of the root DSE, whose advertised features are filtered
 	// recordsWrite: a write whose success is recorded for read-your-writes;
 	// postRead: it carries the proxy's Post-Read control (replicated.go).
 	recordsWrite, postRead bool
