@@ -19,7 +19,7 @@ import (
 // authorization: ldapmux must find that out and serve it in client-bind
 // mode.
 func TestADThroughProxy(t *testing.T) {
-	ad, _, addr := startADProxy(t)
+	ad, _, addr := startADProxy(t, "")
 	logins := map[string]string{"DN": ad.UserDN("alice"), "UPN": ad.UPN("alice"), `DOMAIN\user`: ad.DownLevel("alice")}
 	for form, name := range logins {
 		t.Run("bind with "+form, func(t *testing.T) { compareAD(t, ad, addr, name, ad.UserPassword("alice")) })

@@ -28,18 +28,18 @@ import (
 // controls (SD flags, extended DN, show deleted and recycled, domain scope,
 // search options, attribute scoped query, virtual list view, DirSync).
 func TestRandomSearchesAsOnAD(t *testing.T) {
-	ad, _, addr := startADProxy(t)
+	ad, _, addr := startADProxy(t, "")
 	compareGenerated(t, ad.Addr, addr, adDirectory(ad), 400, 0)
 }
 
 // startADProxy starts a Samba AD DC and ldapmux in front of it, with the
-// Administrator as service account, once ldapmux has found it to be AD in
-// client-bind mode.
-func startADProxy(t *testing.T) (*dirtest.AD, *app.App, string) {
+// Administrator as service account and extra configuration, once ldapmux
+// has found it to be AD in client-bind mode.
+func startADProxy(t *testing.T, extra string) (*dirtest.AD, *app.App, string) {
 	t.Helper()
 	ad := dirtest.StartAD(t)
-	cfg := fmt.Sprintf("listen:\n  - address: 127.0.0.1:0\nservers:\n  - name: ad\n    address: %s\nservice-account:\n  bind-dn: %s\n  password: %s\n",
-		ad.Addr, ad.AdminDN, ad.AdminPassword)
+	cfg := fmt.Sprintf("listen:\n  - address: 127.0.0.1:0\nservers:\n  - name: ad\n    address: %s\nservice-account:\n  bind-dn: %s\n  password: %s\n%s",
+		ad.Addr, ad.AdminDN, ad.AdminPassword, extra)
 	a, addr := startProxyYAML(t, cfg)
 	logHealthOnFailure(t, a)
 	eventually(t, 60*time.Second, "the AD DC available, recognised, in client-bind mode", func() bool {
@@ -154,7 +154,7 @@ func vlvByOffset(before, after, offset int64) *ber.Packet {
 // SASL binds are left out: ldapmux refuses them in client-bind mode
 // (README, "Limitations").
 func TestRandomBindsAsOnAD(t *testing.T) {
-	ad, _, addr := startADProxy(t)
+	ad, _, addr := startADProxy(t, "")
 	gen := adBinds(ad)
 	for client := range uint64(4) {
 		t.Run(fmt.Sprintf("connection %d", client), func(t *testing.T) {
@@ -241,7 +241,7 @@ func adBinds(ad *dirtest.AD) bindGenerator {
 // that holds its paged searches (client-bind mode), which go on, as
 // straight.
 func TestRandomPagingAsOnAD(t *testing.T) {
-	ad, _, addr := startADProxy(t)
+	ad, _, addr := startADProxy(t, "")
 	users := "CN=Users," + ad.BaseDN
 	dir := pagingDirectory{
 		server:    "Samba AD",

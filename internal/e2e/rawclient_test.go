@@ -42,8 +42,11 @@ func (c *rawClient) send(b []byte) {
 }
 
 // next reads one message, failing the test after a deadline.
-func (c *rawClient) next() (ldapwire.Message, error) {
-	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+func (c *rawClient) next() (ldapwire.Message, error) { return c.nextWithin(10 * time.Second) }
+
+// nextWithin reads one message, failing after d.
+func (c *rawClient) nextWithin(d time.Duration) (ldapwire.Message, error) {
+	c.nc.SetReadDeadline(time.Now().Add(d))
 	frame, err := c.r.Next()
 	if err != nil {
 		return ldapwire.Message{}, err

@@ -8,11 +8,15 @@ const (
 	OIDVLVResponse       = "2.16.840.1.113730.3.4.10" // draft-ietf-ldapext-ldapv3-vlv-09
 	OIDSyncRequest       = "1.3.6.1.4.1.4203.1.9.1.1" // RFC 4533
 	OIDPersistentSearch  = "2.16.840.1.113730.3.4.3"  // draft-ietf-ldapext-psearch-03
-	OIDCancel            = "1.3.6.1.1.8"              // RFC 3909
-	OIDStartTxn          = "1.3.6.1.1.21.1"           // RFC 5805
-	OIDTxnSpec           = "1.3.6.1.1.21.2"           // RFC 5805
-	OIDEndTxn            = "1.3.6.1.1.21.3"           // RFC 5805
-	OIDTurn              = "1.3.6.1.1.19"             // RFC 4531
+	// OIDADNotification is Active Directory's change notification
+	// (LDAP_SERVER_NOTIFICATION_OID, MS-ADTS 3.1.1.3.4.1.9): a search that
+	// never ends, answered with an entry whenever one changes.
+	OIDADNotification = "1.2.840.113556.1.4.528"
+	OIDCancel         = "1.3.6.1.1.8"    // RFC 3909
+	OIDStartTxn       = "1.3.6.1.1.21.1" // RFC 5805
+	OIDTxnSpec        = "1.3.6.1.1.21.2" // RFC 5805
+	OIDEndTxn         = "1.3.6.1.1.21.3" // RFC 5805
+	OIDTurn           = "1.3.6.1.1.19"   // RFC 4531
 	// OIDPasswordPolicy is the password policy request and response
 	// control (draft-behera-ldap-password-policy).
 	OIDPasswordPolicy = "1.3.6.1.4.1.42.2.27.8.5.1"

@@ -310,6 +310,7 @@ func TestClassify(t *testing.T) {
 		{"sync refreshAndPersist, paged", searchRequest(1, "dc=x", 2, paged("c4"), syncCtl(ldapwire.SyncRefreshAndPersist)), longLived, ""},
 		{"sync, malformed value", searchRequest(1, "dc=x", 2, ldapwire.AppendControl(nil, ldapwire.OIDSyncRequest, true, []byte{4, 0})), longLived, ""},
 		{"persistent search", searchRequest(1, "dc=x", 2, ldapwire.AppendControl(nil, ldapwire.OIDPersistentSearch, true, psearchValue())), longLived, ""},
+		{"AD change notification", searchRequest(1, "dc=x", 1, ldapwire.AppendControl(nil, ldapwire.OIDADNotification, true, nil)), longLived, ""},
 		{"not a search", ldapwire.AppendMessage(nil, 1, compareRequestOp(), ldapwire.AppendControls(paged("c5")), nil), stateless, ""},
 	} {
 		msg, err := ldapwire.Parse(tc.raw)

@@ -18,8 +18,9 @@ const (
 	// cursorOp starts or continues a paged-results or VLV cursor.
 	cursorOp
 	// longLived is a search that may last as long as the client wants:
-	// sync refreshAndPersist (RFC 4533) or persistent search. It has no
-	// operation timeout, and its end is never held against the server.
+	// sync refreshAndPersist (RFC 4533), persistent search or Active
+	// Directory's change notification. It has no operation timeout, and
+	// its end is never held against the server.
 	longLived
 )
 
@@ -42,6 +43,9 @@ func classify(msg *ldapwire.Message) (kind stateKind, key string) {
 		}
 	}
 	if _, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDPersistentSearch); ok {
+		return longLived, ""
+	}
+	if _, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDADNotification); ok {
 		return longLived, ""
 	}
 	if c, ok := ldapwire.FindControl(msg.Controls, ldapwire.OIDPagedResults); ok {
