@@ -72,12 +72,11 @@ func (p *Proxy) pinTo(req *Request, l *lease) {
 }
 
 // directConn returns the connection carrying the client's own identity to
-// srv: the one it is bound on (for a bind too: Leases.rebindOn), a new
-// unbound one for a bind, or the session's unbound one for an anonymous
-// client.
+// srv: the one it is bound on, the session's unbound one for an anonymous
+// client (for a bind too: Leases.rebindOn), or a new unbound one.
 func (p *Proxy) directConn(req *Request, srv *backend.Server, mayWait bool) (*lease, attemptResult) {
 	bind := req.Msg.OpTag == ldapwire.OpBindRequest
-	if l := req.pinned; l != nil && (!bind || l.bound) {
+	if l := req.pinned; l != nil { // a bind's too: the client's own connection (Leases.rebindOn)
 		return p.usePinned(req, l)
 	}
 	if !bind {

@@ -282,6 +282,37 @@ func TestClientBindRebindGoesOnTheBoundConnection(t *testing.T) {
 	}
 }
 
+// An anonymous session's bind goes on the unbound connection its
+// operations used, which becomes the one it is bound on: one connection,
+// as the client's own, and no dial for the bind.
+func TestClientBindAnonymousSessionBindsOnItsConnection(t *testing.T) {
+	const entries = 1
+	e := newClientBindEnv(t, 1, entries)
+	s := e.session(t)
+	s.mustSearch("ou=anonymous", entries)
+	anon := onlyConn(t, e.ds, "ou=anonymous", "", 1)
+	if code := s.bind(aliceDN, "wrong"); code != ldapwire.InvalidCredentials {
+		t.Fatalf("bind with a wrong password: result %d, want %d", code, ldapwire.InvalidCredentials)
+	}
+	s.mustSearch("ou=failed", entries)
+	if c := onlyConn(t, e.ds, "ou=failed", "", 1); c != anon {
+		t.Fatalf("after a failed bind the session's search went to conn %d, not its own conn %d", c.id, anon.id)
+	}
+	s.mustBind(aliceDN, userPassword)
+	s.mustSearch(usersBase, entries)
+	if c := onlyConn(t, e.ds, usersBase, aliceDN, 1); c != anon {
+		t.Fatalf("the bound session's search went to conn %d, not its own conn %d", c.id, anon.id)
+	}
+	e.ds.locked(func(ds *fakeDS) {
+		if want := []string{aliceDN, aliceDN}; strings.Join(anon.binds, ";") != strings.Join(want, ";") {
+			t.Errorf("conn %d received binds %q, want %q", anon.id, anon.binds, want)
+		}
+	})
+	if st := e.pool.Stats(); st.Leased != 1 || st.OpenBinds != 0 {
+		t.Errorf("stats %+v: want the one leased connection and no bind connection", st)
+	}
+}
+
 // A new bind goes on the bound connection while an operation still runs
 // there, as on the client's own connection; the new identity's operations
 // follow on it.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -243,22 +244,22 @@ func (ls *Leases) dropCursorsLocked(l *lease) {
 func (ls *Leases) Retire() { ls.end(false, false) }
 
 // RetireForBind is Retire before a bind that a server answers, but for the
-// live connection the client is bound on (client-bind mode, or a session
-// of its own), which is kept with its cursors: the bind goes there when
-// its server is a candidate (RebindOn), and the server then decides what
-// becomes of the session, as on the client's own connection.
+// client's own connections (client-bind mode, or a session of its own):
+// the one it is bound on, or its unbound ones while it is anonymous, kept
+// with their cursors. The bind goes to one of them when its server is a
+// candidate (rebindOn), and the server then decides what becomes of the
+// session, as on the client's own connection.
 func (ls *Leases) RetireForBind() { ls.end(false, true) }
 
 // Close ends every lease of a session whose client left; operations still
 // using one are told their connection is lost.
 func (ls *Leases) Close() { ls.end(true, false) }
 
-func (ls *Leases) end(closing, keepBinding bool) {
+func (ls *Leases) end(closing, keepOwn bool) {
 	ls.mu.Lock()
 	ls.closed = ls.closed || closing
-	binding := ls.liveBindingLocked()
-	if !keepBinding || binding == nil {
-		binding = nil
+	keepOwn = keepOwn && ls.boundGone == nil
+	if !keepOwn || ls.liveBindingLocked() == nil {
 		ls.boundGone, ls.boundWhy = nil, ""
 		ls.bound.Store(false)
 	}
@@ -266,7 +267,7 @@ func (ls *Leases) end(closing, keepBinding bool) {
 	kept := ls.held[:0]
 	for _, l := range ls.held {
 		switch {
-		case l == binding:
+		case keepOwn && l.own():
 			kept = append(kept, l)
 			continue
 		case l.users == 0 || closing:
@@ -280,7 +281,7 @@ func (ls *Leases) end(closing, keepBinding bool) {
 	clear(ls.held[len(kept):])
 	ls.held = kept
 	for k, v := range ls.cursors {
-		if v != binding {
+		if v == clashed || !v.own() || !keepOwn {
 			delete(ls.cursors, k)
 		}
 	}
@@ -304,23 +305,36 @@ func (ls *Leases) liveBindingLocked() *lease {
 	return nil
 }
 
-// rebindOn is the connection the client is bound on, for its next bind:
-// the bind goes there, where the server decides what becomes of the
-// session as it would on the client's own connection (a failed bind leaves
-// Samba's session as it was, slapd's anonymous), when its server is
-// among the bind's candidates. Otherwise that connection ends and the bind
-// goes to a new one; nil then.
+// own reports whether l is one of the client's own connections, kept for
+// the session: the one it is bound on, or an unbound one of an anonymous
+// client in client-bind mode. Caller must hold mu.
+func (l *lease) own() bool { return l.direct && l.sticky && l.live() }
+
+// rebindOn is the client's own connection for its next bind (RetireForBind
+// kept it): the one it is bound on, or else an unbound one; the bind goes
+// there, where the server decides what becomes of the session as on the
+// client's own connection (a failed bind leaves Samba's session as it was,
+// slapd's anonymous), when its server is among the bind's candidates.
+// Otherwise the client's own connections end and the bind goes to a new
+// one; nil then.
 func (ls *Leases) rebindOn(candidate func(*backend.Server) bool) *lease {
 	ls.mu.Lock()
-	l := ls.liveBindingLocked()
-	ls.mu.Unlock()
-	if l != nil && candidate(l.srv) {
-		return l
+	var found *lease
+	own := ls.liveBindingLocked()
+	if own != nil && candidate(own.srv) {
+		found = own
 	}
-	if l != nil || ls.bound.Load() {
+	for _, h := range ls.held {
+		if found == nil && own == nil && h.own() && candidate(h.srv) {
+			found = h
+		}
+	}
+	any := own != nil || ls.bound.Load() || slices.ContainsFunc(ls.held, (*lease).own)
+	ls.mu.Unlock()
+	if found == nil && any {
 		ls.Retire()
 	}
-	return nil
+	return found
 }
 
 // bindResult records the end of a client's bind performed on l (client-bind
