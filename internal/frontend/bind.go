@@ -18,9 +18,9 @@ func (s *Session) bind(msg ldapwire.Message) {
 	}
 	prev := s.ident.Swap(proxy.Anonymous) // until a bind succeeds, and after one fails (RFC 4511, 4.2.1)
 	// Paged and VLV cursors belong to the identity that opened them, but
-	// for those on the connection the client is bound on, where a simple
-	// bind a server answers goes (Leases.RetireForBind).
-	if s.forwardsSimpleBind(br, err) {
+	// for those on the client's own connection, where a bind a server
+	// answers goes in client-bind mode (Leases.RetireForBind).
+	if s.forwardsSimpleBind(br, err) || err == nil && br.Version == 3 && br.Auth == ldapwire.AuthSASL {
 		s.leases.RetireForBind()
 	} else {
 		s.leases.Retire()

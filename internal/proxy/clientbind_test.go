@@ -464,43 +464,91 @@ func startSASL(t *testing.T, e *testEnv, bound *atomic.Bool) (*op, *SASLExchange
 	return &op{t: t, req: req, sink: sink, id: 1}, x
 }
 
-// checkSASLRefused checks that a SASL bind in client-bind mode was refused
-// with authMethodNotSupported before reaching the server.
-func checkSASLRefused(t *testing.T, e *testEnv, o *op, x *SASLExchange, bound *atomic.Bool) {
+// checkSASLOnOwnConnection checks that a SASL bind in client-bind mode,
+// which the fake refuses, reached the server on an unbound connection of
+// the session's own, kept for it, and set no identity.
+func checkSASLOnOwnConnection(t *testing.T, e *testEnv, o *op, x *SASLExchange, bound *atomic.Bool) {
 	t.Helper()
 	res, _, _ := done(t, o.wait(waitLong), ldapwire.OpBindResponse)
-	if res.Code != ldapwire.AuthMethodNotSupported || !strings.Contains(string(res.Diagnostic), "client-bind") {
-		t.Fatalf("SASL bind: result %d (%s), want %d saying why", res.Code, res.Diagnostic, ldapwire.AuthMethodNotSupported)
+	if res.Code != ldapwire.InvalidCredentials {
+		t.Fatalf("SASL bind: result %d (%s), want the server's %d", res.Code, res.Diagnostic, ldapwire.InvalidCredentials)
 	}
 	if bound.Load() || x.Holding() {
 		t.Errorf("a refused SASL bind set an identity (%v) or holds a negotiation (%v)", bound.Load(), x.Holding())
 	}
 	e.ds.locked(func(ds *fakeDS) {
+		var got []string
 		for _, c := range ds.conns {
 			for _, b := range c.binds {
 				if strings.HasPrefix(b, "sasl:") {
-					t.Errorf("conn %d received the SASL bind (%s)", c.id, b)
+					got = append(got, b)
 				}
 			}
 		}
+		if len(got) != 1 || got[0] != "sasl:PLAIN" {
+			t.Errorf("the server received SASL binds %q, want the client's one", got)
+		}
 	})
+	if st := e.pool.Stats(); st.Leased != 1 {
+		t.Errorf("%d connections leased after the SASL bind, want the session's own", st.Leased)
+	}
 }
 
-// SASL binds cannot be passed on in client-bind mode: they are refused
-// with authMethodNotSupported before reaching the server, and the
-// connection opened for the negotiation is closed.
-func TestClientBindRefusesSASL(t *testing.T) {
+// In client-bind mode a SASL bind goes on the client's own connection, as
+// a simple bind does: the server answers it there, and the session keeps
+// the connection.
+func TestClientBindSASLGoesToTheServer(t *testing.T) {
 	e := newClientBindEnv(t, 1, 1)
 	var bound atomic.Bool
 	o, x := startSASL(t, e, &bound)
-	checkSASLRefused(t, e, o, x, &bound)
-	e.ds.until(t, waitLong, "the negotiation's connection closed", func(ds *fakeDS) bool { return ds.openConnsLocked() == 0 })
+	checkSASLOnOwnConnection(t, e, o, x, &bound)
 }
 
-// In proxied-authorization mode every operation of a bound client goes on
-// the service account's shared connection with a critical control carrying
-// the client's identity: "dn:<DN>" after a simple bind, "u:<name>" for a
-// name that is not a DN. An anonymous client's go on a shared connection
+// A SASL bind that the server accepts makes the client's own connection
+// the one it is bound on: its next operations go there, as whoever the
+// server authenticated; one that it refuses leaves the connection as the
+// server does.
+func TestClientBindSASLBindsTheOwnConnection(t *testing.T) {
+	const entries = 1
+	e := newClientBindEnv(t, 1, entries)
+	e.ds.locked(func(ds *fakeDS) { ds.users["sasl:TEST-OK"] = "" })
+	s := e.session(t)
+	s.mustSearch("ou=anonymous", entries)
+	own := onlyConn(t, e.ds, "ou=anonymous", "", 1)
+	if code := s.saslBind("TEST-BAD"); code != ldapwire.InvalidCredentials {
+		t.Fatalf("SASL bind with a mechanism the server refuses: result %d", code)
+	}
+	if code := s.saslBind("TEST-OK"); code != ldapwire.Success {
+		t.Fatalf("SASL bind: result %d, want success", code)
+	}
+	s.mustSearch(usersBase, entries)
+	if c := onlyConn(t, e.ds, usersBase, "sasl:TEST-OK", 1); c != own {
+		t.Fatalf("the bound session's search went to conn %d, not its own conn %d", c.id, own.id)
+	}
+	e.ds.locked(func(ds *fakeDS) {
+		if want := []string{"sasl:TEST-BAD", "sasl:TEST-OK"}; strings.Join(own.binds, ";") != strings.Join(want, ";") {
+			t.Errorf("conn %d received binds %q, want %q", own.id, own.binds, want)
+		}
+	})
+	if st := e.pool.Stats(); st.Leased != 1 || st.OpenBinds != 0 {
+		t.Errorf("stats %+v: want the one leased connection and no bind connection", st)
+	}
+}
+
+// saslBind does what the frontend does at a SASL bind (one round with no
+// credentials): RetireForBind, then the bind; it returns the result code.
+func (s *session) saslBind(mech string) int {
+	s.t.Helper()
+	s.leases.RetireForBind()
+	x := new(SASLExchange)
+	s.t.Cleanup(x.Close)
+	o := s.startWith(func(id int32) []byte { return saslBindRequest(id, mech, "") }, func(req *Request) {
+		req.SASL, req.SASLBound = x, func(*Identity) {}
+	})
+	res, _, _ := done(s.t, o.wait(waitLong), ldapwire.OpBindResponse)
+	return res.Code
+}
+
 // that is not bound at all, without a control, as on its own connection.
 func TestProxiedModeSendsTheIdentityControl(t *testing.T) {
 	e := newEnv(t, 1, Config{}, backend.PoolConfig{})
@@ -804,7 +852,7 @@ func TestClientBindModeKnownBeforeTheFirstOperation(t *testing.T) {
 	e3.ds.locked(func(ds *fakeDS) { ds.clientBind = true })
 	var bound atomic.Bool
 	o, x := startSASL(t, e3, &bound)
-	checkSASLRefused(t, e3, o, x, &bound)
+	checkSASLOnOwnConnection(t, e3, o, x, &bound)
 }
 
 // When every unbound connection carries its most, an anonymous client's

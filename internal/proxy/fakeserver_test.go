@@ -337,7 +337,9 @@ func (ds *fakeDS) answer(c *fakeConn, msg ldapwire.Message) []byte {
 }
 
 // bind answers a bind: the service account's, and those of ds.users, with
-// their passwords, succeed. Caller must hold mu.
+// their passwords, succeed; so do SASL binds whose "sasl:" name is in
+// ds.users (with no password), whatever their credentials. Caller must
+// hold mu.
 func (ds *fakeDS) bind(c *fakeConn, msg ldapwire.Message) []byte {
 	b, err := ldapwire.ParseBind(msg.Body)
 	name, password := string(b.Name), string(b.Password)
@@ -349,7 +351,8 @@ func (ds *fakeDS) bind(c *fakeConn, msg ldapwire.Message) []byte {
 	if name == fakeBindDN {
 		want, known = fakePassword, true
 	}
-	if err != nil || b.Auth != ldapwire.AuthSimple || !known || password != want {
+	sasl := err == nil && b.Auth == ldapwire.AuthSASL
+	if err != nil || !known || !sasl && (b.Auth != ldapwire.AuthSimple || password != want) {
 		c.bound, c.boundAs = false, "" // a failed bind leaves the connection anonymous
 		return ldapwire.AppendResult(nil, msg.ID, ldapwire.OpBindResponse, ldapwire.InvalidCredentials, "")
 	}
@@ -794,6 +797,12 @@ type op struct {
 // start sends the request encode builds with the session's next message ID.
 func (s *session) start(encode func(id int32) []byte) *op {
 	s.t.Helper()
+	return s.startWith(encode, nil)
+}
+
+// startWith is start with prepare, when not nil, completing the request.
+func (s *session) startWith(encode func(id int32) []byte, prepare func(*Request)) *op {
+	s.t.Helper()
 	s.nextID++
 	raw := encode(s.nextID)
 	msg, err := ldapwire.Parse(raw)
@@ -809,6 +818,9 @@ func (s *session) start(encode func(id int32) []byte) *op {
 		Route: route.Operation{Tag: msg.OpTag, TargetDN: msg.TargetDN(), Controls: msg.Controls}}
 	if msg.OpTag == ldapwire.OpBindRequest {
 		req.BindAs = s.bindAs
+	}
+	if prepare != nil {
+		prepare(req)
 	}
 	s.p.Start(req)
 	return &op{t: s.t, req: req, sink: sink, id: s.nextID}

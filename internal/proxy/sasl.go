@@ -14,6 +14,9 @@ import (
 
 // SASL binds.
 //
+// In client-bind mode a SASL bind goes on the client's own connection
+// (saslOnOwnConnection), as a simple bind does. Otherwise:
+//
 // A SASL bind may take several rounds (saslBindInProgress) that must all
 // reach the same server connection, and its outcome is an authorization
 // identity that the exchange does not show. So each negotiation gets a
@@ -104,6 +107,15 @@ func (p *Proxy) saslBind(req *Request) {
 		return
 	}
 	mech := string(br.Mechanism)
+	if !req.SASL.Holding() {
+		if srv := clientBindTarget(req); srv != nil {
+			p.saslOnOwnConnection(req, srv)
+			return
+		}
+	}
+	if req.Leases != nil {
+		req.Leases.Retire() // the identity the server reports replaces the session's own connection
+	}
 	srv, conn := req.SASL.take(mech)
 	if conn == nil {
 		if srv, conn = p.saslConn(req); conn == nil {
@@ -116,12 +128,9 @@ func (p *Proxy) saslBind(req *Request) {
 		p.saslLost(req, srv, res.err)
 		return
 	}
-	if srv.ClientBind() {
+	if srv.ClientBind() { // found only now, its capabilities not known before
 		go conn.Retire()
-		req.out.Server = srv.Name
-		req.out.Code = p.fail(req, ldapwire.AuthMethodNotSupported, fmt.Sprintf(
-			"server %s is used in client-bind mode (no proxied authorization): SASL binds cannot be passed on; use a simple bind", srv.Name))
-		p.complete(req)
+		p.saslOnOwnConnection(req, srv)
 		return
 	}
 	started, _ := srv.StartOp(0)
@@ -160,6 +169,81 @@ func (p *Proxy) saslBind(req *Request) {
 	req.out.Code = code
 	req.router.Record(&req.Route, srv.Name, code, time.Now())
 	p.complete(req)
+}
+
+// clientBindTarget is the server a SASL bind goes to in client-bind mode:
+// the first of its candidates whose capabilities are known, when that one
+// is used in client-bind mode; nil otherwise.
+func clientBindTarget(req *Request) *backend.Server {
+	if req.Leases == nil {
+		return nil
+	}
+	for _, i := range req.cands {
+		srv := req.snap.Servers[i].Server
+		if srv.Capabilities() != nil {
+			if srv.ClientBind() {
+				return srv
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// saslOnOwnConnection forwards one round of a SASL bind in client-bind mode
+// on the client's own connection, as a simple bind goes (Leases.rebindOn):
+// the one it is bound on or its unbound one, else a new unbound one kept
+// for it. Its later rounds find it there, and the server decides what the
+// bind makes of the session, as on the client's own connection. A success
+// gives the client that connection as the one it is bound on; the
+// identity it authenticated as is the server's to know (routes by bind DN
+// do not apply). A mechanism that installs a security layer leaves the
+// client's next requests unreadable: ldapmux then closes its connection.
+func (p *Proxy) saslOnOwnConnection(req *Request, srv *backend.Server) {
+	l, res := p.ownConnection(req, srv)
+	if l == nil {
+		req.out.Server = srv.Name
+		if res.status == abandoned {
+			p.complete(req)
+			return
+		}
+		p.saslLost(req, srv, res.err)
+		return
+	}
+	srv = l.srv
+	req.out.Server = srv.Name
+	started, _ := srv.StartOp(0)
+	r := p.roundTrip(req, l.conn, func(dst []byte, id int32) []byte {
+		return ldapwire.AppendMessage(dst, id, req.Msg.Op, req.Msg.Controls, nil)
+	})
+	srv.EndOp(started)
+	if r.err != nil {
+		l.conn.Close(r.err)
+		req.Leases.release(l, 0)
+		p.saslLost(req, srv, r.err)
+		return
+	}
+	code := resultCode(r.msg)
+	if code == ldapwire.Success {
+		req.Leases.bindResult(l, true)
+		req.SASLBound(Anonymous)
+	}
+	req.Leases.release(l, 0)
+	req.Sink.SendMessage(r.msg, req.Msg.ID)
+	req.Sink.Flush()
+	req.out.Code = code
+	req.router.Record(&req.Route, srv.Name, code, time.Now())
+	p.complete(req)
+}
+
+// ownConnection reserves the client's own connection for a bind in
+// client-bind mode: the one Leases.rebindOn finds, or a new unbound one on
+// srv, kept for the session.
+func (p *Proxy) ownConnection(req *Request, srv *backend.Server) (*lease, attemptResult) {
+	if l := req.Leases.rebindOn(req.isCandidate); l != nil {
+		return p.usePinned(req, l)
+	}
+	return p.newLease(req, srv, true, lease{direct: true, sticky: true}, (*backend.Pool).LeaseUnbound)
 }
 
 // saslConn opens a connection for a new negotiation on the first
