@@ -20,7 +20,7 @@ func (s *Session) bind(msg ldapwire.Message) {
 	// Paged and VLV cursors belong to the identity that opened them, but
 	// for those on the client's own connection, where a bind a server
 	// answers goes in client-bind mode (Leases.RetireForBind).
-	if s.forwardsSimpleBind(br, err) || err == nil && br.Version == 3 && br.Auth == ldapwire.AuthSASL {
+	if s.forwardsBind(br, err) {
 		s.leases.RetireForBind()
 	} else {
 		s.leases.Retire()
@@ -45,11 +45,15 @@ func (s *Session) bind(msg ldapwire.Message) {
 	}
 }
 
-// forwardsSimpleBind reports whether bind will pass a simple bind on to a
-// server rather than answer it.
-func (s *Session) forwardsSimpleBind(br ldapwire.BindRequest, err error) bool {
+// forwardsBind reports whether bind will pass a bind on to a server rather
+// than answer it.
+func (s *Session) forwardsBind(br ldapwire.BindRequest, err error) bool {
 	switch {
-	case err != nil || br.Version != 3 || br.Auth != ldapwire.AuthSimple || len(br.Name) == 0 && len(br.Password) == 0:
+	case err != nil || br.Version != 3:
+		return false
+	case br.Auth == ldapwire.AuthSASL:
+		return !cleartextMechanisms[strings.ToUpper(string(br.Mechanism))] || !s.refusesPasswords()
+	case br.Auth != ldapwire.AuthSimple || len(br.Name) == 0 && len(br.Password) == 0:
 		return false
 	case len(br.Password) == 0:
 		return !s.srv.conf().AllowUnauthenticatedBinds

@@ -320,18 +320,21 @@ func (l *lease) own() bool { return l.direct && l.sticky && l.live() }
 func (ls *Leases) rebindOn(candidate func(*backend.Server) bool) *lease {
 	ls.mu.Lock()
 	var found *lease
-	own := ls.liveBindingLocked()
-	if own != nil && candidate(own.srv) {
-		found = own
+	bound := ls.liveBindingLocked()
+	if bound != nil && candidate(bound.srv) {
+		found = bound
 	}
-	for _, h := range ls.held {
-		if found == nil && own == nil && h.own() && candidate(h.srv) {
-			found = h
+	if bound == nil {
+		for _, h := range ls.held {
+			if h.own() && candidate(h.srv) {
+				found = h
+				break
+			}
 		}
 	}
-	any := own != nil || ls.bound.Load() || slices.ContainsFunc(ls.held, (*lease).own)
+	hasOwn := bound != nil || ls.bound.Load() || slices.ContainsFunc(ls.held, (*lease).own)
 	ls.mu.Unlock()
-	if found == nil && any {
+	if found == nil && hasOwn {
 		ls.Retire()
 	}
 	return found
