@@ -32,6 +32,22 @@ func TestRandomSearchesAsOnAD(t *testing.T) {
 	compareGenerated(t, ad.Addr, addr, adDirectory(ad), 400, 0)
 }
 
+// TestRandomSearchesAtOnceAsOnAD has 8 clients send generated searches and
+// compares at once through one ldapmux in front of the AD DC, each with its
+// own requests and identities, each identity on a connection of its own
+// (client-bind mode): every response is still byte for byte what the same
+// client gets straight from the DC.
+func TestRandomSearchesAtOnceAsOnAD(t *testing.T) {
+	ad, _, addr := startADProxy(t, "")
+	dir := adDirectory(ad)
+	for client := range uint64(8) {
+		t.Run(fmt.Sprintf("client %d", client), func(t *testing.T) {
+			t.Parallel()
+			compareGenerated(t, ad.Addr, addr, dir, 100, client+1)
+		})
+	}
+}
+
 // startADProxy starts a Samba AD DC and ldapmux in front of it, with the
 // Administrator as service account and extra configuration, once ldapmux
 // has found it to be AD in client-bind mode.
