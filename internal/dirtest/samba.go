@@ -325,6 +325,7 @@ func (a *AD) configure(context.Context) error {
 	settings := []string{
 		"server services = ldap",
 		"ldap server require strong auth = no", // simple binds without TLS
+		"ntlm auth = yes",                      // NTLMv1 too: Cyrus SASL's NTLM client (ldapsearch -Y NTLM) sends nothing else
 		"log file = " + filepath.Join(a.Dir, "log/samba.log"),
 		"pid directory = " + filepath.Join(a.Dir, "run"),
 		"ncalrpc dir = " + filepath.Join(a.Dir, "ncalrpc"),

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	ntlmssp "github.com/Azure/go-ntlmssp"
@@ -54,6 +55,33 @@ func TestADSASLBinds(t *testing.T) {
 				if res, err := ldapwire.ParseResult(mustParse(t, want[len(want)-1]).Body); i == 2 && (err != nil || res.Code != ldapwire.Success) {
 					t.Fatalf("NTLM bind as %s with the right password: %v %d %q", user, err, res.Code, res.Diagnostic)
 				}
+			}
+		})
+	}
+}
+
+// TestADSASLWithLdapsearch runs OpenLDAP's ldapsearch with SASL NTLM (Cyrus
+// SASL's client: two rounds, no security layer) against the AD DC straight
+// and through ldapmux, four at once as different users with their passwords
+// and wrong ones, and compares what each prints.
+func TestADSASLWithLdapsearch(t *testing.T) {
+	ad, _, addr := startADProxy(t, "")
+	type run struct{ user, password string }
+	runs := []run{{"alice", ad.UserPassword("alice")}, {"bob", ad.UserPassword("bob")}, {"alice", "wrong"}, {"Administrator", ad.AdminPassword}}
+	for i, r := range runs {
+		t.Run(fmt.Sprintf("%d %s", i, r.user), func(t *testing.T) {
+			t.Parallel()
+			var outs []string
+			for _, target := range []string{ad.Addr, addr} {
+				out, err := runTool(t, nil, "ldapsearch", "-H", "ldap://"+target, "-Y", "NTLM", "-U", r.user, "-w", r.password,
+					"-b", "CN=Users,"+ad.BaseDN, "-s", "one", "(objectClass=user)", "sAMAccountName", "mail", "memberOf")
+				outs = append(outs, fmt.Sprintf("%v\n%s", err, out))
+			}
+			if outs[0] != outs[1] {
+				t.Fatalf("ldapsearch -Y NTLM as %s:\nthrough ldapmux:\n%s\nstraight:\n%s", r.user, outs[1], outs[0])
+			}
+			if r.password != "wrong" && !strings.Contains(outs[0], "numEntries: ") {
+				t.Fatalf("ldapsearch -Y NTLM as %s found nothing straight:\n%s", r.user, outs[0])
 			}
 		})
 	}
