@@ -40,12 +40,9 @@ func TestRandomSearchesAsOnAD(t *testing.T) {
 func TestRandomSearchesAtOnceAsOnAD(t *testing.T) {
 	ad, _, addr := startADProxy(t, "")
 	dir := adDirectory(ad)
-	for client := range uint64(8) {
-		t.Run(fmt.Sprintf("client %d", client), func(t *testing.T) {
-			t.Parallel()
-			compareGenerated(t, ad.Addr, addr, dir, 100, client+1)
-		})
-	}
+	atOnce(t, 8, "client", func(t *testing.T, client uint64) {
+		compareGenerated(t, ad.Addr, addr, dir, 100, client+1)
+	})
 }
 
 // startADProxy starts a Samba AD DC and ldapmux in front of it, with the
@@ -171,12 +168,9 @@ func vlvByOffset(before, after, offset int64) *ber.Packet {
 func TestRandomBindsAsOnAD(t *testing.T) {
 	ad, _, addr := startADProxy(t, "")
 	gen := adBinds(ad)
-	for client := range uint64(4) {
-		t.Run(fmt.Sprintf("connection %d", client), func(t *testing.T) {
-			t.Parallel()
-			compareGeneratedBinds(t, ad.Addr, addr, gen, 300, client)
-		})
-	}
+	atOnce(t, 4, "connection", func(t *testing.T, client uint64) {
+		compareGeneratedBinds(t, ad.Addr, addr, gen, 300, client)
+	})
 }
 
 // adBinds generates binds and identity reads for the AD DC.
@@ -269,10 +263,7 @@ func TestRandomPagingAsOnAD(t *testing.T) {
 	}
 	identities := [][2]string{{ad.UserDN("alice"), ad.UserPassword("alice")}, {ad.UPN("bob"), ad.UserPassword("bob")},
 		{ad.DownLevel("Administrator"), ad.AdminPassword}, {ad.AdminDN, ad.AdminPassword}}
-	for client := range uint64(4) {
-		t.Run(fmt.Sprintf("connection %d", client), func(t *testing.T) {
-			t.Parallel()
-			comparePaging(t, ad.Addr, addr, dir, identities[client], 300, client)
-		})
-	}
+	atOnce(t, 4, "connection", func(t *testing.T, client uint64) {
+		comparePaging(t, ad.Addr, addr, dir, identities[client], 300, client)
+	})
 }

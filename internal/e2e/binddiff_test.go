@@ -29,12 +29,9 @@ import (
 func TestRandomBindsAsOnSlapd(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 6})
 	_, addr := startProxy(t, cluster, "")
-	for client := range uint64(4) {
-		t.Run(fmt.Sprintf("connection %d", client), func(t *testing.T) {
-			t.Parallel()
-			compareGeneratedBinds(t, cluster.Replicas[0].Addr, addr, slapdBinds, 300, client)
-		})
-	}
+	atOnce(t, 4, "connection", func(t *testing.T, client uint64) {
+		compareGeneratedBinds(t, cluster.Replicas[0].Addr, addr, slapdBinds, 300, client)
+	})
 }
 
 // bindGenerator makes the binds and reads of one directory.

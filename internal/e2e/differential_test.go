@@ -40,12 +40,9 @@ func TestRandomSearchesAsOnSlapd(t *testing.T) {
 func TestRandomSearchesAtOnceAsOnSlapd(t *testing.T) {
 	cluster := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 12})
 	_, addr := startProxy(t, cluster, "")
-	for client := range uint64(8) {
-		t.Run(fmt.Sprintf("client %d", client), func(t *testing.T) {
-			t.Parallel()
-			compareGenerated(t, cluster.Replicas[0].Addr, addr, slapdDirectory, 150, client+1)
-		})
-	}
+	atOnce(t, 8, "client", func(t *testing.T, client uint64) {
+		compareGenerated(t, cluster.Replicas[0].Addr, addr, slapdDirectory, 150, client+1)
+	})
 }
 
 // TestRandomSearchesAsOn389 does the same with 389 Directory Server, served
@@ -158,6 +155,19 @@ func compareGenerated(t *testing.T, direct, proxied string, dir diffDirectory, c
 	codes := tally.codes
 	t.Logf("%d generated searches and compares on %s (seed %d), %d entries, results by code %v: every response identical, byte for byte",
 		count+len(fixed), dir.name, seed, entries, codes)
+}
+
+// atOnce runs run for clients 0 to n-1 at once, each in a parallel subtest
+// named name and its number, and returns once every one has ended.
+func atOnce(t *testing.T, n int, name string, run func(t *testing.T, client uint64)) {
+	t.Run(name+"s", func(t *testing.T) {
+		for client := range uint64(n) {
+			t.Run(fmt.Sprintf("%s %d", name, client), func(t *testing.T) {
+				t.Parallel()
+				run(t, client)
+			})
+		}
+	})
 }
 
 // diffSeedAndCount returns the seed and the number of generated requests:

@@ -28,12 +28,9 @@ import (
 func TestRandomBindsAsOn389(t *testing.T) {
 	cluster, _, addr := start389Proxied(t, 1, false)
 	direct := strings.TrimPrefix(cluster.Instances[0].URL, "ldap://")
-	for client := range uint64(4) {
-		t.Run(fmt.Sprintf("connection %d", client), func(t *testing.T) {
-			t.Parallel()
-			compareGeneratedBinds(t, direct, addr, ds389Binds, 300, client)
-		})
-	}
+	atOnce(t, 4, "connection", func(t *testing.T, client uint64) {
+		compareGeneratedBinds(t, direct, addr, ds389Binds, 300, client)
+	})
 }
 
 var ds389Binds = bindGenerator{server: "389 Directory Server", bind: random389Bind, read: identityRead389}

@@ -31,12 +31,9 @@ func TestRandomPagingAsOnSlapd(t *testing.T) {
 	_, addr := startProxy(t, cluster, "")
 	identities := [][2]string{{"", ""}, {slapdtest.UserDN(1), slapdtest.UserPassword(1)},
 		{slapdtest.WriterDN, slapdtest.WriterPassword}, {slapdtest.AdminDN, slapdtest.AdminPassword}}
-	for client := range uint64(4) {
-		t.Run(fmt.Sprintf("connection %d", client), func(t *testing.T) {
-			t.Parallel()
-			comparePaging(t, cluster.Replicas[0].Addr, addr, slapdPaging, identities[client], 300, client)
-		})
-	}
+	atOnce(t, 4, "connection", func(t *testing.T, client uint64) {
+		comparePaging(t, cluster.Replicas[0].Addr, addr, slapdPaging, identities[client], 300, client)
+	})
 }
 
 // pagingDirectory is what generated paging requests address in one

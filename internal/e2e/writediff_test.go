@@ -46,14 +46,9 @@ func TestRandomWritesAtOnceAsOnSlapd(t *testing.T) {
 	direct := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 12})
 	behind := slapdtest.ForTest(t, slapdtest.Options{Replicas: 1, Users: 12})
 	_, addr := startProxy(t, behind, "")
-	t.Run("clients", func(t *testing.T) {
-		for client := range uint64(8) {
-			t.Run(fmt.Sprintf("client %d", client), func(t *testing.T) {
-				t.Parallel()
-				root := fmt.Sprintf("cn=c%d,%s", client, slapdtest.ScratchDN)
-				compareGeneratedWrites(t, direct.Replicas[0].Addr, addr, slapdWrites, slapdWrites.gen(root, false), 200, client+1)
-			})
-		}
+	atOnce(t, 8, "client", func(t *testing.T, client uint64) {
+		root := fmt.Sprintf("cn=c%d,%s", client, slapdtest.ScratchDN)
+		compareGeneratedWrites(t, direct.Replicas[0].Addr, addr, slapdWrites, slapdWrites.gen(root, false), 200, client+1)
 	})
 	sameDirectories(t, slapdWrites, direct.Replicas[0].Addr, behind.Replicas[0].Addr)
 }

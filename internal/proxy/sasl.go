@@ -164,7 +164,13 @@ func (p *Proxy) saslBind(req *Request) {
 	default:
 		go conn.Retire()
 	}
-	req.Sink.SendMessage(res.msg, req.Msg.ID)
+	p.saslAnswered(req, srv, res.msg, code)
+}
+
+// saslAnswered passes srv's answer to a round of a SASL bind on to the
+// client and ends the operation.
+func (p *Proxy) saslAnswered(req *Request, srv *backend.Server, msg ldapwire.Message, code int) {
+	req.Sink.SendMessage(msg, req.Msg.ID)
 	req.Sink.Flush()
 	req.out.Code = code
 	req.router.Record(&req.Route, srv.Name, code, time.Now())
@@ -229,11 +235,7 @@ func (p *Proxy) saslOnOwnConnection(req *Request, srv *backend.Server) {
 		req.SASLBound(Anonymous)
 	}
 	req.Leases.release(l, 0)
-	req.Sink.SendMessage(r.msg, req.Msg.ID)
-	req.Sink.Flush()
-	req.out.Code = code
-	req.router.Record(&req.Route, srv.Name, code, time.Now())
-	p.complete(req)
+	p.saslAnswered(req, srv, r.msg, code)
 }
 
 // ownConnection reserves the client's own connection for a bind in
