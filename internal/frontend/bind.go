@@ -46,7 +46,8 @@ func (s *Session) bind(msg ldapwire.Message) {
 }
 
 // forwardsBind reports whether bind will pass a bind on to a server rather
-// than answer it.
+// than answer it: the cases of bind's switch, decided before it runs,
+// since the leases must be retired first.
 func (s *Session) forwardsBind(br ldapwire.BindRequest, err error) bool {
 	switch {
 	case err != nil || br.Version != 3:
